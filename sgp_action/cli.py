@@ -1,0 +1,96 @@
+"""The command line: `sgp-action COMMAND [flags]`, `python -m sgp_action` and `entrypoint.py` are this program.
+
+The CLI is thin: each command lives in `sgp_action/commands/<name>.py` with `add_arguments(parser)` and
+`execute(args) -> int`, imported only when chosen so that start-up stays fast. This is the one layer that decides
+what a person sees when something goes wrong: library code raises `ActionError`s and logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+from sgp_action import __version__
+from sgp_action.errors import EXIT_CANCELLED, EXIT_CONFIG, ActionError
+
+COMMANDS: dict[str, str] = {
+    "run": "what the action runs: reads INPUT_* variables (or the same names as --flags) and performs `command`",
+    "context": "package a build context (tar.gz) without uploading it",
+    "emulator": "start the local SGP emulator (a real HTTP server)",
+    "detect": "list the agents whose build inputs changed between two commits, as a JSON matrix",
+    "demo": "run the whole preview flow against a private emulator on the bundled sample agent",
+}
+
+log = logging.getLogger("sgp_action")
+
+
+class CommandModule(Protocol):
+    """What each `sgp_action.commands.<name>` module provides."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def execute(self, args: argparse.Namespace) -> int: ...
+
+
+def _load(name: str) -> CommandModule:
+    return cast(CommandModule, importlib.import_module(f"sgp_action.commands.{name}"))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser; with `only`, import and register just that command's flags."""
+    parser = argparse.ArgumentParser(
+        prog="sgp-action",
+        description="Build and deploy Agentex agents on the Scale GenAI Platform (SGP).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or only == name:
+            _load(name).add_arguments(cmd_parser)
+    return parser
+
+
+def _debug_enabled(argv: Sequence[str]) -> bool:
+    if os.environ.get("RUNNER_DEBUG") == "1" or "--debug" in argv:
+        return True
+    return os.environ.get("INPUT_DEBUG", "").strip().lower() in {"true", "1", "yes", "on"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return the process exit code (product.md section 7)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(only=chosen if chosen in COMMANDS else None)
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_CONFIG
+    if not args.command:
+        parser.print_help()
+        return EXIT_CONFIG
+    debug = _debug_enabled(args_list)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _load(args.command).execute(args)
+    except ActionError as exc:
+        _report(exc, debug)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+def _report(exc: ActionError, debug: bool) -> None:
+    from sgp_action import runner
+
+    runner.report_error(exc, debug=debug)

@@ -1,0 +1,16 @@
+"""`sgp-action detect`: placeholder until its issue lands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No flags yet."""
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Say that the command is not available yet."""
+    print("sgp-action detect: not available yet", file=sys.stderr)
+    return 2
