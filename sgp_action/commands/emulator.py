@@ -1,16 +1,23 @@
-"""`sgp-action emulator`: placeholder until its issue lands."""
+"""`sgp-action emulator`: start the local SGP emulator (product.md section 8).
+
+The flags and the server live in `sgp_action.emulator`, apart from the action's code; this module only wires them
+into the CLI so that `sgp-action emulator --help` documents every flag.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No flags yet."""
+    """Register the emulator's own flags."""
+    from sgp_action.emulator import add_arguments as emulator_arguments
+
+    emulator_arguments(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Say that the command is not available yet."""
-    print("sgp-action emulator: not available yet", file=sys.stderr)
-    return 2
+    """Serve until SIGINT or SIGTERM; exit 0."""
+    from sgp_action.emulator import config_from_args, serve
+
+    return serve(config_from_args(args))

@@ -1,0 +1,430 @@
+"""The emulator's state: builds, deployments and agents, with clock-driven state machines (thread-safe).
+
+Nothing runs in the background except reading an uploaded archive: a record's status, log lines and events are
+derived from the time since it was created, so every reader (poll, SSE stream, list) sees one consistent story.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sgp_action.emulator.builds import BuildRequest, plan_logs, read_root_dockerfile
+from sgp_action.emulator.deploys import DeployRequest, deploy_timeline, iso
+from sgp_action.emulator.records import BuildRecord, DeployRecord, HttpError, build_view, deploy_view, paginate
+
+DEFAULT_MAX_UPLOAD = 500 * 1024 * 1024
+INACTIVE = ("DELETED", "CANCELLED", "SUPERSEDED", "FAILED")
+REGISTRY = "registry.sgp-emulator.local"
+
+
+@dataclass
+class EmulatorConfig:
+    """Everything the command line sets (product.md section 8), plus the internal upload limit."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_key: str | None = None
+    account_id: str | None = None
+    dialect: str = "current"
+    build_seconds: float = 2.0
+    deploy_seconds: float = 2.0
+    seed: int | None = None
+    faults: list[str] = field(default_factory=list)
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+
+
+def identity(api_key: str) -> dict[str, str]:
+    """The `created_by` identity of an API key (stable per key, never the key itself)."""
+    digest = hashlib.sha256(api_key.encode()).hexdigest()
+    return {"id": str(uuid.UUID(digest[:32])), "type": "service_account", "object": "identity"}
+
+
+class Store:
+    """All records, guarded by one lock; `changed` wakes log streams when something happens."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.stopping = False
+        self._seq = 0
+        self.builds: dict[str, BuildRecord] = {}
+        self.deploys: dict[str, DeployRecord] = {}
+        self.agents: dict[tuple[str, str], str] = {}  # (account, agent name) -> agent id
+        self.requests: list[dict[str, Any]] = []
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def stop(self) -> None:
+        """Wake every waiting log stream so the server can shut down."""
+        with self.changed:
+            self.stopping = True
+            self.changed.notify_all()
+
+    def record_request(self, entry: dict[str, Any]) -> None:
+        """Remember one API request for `/_emulator/state` (bounded)."""
+        with self.lock:
+            self.requests.append(entry)
+            del self.requests[:-10000]
+
+    # --- builds -----------------------------------------------------------------------------------------
+
+    def create_build(self, req: BuildRequest, account: str, api_key: str) -> dict[str, Any]:
+        """Store a new build (agent rules of sgp-api.md T4) and start reading its archive."""
+        with self.lock:
+            agent_id = self._resolve_agent(req, account)
+            agent_name = req.agent_name or next(
+                n for (a, n), i in self.agents.items() if i == agent_id and a == account
+            )
+            build_id = f"build_{secrets.token_hex(12)}"
+            repository = f"{REGISTRY}/{account}/{req.image_name}"
+            seconds = max(self.config.build_seconds, 0.0)
+            rec = BuildRecord(
+                id=build_id,
+                seq=self._next_seq(),
+                account_id=account,
+                agent_name=agent_name,
+                agent_id=agent_id,
+                image_name=req.image_name,
+                image_tag=req.image_tag,
+                image_url=req.image_url or f"{repository}:{req.image_tag}",
+                created_at=datetime.now(timezone.utc),
+                created_mono=time.monotonic(),
+                created_by=identity(api_key),
+                cloud_provider_build_id=str(uuid.uuid4()),
+                source=dict(req.source),
+                working_tree_hash=req.working_tree_hash,
+                archive_size=req.archive.size if req.archive else 0,
+                registered=req.archive is None,
+                queue_seconds=0.15 * seconds,
+                finish_seconds=seconds,
+                cancel_seconds=max(0.05, min(1.0, seconds / 4)),
+            )
+            self.builds[build_id] = rec
+            view = self._build_view(rec, time.monotonic())
+        if req.archive is not None:
+            path = req.archive.path
+            threading.Thread(target=self._plan_build, args=(rec, path, repository), daemon=True).start()
+        return view
+
+    def _resolve_agent(self, req: BuildRequest, account: str) -> str:
+        if req.agent_id is not None:
+            if req.agent_id not in {i for (a, _), i in self.agents.items() if a == account}:
+                raise HttpError(404, f"agent_id {req.agent_id!r} does not exist in this account")
+            return req.agent_id
+        assert req.agent_name is not None
+        existing = self.agents.get((account, req.agent_name))
+        if existing is not None:
+            if self.config.dialect == "current":
+                raise HttpError(
+                    409,
+                    f"agent_name {req.agent_name!r} is already in use (agent_id {existing}); "
+                    "send agent_id to build that agent again",
+                )
+            return existing
+        agent_id = str(uuid.uuid4())
+        self.agents[(account, req.agent_name)] = agent_id
+        return agent_id
+
+    def _plan_build(self, rec: BuildRecord, path: str, repository: str) -> None:
+        dockerfile: str | None = None
+        problem: str | None = None
+        try:
+            dockerfile = read_root_dockerfile(path)
+        except ValueError as exc:
+            problem = str(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        image_ref = f"{rec.image_name}:{rec.image_tag}"
+        texts, ok = plan_logs(dockerfile, problem, rec.archive_size, image_ref, repository, rec.id)
+        span = rec.finish_seconds - rec.queue_seconds
+        timed = [(rec.queue_seconds + span * i / len(texts), text) for i, text in enumerate(texts)]
+        with self.changed:
+            rec.lines, rec.succeeds = timed, ok
+            self.changed.notify_all()
+
+    def progress(self, rec: BuildRecord, now: float) -> tuple[str, list[str], float | None, float | None]:
+        """(status, log lines so far, start offset, end offset) of a build at monotonic time `now`."""
+        if rec.registered:
+            return "success", [f"Registered existing image {rec.image_url}"], 0.0, 0.0
+        elapsed = now - rec.created_mono
+        if rec.lines is None:
+            return "queued", [], None, None
+        start = rec.queue_seconds if elapsed >= rec.queue_seconds else None
+        if rec.cancel_at is not None:
+            lines = [text for at, text in rec.lines if at <= rec.cancel_at]
+            done = rec.cancel_at + rec.cancel_seconds
+            if elapsed < done:
+                return "cancelling", lines, start, None
+            return "cancelled", [*lines, "Build cancelled by request"], start, done
+        lines = [text for at, text in rec.lines if at <= elapsed]
+        if elapsed < rec.queue_seconds:
+            return "queued", lines, None, None
+        if elapsed < rec.finish_seconds:
+            return "running", lines, start, None
+        return ("success" if rec.succeeds else "failed"), [t for _, t in rec.lines], start, rec.finish_seconds
+
+    def next_change(self, rec: BuildRecord, now: float) -> float | None:
+        """Seconds until the build's view next changes (None: only a request can change it)."""
+        if rec.registered or rec.lines is None:
+            return None
+        elapsed = now - rec.created_mono
+        moments = [at for at, _ in rec.lines] + [rec.queue_seconds, rec.finish_seconds]
+        if rec.cancel_at is not None:
+            moments = [rec.cancel_at + rec.cancel_seconds]
+        later = [m - elapsed for m in moments if m > elapsed]
+        return min(later) if later else None
+
+    def _build_view(self, rec: BuildRecord, now: float) -> dict[str, Any]:
+        status, _, start, end = self.progress(rec, now)
+        return build_view(rec, status, start, end, self.config.dialect)
+
+    def get_build_record(self, build_id: str, account: str) -> BuildRecord:
+        """The record of a build in this account, or a 404."""
+        rec = self.builds.get(build_id)
+        if rec is None or rec.account_id != account:
+            raise HttpError(404, f"build {build_id!r} not found")
+        return rec
+
+    def get_build(self, build_id: str, account: str) -> dict[str, Any]:
+        """`GET /v5/builds/{id}`."""
+        with self.lock:
+            return self._build_view(self.get_build_record(build_id, account), time.monotonic())
+
+    def cancel_build(self, build_id: str, account: str) -> dict[str, Any]:
+        """`POST /v5/builds/{id}/cancel`: the record as it stood; queued/running builds go on to cancelled."""
+        with self.changed:
+            rec = self.get_build_record(build_id, account)
+            now = time.monotonic()
+            view = self._build_view(rec, now)
+            status = self.progress(rec, now)[0]
+            if status in ("queued", "running") and rec.cancel_at is None:
+                rec.cancel_at = now - rec.created_mono
+                if rec.lines is None:
+                    rec.lines = []  # cancelled while the archive was still being read
+            self.changed.notify_all()
+            return view
+
+    def list_builds(self, query: Mapping[str, str], account: str) -> dict[str, Any]:
+        """`GET /v5/builds` with its filters and cursor paging."""
+        with self.lock:
+            now = time.monotonic()
+            found = [
+                b
+                for b in self.builds.values()
+                if b.account_id == account
+                and all(
+                    not query.get(key) or value == query[key]
+                    for key, value in (
+                        ("agent_name", b.agent_name),
+                        ("source_commit", b.source.get("source_commit")),
+                        ("working_tree_hash", b.working_tree_hash),
+                    )
+                )
+            ]
+            return paginate(
+                found,
+                query,
+                lambda b: b.id,
+                {"created_at": lambda b: b.seq, "id": lambda b: b.id},
+                lambda b: self._build_view(b, now),
+            )
+
+    def undeployed(self, account: str) -> list[dict[str, Any]]:
+        """`GET /v5/builds/undeployed`: one entry per agent whose builds never reached a healthy deploy."""
+        with self.lock:
+            now = time.monotonic()
+            for dep in self.deploys.values():
+                self._deploy_state(dep, now)
+            healthy = {d.agent_name for d in self.deploys.values() if d.account_id == account and d.ever_healthy}
+            groups: dict[str, list[BuildRecord]] = {}
+            for rec in sorted(self.builds.values(), key=lambda b: b.seq):
+                if rec.account_id == account and rec.agent_name not in healthy:
+                    groups.setdefault(rec.agent_name, []).append(rec)
+            return [
+                {"agent_name": name, "latest_build": self._build_view(recs[-1], now), "total_builds": len(recs)}
+                for name, recs in groups.items()
+            ]
+
+    # --- deployments ------------------------------------------------------------------------------------
+
+    def create_deploy(self, req: DeployRequest, account: str, api_key: str, fail: bool) -> dict[str, Any]:
+        """Store a deployment after the build checks of sgp-api.md 3.1; supersede the agent's production one."""
+        with self.lock:
+            now = time.monotonic()
+            image = f"{REGISTRY}/{account}/{req.image_name}:{req.image_tag}"
+            if req.build_id is not None:
+                build = self.get_build_record(req.build_id, account)
+                status = self.progress(build, now)[0]
+                if status != "success":
+                    raise HttpError(400, f"build {req.build_id!r} is {status}; only a successful build can be deployed")
+                if build.agent_name != req.agent_name:
+                    raise HttpError(
+                        400,
+                        f"manifest agent.name {req.agent_name!r} does not match the build's agent {build.agent_name!r}",
+                    )
+                image = build.image_url
+            deploy_id = f"deploy_{secrets.token_hex(12)}"
+            if req.preview:
+                release = f"{req.agent_name}-{req.preview_label or 'preview'}-{secrets.token_hex(2)}"
+            else:
+                release = req.agent_name
+                for old in self.deploys.values():
+                    if (
+                        old.account_id == account
+                        and old.agent_name == req.agent_name
+                        and not old.preview
+                        and self._deploy_state(old, now)[0] not in INACTIVE
+                    ):
+                        self._finish(old, now, "SUPERSEDED", f"Superseded by deployment {deploy_id}")
+            rec = DeployRecord(
+                id=deploy_id,
+                seq=self._next_seq(),
+                account_id=account,
+                agent_name=req.agent_name,
+                created_at=datetime.now(timezone.utc),
+                created_mono=now,
+                created_by=identity(api_key),
+                manifest_file=req.manifest_file,
+                environment_config=req.environment_config,
+                namespace=req.namespace,
+                build_id=req.build_id,
+                preview=req.preview,
+                preview_label=req.preview_label,
+                expires_at=req.expires_at,
+                helm_release_name=release,
+                timeline=deploy_timeline(req.agent_name, req.namespace, release, image, fail),
+                duration=max(self.config.deploy_seconds, 0.0),
+            )
+            self.deploys[deploy_id] = rec
+            return self._deploy_view(rec, now)
+
+    def _finish(self, rec: DeployRecord, now: float, status: str, why: str) -> None:
+        at = now - rec.created_mono
+        rec.final_status, rec.frozen_at = status, at
+        rec.extra_events.append((at, "Normal", "Killing" if status != "SUPERSEDED" else "Superseded", why))
+
+    def _deploy_state(self, rec: DeployRecord, now: float) -> tuple[str, float]:
+        """(status, elapsed seconds on its timeline); expires a preview whose time has come."""
+        if rec.final_status is None and rec.expires_at is not None and datetime.now(timezone.utc) >= rec.expires_at:
+            expired_at = rec.created_mono + (rec.expires_at - rec.created_at).total_seconds()
+            self._finish(rec, min(now, expired_at), "DELETED", f"Preview expired at {iso(rec.expires_at)}")
+        elapsed = rec.frozen_at if rec.frozen_at is not None else now - rec.created_mono
+        status = "PENDING"
+        for step in rec.timeline:
+            if step.status and step.at * rec.duration <= elapsed:
+                status = step.status
+        if status == "HEALTHY":
+            rec.ever_healthy = True
+        return (rec.final_status or status), elapsed
+
+    def _deploy_view(self, rec: DeployRecord, now: float) -> dict[str, Any]:
+        status, elapsed = self._deploy_state(rec, now)
+        events = [
+            (step.at * rec.duration, *step.event)
+            for step in rec.timeline
+            if step.event and step.at * rec.duration <= elapsed
+        ]
+        events += rec.extra_events
+        shown = [
+            {"type": kind, "reason": reason, "message": message, "timestamp": iso(self._wall(rec, at))}
+            for at, kind, reason, message in sorted(events, key=lambda e: e[0])
+        ]
+        return deploy_view(rec, status, shown, self.config.dialect)
+
+    @staticmethod
+    def _wall(rec: DeployRecord, offset: float) -> datetime:
+        return rec.created_at + timedelta(seconds=offset)
+
+    def get_deploy_record(self, deploy_id: str, account: str) -> DeployRecord:
+        """The record of a deployment in this account, or a 404."""
+        rec = self.deploys.get(deploy_id)
+        if rec is None or rec.account_id != account:
+            raise HttpError(404, f"deployment {deploy_id!r} not found")
+        return rec
+
+    def get_deploy(self, deploy_id: str, account: str) -> dict[str, Any]:
+        """`GET /v5/agentex/deployments/{id}`."""
+        with self.lock:
+            return self._deploy_view(self.get_deploy_record(deploy_id, account), time.monotonic())
+
+    def delete_deploy(self, deploy_id: str, account: str) -> dict[str, Any]:
+        """`DELETE /v5/agentex/deployments/{id}`: mark DELETED; already DELETED/CANCELLED/SUPERSEDED is a 400."""
+        with self.lock:
+            rec = self.get_deploy_record(deploy_id, account)
+            now = time.monotonic()
+            status = self._deploy_state(rec, now)[0]
+            if status in ("DELETED", "CANCELLED", "SUPERSEDED"):
+                shown = status.lower() if self.config.dialect == "legacy" else status
+                raise HttpError(400, f"deployment {deploy_id!r} is already {shown} and cannot be deleted")
+            self._finish(rec, now, "DELETED", "Deleted by request: Kubernetes resources removed")
+            return self._deploy_view(rec, now)
+
+    def list_deploys(self, query: Mapping[str, str], account: str) -> dict[str, Any]:
+        """`GET /v5/agentex/deployments` with exact-match filters and cursor paging."""
+        with self.lock:
+            now = time.monotonic()
+            found = [
+                d
+                for d in self.deploys.values()
+                if d.account_id == account
+                and (not query.get("agent_name") or d.agent_name == query["agent_name"])
+                and (not query.get("build_id") or d.build_id == query["build_id"])
+                and (not query.get("preview_label") or d.preview_label == query["preview_label"])
+            ]
+            return paginate(
+                found,
+                query,
+                lambda d: d.id,
+                {"created_at": lambda d: d.seq, "id": lambda d: d.id},
+                lambda d: self._deploy_view(d, now),
+            )
+
+    def deploy_logs(self, deploy_id: str, account: str, cursor: str, limit: int) -> dict[str, Any]:
+        """`GET /v5/agentex/deployments/{id}/logs` (sgp-api.md 3.5): lines after `cursor`, at most `limit`."""
+        with self.lock:
+            rec = self.get_deploy_record(deploy_id, account)
+            elapsed = self._deploy_state(rec, time.monotonic())[1]
+            base_ns = int(rec.created_at.timestamp() * 1_000_000_000)
+            lines = []
+            for index, step in enumerate(rec.timeline):
+                if step.log is None or step.at * rec.duration > elapsed:
+                    continue
+                offset = step.at * rec.duration
+                line_id = f"{base_ns + int(offset * 1_000_000_000):020d}-{index:04d}"
+                if line_id > cursor:
+                    level, message = step.log
+                    stamp = iso(self._wall(rec, offset))
+                    lines.append({"id": line_id, "message": message, "log_level": level, "timestamp": stamp})
+            page = lines[:limit]
+            return {
+                "deployment_id": rec.id,
+                "lines": page,
+                "has_more": len(page) == limit,
+                "next_cursor": page[-1]["id"] if page else cursor,
+            }
+
+    # --- the test hook ----------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """`GET /_emulator/state`: every record as the API shows it, and the requests that reached the server."""
+        with self.lock:
+            now = time.monotonic()
+            return {
+                "builds": [self._build_view(b, now) for b in sorted(self.builds.values(), key=lambda r: r.seq)],
+                "deployments": [self._deploy_view(d, now) for d in sorted(self.deploys.values(), key=lambda r: r.seq)],
+                "requests": list(self.requests),
+            }
