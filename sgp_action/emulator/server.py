@@ -284,10 +284,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         with store.lock:
             rec = store.get_build_record(build_id, account)
         self._reader().discard(DRAIN_CAP)
-        self.close_connection = True  # the stream has no length: its end is the connection's end
+        # Chunked framing, as uvicorn streams, so that clients get each event as soon as it is written;
+        # the connection closes with the stream (sgp-api.md 2.6: no end marker, the server just closes).
+        self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.flush()
@@ -305,13 +308,18 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                     continue
             if drop_after:
                 new = new[: drop_after - sent]
-            for line in new:
-                self.wfile.write(b"data: " + json.dumps({"line": line}).encode() + b"\n\n")
-            self.wfile.flush()
+            if new:
+                frames = b"".join(b"data: " + json.dumps({"line": line}).encode() + b"\n\n" for line in new)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(frames), frames))
+                self.wfile.flush()
             sent += len(new)
-            if (drop_after and sent >= drop_after) or store.stopping:
-                return
-            if status in TERMINAL_BUILD and sent >= len(lines):
+            if (
+                (drop_after and sent >= drop_after)
+                or store.stopping
+                or (status in TERMINAL_BUILD and sent >= len(lines))
+            ):
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
                 return
 
     # --- deployments ------------------------------------------------------------------------------------
