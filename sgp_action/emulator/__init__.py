@@ -6,7 +6,7 @@ It lives apart from the action's code, which never imports it. Use it from tests
 """
 
 from sgp_action.emulator.cli import add_arguments, config_from_args, main, serve
+from sgp_action.emulator.config import EmulatorConfig
 from sgp_action.emulator.server import EmulatorServer
-from sgp_action.emulator.state import EmulatorConfig
 
 __all__ = ["EmulatorConfig", "EmulatorServer", "add_arguments", "config_from_args", "main", "serve"]

@@ -9,10 +9,10 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from sgp_action.emulator.config import EmulatorConfig
 from sgp_action.emulator.faults import FAULT_NAMES, FaultSpecError, parse_faults
 from sgp_action.emulator.records import DIALECTS
 from sgp_action.emulator.server import EmulatorServer
-from sgp_action.emulator.state import EmulatorConfig
 
 
 def _seconds(text: str) -> float:

@@ -16,11 +16,12 @@ from typing import IO, Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sgp_action.emulator.builds import BuildRequestError, parse_build_form
+from sgp_action.emulator.config import EmulatorConfig
 from sgp_action.emulator.deploys import DeployRequestError, parse_deploy_body
 from sgp_action.emulator.faults import FaultInjector, FaultSpecError, parse_faults
 from sgp_action.emulator.multipart import BodyReader, MultipartError, TooLarge, boundary_of, parse_form
 from sgp_action.emulator.records import HttpError, limit_param
-from sgp_action.emulator.state import EmulatorConfig, Store
+from sgp_action.emulator.state import Store
 
 log = logging.getLogger(__name__)
 
