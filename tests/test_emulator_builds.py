@@ -80,6 +80,19 @@ def test_create_poll_and_stream_logs(emulator: Any, make_context: Any) -> None:
     assert done.build_start_time <= done.build_end_time
 
 
+@pytest.mark.parametrize("emulator", [{"build_seconds": 1.5}], indirect=True)
+def test_status_goes_queued_running_success(emulator: Any, make_context: Any) -> None:
+    client = emulator.sdk()
+    build = create(client, make_context({"Dockerfile": "FROM alpine\n"}))
+    seen = [build.build_status]
+    while seen[-1] not in TERMINAL:
+        status = client.build.retrieve(build.id).build_status
+        if status != seen[-1]:
+            seen.append(status)
+        time.sleep(0.02)
+    assert seen == ["queued", "running", "success"]
+
+
 @pytest.mark.parametrize(
     ("run", "shown", "code"),
     [

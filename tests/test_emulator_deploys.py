@@ -234,6 +234,8 @@ def test_namespace_is_stripped_and_lowercased(emulator: Any) -> None:
         build_id=registered_build(client),
     )
     assert deploy.namespace == "team.echo"
+    no_kubernetes = create_deploy(client, deploy.build_id, environment_config=agent_yaml(namespace=None)[1])
+    assert no_kubernetes.namespace == "default"
 
 
 def test_expired_preview_becomes_deleted_by_itself(emulator: Any) -> None:
