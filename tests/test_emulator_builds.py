@@ -225,19 +225,22 @@ def test_create_validation(emulator: Any, make_context: Any, change: dict[str, A
 @pytest.mark.parametrize(
     ("data", "files", "detail"),
     [
-        ({"source_dirty": "maybe"}, True, "source_dirty must be 'true' or 'false'"),
-        ({"image_name": ["a", "b"]}, True, "'image_name' was sent 2 times"),
-        ({"context_archive": "inline text"}, False, "context_archive must be a file part"),
+        ({"source_dirty": "maybe"}, "archive", "source_dirty must be 'true' or 'false'"),
+        ({"image_name": ["a", "b"]}, "archive", "'image_name' was sent 2 times"),
+        ({"context_archive": "inline text"}, "none", "context_archive must be a file part"),
+        ({}, "extra", "unexpected file part 'extra'"),
     ],
 )
-def test_create_validation_raw(
-    emulator: Any, make_context: Any, data: dict[str, Any], files: bool, detail: str
-) -> None:
+def test_create_validation_raw(emulator: Any, make_context: Any, data: dict[str, Any], files: str, detail: str) -> None:
     form = {"image_name": "echo", "agent_name": "echo-bot", **data}
     archive = make_context({"Dockerfile": "FROM alpine\n"})
     with archive.open("rb") as handle:
         # Without a file, a dummy text part still makes requests send multipart/form-data.
-        parts = {"context_archive": ("context.tar.gz", handle, "application/gzip")} if files else {"note": (None, "x")}
+        parts: dict[str, Any] = {"note": (None, "x")}
+        if files != "none":
+            parts = {"context_archive": ("context.tar.gz", handle, "application/gzip")}
+        if files == "extra":
+            parts["extra"] = ("extra.bin", b"123", "application/octet-stream")
         response = requests.post(f"{emulator.url}/v5/builds", data=form, files=parts, headers=emulator.headers)
     assert response.status_code == 400
     assert detail in response.json()["detail"]

@@ -68,6 +68,9 @@ def parse_build_form(form: Form) -> BuildRequest:
     """Validate a create-build form (sgp-api.md 2.1) or raise `BuildRequestError`."""
     if "context_archive" in form.fields:
         raise BuildRequestError("context_archive must be a file part (with a filename), not a text field")
+    for name in form.files:
+        if name != "context_archive":
+            raise BuildRequestError(f"unexpected file part {name!r}; only context_archive is a file")
     values = {name: _single(form, name) for name in TEXT_FIELDS}
     archives = form.files.get("context_archive", [])
     if len(archives) > 1:

@@ -132,7 +132,8 @@ def deploy_view(rec: DeployRecord, status: str, events: list[dict[str, Any]], di
 T = TypeVar("T")
 
 
-def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in [low, high] (default when absent), or FastAPI's 422."""
     raw = query.get(name)
     if raw is None or raw == "":
         return default
@@ -153,7 +154,7 @@ def paginate(
     render: Callable[[T], dict[str, Any]],
 ) -> dict[str, Any]:
     """One cursor page (sgp-api.md section 6): sort, then cut at `starting_after` / `ending_before`."""
-    limit = _int_param(query, "limit", 100, 1, MAX_LIST_LIMIT)
+    limit = int_param(query, "limit", 100, 1, MAX_LIST_LIMIT)
     order = query.get("sort_order") or "asc"
     if order not in ("asc", "desc"):
         raise query_error("sort_order", "Input should be 'asc' or 'desc'", order)
@@ -184,8 +185,3 @@ def paginate(
         "total": len(ordered),
         "limit": limit,
     }
-
-
-def limit_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter in [low, high] or a 422."""
-    return _int_param(query, name, default, low, high)

@@ -20,7 +20,7 @@ from sgp_action.emulator.config import EmulatorConfig
 from sgp_action.emulator.deploys import DeployRequestError, parse_deploy_body
 from sgp_action.emulator.faults import FaultInjector, FaultSpecError, parse_faults
 from sgp_action.emulator.multipart import BodyReader, MultipartError, TooLarge, boundary_of, parse_form
-from sgp_action.emulator.records import HttpError, limit_param
+from sgp_action.emulator.records import HttpError, int_param
 from sgp_action.emulator.state import Store
 
 log = logging.getLogger(__name__)
@@ -249,10 +249,6 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             raise HttpError(413, too_large) from None
         try:
             request = parse_build_form(form)
-            for name, parts in form.files.items():
-                if name != "context_archive":
-                    raise BuildRequestError(f"unexpected file part {name!r}; only context_archive is a file")
-                del parts
             view = self.server.store.create_build(request, account, api_key)
         except BuildRequestError as exc:
             form.cleanup()
@@ -344,6 +340,6 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self._send_json(200, self.server.store.delete_deploy(deploy_id, account))
 
     def _deploy_logs(self, account: str, api_key: str, deploy_id: str) -> None:
-        limit = limit_param(self._query, "limit", 100, 1, 500)
+        limit = int_param(self._query, "limit", 100, 1, 500)
         cursor = self._query.get("cursor") or self._query.get("after_id") or ""
         self._send_json(200, self.server.store.deploy_logs(deploy_id, account, cursor, limit))
