@@ -87,6 +87,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     """One HTTP request; answers JSON like SGP's FastAPI service (`{"detail": ...}` on errors)."""
 
     protocol_version = "HTTP/1.1"
+    # An idle kept-alive connection must not pin a thread forever once its client has gone.
+    timeout = 300
     server: EmulatorServer
 
     def log_message(self, format: str, *args: Any) -> None:
