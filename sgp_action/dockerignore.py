@@ -1,0 +1,385 @@
+"""Docker's `.dockerignore` rules as a pure matcher (formats.md part A).
+
+Reading follows moby `ignorefile.ReadAll` then `patternmatcher.New` (both stages, so their combined cleaning quirks
+come out the same); matching follows `patternmatcher.MatchesOrParentMatches`: a path is excluded when the last
+pattern that matches the path *or one of its parent directories* is not a `!` exception. Pattern syntax is Go's
+`filepath.Match` (validated the same way) plus moby's `**`. The walker's "may I skip this excluded directory" rule
+is BuildKit's (tonistiigi/fsutil `filter.go`, formats.md A.5.1).
+
+Deliberate differences from moby, all where moby hands a Go regexp text it never meant to: inside `[...]` the
+characters `*` and `?` are literal and `\\x` is always the literal `x` (moby turns `\\d` into a digit class and `[*]`
+into a broken class); `**` also matches names containing a newline (Go's `.` does not).
+
+Each pattern is compiled once. Evaluation keeps, for every directory already seen, the index of the last pattern that
+matched it or one of its parents; an entry then only needs the patterns after that index, tested by one combined
+regular expression, so the cost per entry does not grow with depth.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sgp_action.errors import ContextError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DockerIgnore", "Pattern", "PatternError"]
+
+# Go's unicode.IsSpace, which strings.TrimSpace uses (Python's str.strip() also strips \x1c-\x1f, Go does not).
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+_BOM = "\ufeff"
+# fsutil `patternChars` (Unix): an exception holding one of these could match anywhere, so no excluded directory
+# may be skipped. `]` and `^` count although they are literal on their own: BuildKit counts them too.
+_FSUTIL_PATTERN_CHARS = frozenset("*[]?^\\")
+# Characters that make a pattern's text leave moby's "literal suffix" fast path (see _translate).
+_NOT_LITERAL = frozenset("*?[]\\")
+# Bound on remembered directory states; a walk only needs the current branch, so clearing loses little.
+_MAX_REMEMBERED_DIRS = 1 << 16
+
+
+class PatternError(ContextError):
+    """A `.dockerignore` line that Docker would refuse (`error checking context: ...`); nothing may be sent."""
+
+    def __init__(self, message: str, *, source: str, line: int) -> None:
+        super().__init__(message)
+        self.source = source
+        self.line = line
+
+
+class _BadPattern(ValueError):
+    """Go's filepath.ErrBadPattern, with the reason (turned into a PatternError naming the line)."""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One cleaned pattern: `text` as Docker keeps it (no `!`), whether it is a `!` exception, its 1-based line.
+
+    `line` is 0 for exceptions added by `DockerIgnore.with_always_included`.
+    """
+
+    text: str
+    exclusion: bool
+    line: int
+    _regex: re.Pattern[str] = field(repr=False, compare=False)
+
+    def matches(self, path: str) -> bool:
+        """Whether this pattern matches `path` itself (the whole relative path; parents are not considered)."""
+        return self._regex.fullmatch(path) is not None
+
+
+def _clean(path: str) -> str:
+    """Go `filepath.Clean` on a `/` path: fold `//`, drop `.`, resolve `x/..` lexically, no trailing `/`."""
+    if not path:
+        return "."
+    rooted = path[0] == "/"
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            elif not rooted:
+                parts.append("..")
+            # `..` at the root of a rooted path stays at the root.
+        else:
+            parts.append(part)
+    body = "/".join(parts)
+    if rooted:
+        return "/" + body
+    return body or "."
+
+
+def _class_char(text: str, i: int) -> tuple[str, int]:
+    """One member of a `[...]` class at `text[i]` (Go `getEsc`): the character and the index after it."""
+    if i >= len(text):
+        raise _BadPattern("character class is not closed with ']'")
+    if text[i] in "-]":
+        raise _BadPattern(f"misplaced {text[i]!r} in a character class")
+    if text[i] == "\\":
+        i += 1
+        if i >= len(text):
+            raise _BadPattern("'\\' at the end of a character class")
+    i += 1
+    if i >= len(text):
+        raise _BadPattern("character class is not closed with ']'")
+    return text[i - 1], i
+
+
+def _translate_class(text: str, i: int) -> tuple[str, int]:
+    """Regex for the class whose `[` is just before `text[i]`, and the index after its `]` (Go semantics).
+
+    `^` negates; `!` is an ordinary member; a negated class matches `/` too, as in Go. A range whose ends are out of
+    order matches nothing (Go) instead of being a regex error (Python).
+    """
+    negated = i < len(text) and text[i] == "^"
+    if negated:
+        i += 1
+    members: list[str] = []
+    count = 0
+    while True:
+        if count and text[i] == "]":
+            i += 1
+            break
+        low, i = _class_char(text, i)
+        high = low
+        if text[i] == "-":
+            high, i = _class_char(text, i + 1)
+        if low == high:
+            members.append(re.escape(low))
+        elif low < high:
+            members.append(f"{re.escape(low)}-{re.escape(high)}")
+        count += 1
+    if not members:
+        return ("." if negated else "(?!)"), i
+    return f"[{'^' if negated else ''}{''.join(members)}]", i
+
+
+def _translate(text: str) -> str:
+    """Regex (for fullmatch, DOTALL) equivalent to a cleaned pattern; raises _BadPattern like Go's filepath.Match.
+
+    `*` is `[^/]*`, `?` is `[^/]`, `**/` is zero or more leading segments, a final `**` is anything (so `dir/**`
+    matches below `dir` but not `dir`), and any other `**` is `(.*/)?`, all as moby compiles them.
+    """
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char == "*":
+            if i + 1 < n and text[i + 1] == "*":
+                i += 2
+                if i < n and text[i] == "/":
+                    i += 1
+                out.append(".*" if i == n else "(?:.*/)?")
+                continue
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "\\":
+            i += 1
+            if i == n:
+                raise _BadPattern("'\\' at the end of the pattern escapes nothing")
+            out.append(re.escape(text[i]))
+        elif char == "[":
+            member, i = _translate_class(text, i + 1)
+            out.append(member)
+            continue
+        else:
+            out.append(re.escape(char))
+        i += 1
+    rest = text[2:]
+    if text.startswith("**") and rest and rest[0] != "/" and _NOT_LITERAL.isdisjoint(rest):
+        # moby's suffixMatch fast path: a leading `**` followed only by literal text is a plain suffix test,
+        # so `**.pyc` excludes `a/b/x.pyc` in real Docker; we must not send what Docker keeps back.
+        return ".*" + re.escape(rest)
+    return "".join(out)
+
+
+def _compile(text: str) -> re.Pattern[str]:
+    return re.compile(_translate(text), re.DOTALL)
+
+
+def _escape(path: str) -> str:
+    """A pattern matching exactly `path`."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", path)
+
+
+def _read_pattern(line: str, number: int, source: str) -> Pattern | None:
+    """One line (comments already dropped) to a Pattern, or None for a blank line; both moby stages."""
+    shown = line.strip(_GO_SPACE)
+    # Stage 1, ignorefile.ReadAll: trim, split off `!` (and the blanks after it), Clean, drop ONE leading `/`.
+    text = shown
+    if not text:
+        return None
+    invert = text[0] == "!"
+    if invert:
+        text = text[1:].strip(_GO_SPACE)
+    if text:
+        text = _clean(text)
+        if len(text) > 1 and text[0] == "/":
+            text = text[1:]
+    if invert:
+        text = "!" + text
+    # Stage 2, patternmatcher.New: trim and Clean again (so `a /.` ends as `a`, `!/` as a bare `!`), then `!`.
+    text = text.strip(_GO_SPACE)
+    if not text:
+        return None
+    text = _clean(text)
+    exclusion = text[0] == "!"
+    if exclusion:
+        if len(text) == 1:
+            raise PatternError(
+                f"{source} line {number}: illegal exclusion pattern \"!\" in '{shown}': "
+                "write the path to re-include after the '!', or delete the line",
+                source=source,
+                line=number,
+            )
+        text = text[1:]
+    try:
+        regex = _compile(text)
+    except (_BadPattern, re.error) as exc:
+        raise PatternError(
+            f"{source} line {number}: syntax error in pattern '{shown}': {exc}; "
+            "escape a literal '[', '*', '?' or '\\' with '\\'",
+            source=source,
+            line=number,
+        ) from exc
+    return Pattern(text=text, exclusion=exclusion, line=number, _regex=regex)
+
+
+def _without_trailing_glob(text: str) -> str:
+    """fsutil `patternWithoutTrailingGlob`: cut a trailing `/**`, then a trailing `/*` (both, in that order)."""
+    text = text.removesuffix("/**")
+    return text.removesuffix("/*")
+
+
+class DockerIgnore:
+    """An ordered list of `.dockerignore` patterns with Docker's matching rules.
+
+    Build it with `parse` (file text) or `from_patterns`. Instances are immutable apart from an internal cache and
+    can be shared between threads.
+    """
+
+    __slots__ = ("_dir_states", "_excludes", "_matchers", "_reinclude_anywhere", "_reinclude_prefixes", "patterns")
+
+    def __init__(self, patterns: Iterable[Pattern] = ()) -> None:
+        self.patterns: tuple[Pattern, ...] = tuple(patterns)
+        self._excludes = tuple(not p.exclusion for p in self.patterns)
+        # _matchers[j + 1]: fullmatch of one regex over the patterns after index j, last pattern first, so the
+        # group that matched names the LAST matching pattern (alternation keeps the first alternative that fits).
+        self._matchers: list[Callable[[str], re.Match[str] | None] | None] = [None] * (len(self.patterns) + 1)
+        self._dir_states: dict[str, int] = {}
+        exceptions = [_without_trailing_glob(p.text) for p in self.patterns if p.exclusion]
+        self._reinclude_anywhere = any(not _FSUTIL_PATTERN_CHARS.isdisjoint(t) for t in exceptions)
+        self._reinclude_prefixes = tuple(t + "/" for t in exceptions)
+
+    def __repr__(self) -> str:
+        return f"DockerIgnore({[('!' if p.exclusion else '') + p.text for p in self.patterns]!r})"
+
+    @classmethod
+    def parse(cls, text: str, *, source: str = ".dockerignore") -> DockerIgnore:
+        """Read `.dockerignore` text as Docker does (formats.md A.1).
+
+        A BOM is dropped from the first line only; a line whose first byte is `#` is a comment; lines are trimmed
+        (so CRLF works) and blank ones dropped; `!` marks an exception. Raises PatternError naming `source` and
+        the line for a bare `!` or a pattern Go's filepath.Match rejects.
+        """
+        lines = text.split("\n")
+        if lines[0].startswith(_BOM):
+            lines[0] = lines[0][1:]
+        patterns = []
+        for number, line in enumerate(lines, start=1):
+            if line.startswith("#"):
+                continue
+            pattern = _read_pattern(line, number, source)
+            if pattern is not None:
+                patterns.append(pattern)
+        log.debug("%s: %d patterns", source, len(patterns))
+        return cls(patterns)
+
+    @classmethod
+    def from_patterns(cls, patterns: Iterable[str], *, source: str = "<patterns>") -> DockerIgnore:
+        """Patterns given one per item, cleaned like `.dockerignore` lines (no comment or BOM handling).
+
+        Errors name `source` and the item's 1-based position as its line.
+        """
+        read = (_read_pattern(p, number, source) for number, p in enumerate(patterns, start=1))
+        return cls(p for p in read if p is not None)
+
+    def with_always_included(self, *paths: str) -> DockerIgnore:
+        """A copy that can no longer exclude `paths` (formats.md A.3: `.dockerignore` and the chosen Dockerfile).
+
+        Like the docker CLI, a literal `!<path>` exception is appended for each path these patterns exclude. Paths
+        are relative to the context root; one that cleans to outside the context (`../Dockerfile`) is skipped,
+        since nothing in the context can be it.
+        """
+        added: list[Pattern] = []
+        for raw in paths:
+            if raw.startswith("/"):
+                raise ValueError(f"always-included path {raw!r} must be relative to the context root")
+            path = _clean(raw)
+            if path in (".", "..") or path.startswith("../") or not self.excluded(path):
+                continue
+            text = _escape(path)
+            added.append(Pattern(text=text, exclusion=True, line=0, _regex=re.compile(re.escape(path), re.DOTALL)))
+        return DockerIgnore(self.patterns + tuple(added)) if added else self
+
+    def excluded(self, path: str, *, parent_excluded: bool | None = None) -> bool:
+        """Whether Docker leaves `path` out of the context: the last pattern matching it or a parent is not `!`.
+
+        `path` is relative to the context root, `/`-separated, without `./` (never the root itself). The answer
+        is exact whatever order paths come in: each directory's state is remembered, so an entry costs one match
+        against the patterns after the last one that matched its parents. `parent_excluded`, when given, must be
+        what this method returned for the parent directory (False for top-level entries); it only saves work.
+        """
+        if not self.patterns:
+            return False
+        if parent_excluded is not None and len(self._reinclude_prefixes) == 0:
+            # Without exceptions, an excluded parent excludes everything below it, and a kept parent means no
+            # pattern matched any parent, so only the path itself is left to test.
+            return parent_excluded or self._last_match(path, -1) >= 0
+        cut = path.rfind("/")
+        state = self._last_match(path, self._dir_state(path[:cut]) if cut > 0 else -1)
+        return state >= 0 and self._excludes[state]
+
+    def may_reinclude_under(self, dir_path: str) -> bool:
+        """Whether a `!` exception could put back something below the excluded directory `dir_path`.
+
+        BuildKit's rule (fsutil, formats.md A.5.1): true when any exception contains one of `*?[]^\\` once a
+        trailing `/**` and then a trailing `/*` are cut off, or when an exception's text so cut starts with
+        `dir_path/`. A walker must not enter an excluded directory when this is False: BuildKit never does, even
+        for the rare exception (`!a/*/**`) that would have matched below it.
+        """
+        if self._reinclude_anywhere:
+            return True
+        prefix = dir_path + "/"
+        return any(p.startswith(prefix) for p in self._reinclude_prefixes)
+
+    # --- evaluation ------------------------------------------------------------------------------------------
+
+    def _last_match(self, path: str, after: int) -> int:
+        """Index of the last pattern after index `after` that matches `path` itself, else `after`."""
+        matcher = self._matchers[after + 1]
+        if matcher is None:
+            if after + 1 == len(self.patterns):
+                return after
+            matcher = self._combined(after)
+        found = matcher(path)
+        if found is None:
+            return after
+        # Group g holds pattern len - g (see _combined); only the alternative that matched has a group set.
+        return len(self.patterns) - (found.lastindex or 0)
+
+    def _combined(self, after: int) -> Callable[[str], re.Match[str] | None]:
+        tail = self.patterns[after + 1 :]
+        alternatives = "|".join(f"({p._regex.pattern})" for p in reversed(tail))
+        matcher = re.compile(alternatives, re.DOTALL).fullmatch
+        self._matchers[after + 1] = matcher
+        return matcher
+
+    def _dir_state(self, directory: str) -> int:
+        """Index of the last pattern matching `directory` or a parent of it (-1 if none), remembered."""
+        states = self._dir_states
+        state = states.get(directory)
+        if state is not None:
+            return state
+        pending = [directory]
+        state = -1
+        cut = directory.rfind("/")
+        while cut > 0:
+            parent = directory[:cut]
+            known = states.get(parent)
+            if known is not None:
+                state = known
+                break
+            pending.append(parent)
+            cut = directory.rfind("/", 0, cut)
+        if len(states) > _MAX_REMEMBERED_DIRS:
+            states.clear()
+        for entry in reversed(pending):
+            state = self._last_match(entry, state)
+            states[entry] = state
+        return state
