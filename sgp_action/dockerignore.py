@@ -317,12 +317,19 @@ class DockerIgnore:
         """
         if not self.patterns:
             return False
-        if parent_excluded is not None and len(self._reinclude_prefixes) == 0:
+        if parent_excluded is not None and not self._reinclude_prefixes:
             # Without exceptions, an excluded parent excludes everything below it, and a kept parent means no
             # pattern matched any parent, so only the path itself is left to test.
             return parent_excluded or self._last_match(path, -1) >= 0
         cut = path.rfind("/")
-        state = self._last_match(path, self._dir_state(path[:cut]) if cut > 0 else -1)
+        if cut > 0:
+            parent = path[:cut]
+            state = self._dir_states.get(parent)
+            if state is None:
+                state = self._dir_state(parent)
+        else:
+            state = -1
+        state = self._last_match(path, state)
         return state >= 0 and self._excludes[state]
 
     def may_reinclude_under(self, dir_path: str) -> bool:
@@ -342,20 +349,14 @@ class DockerIgnore:
 
     def _last_match(self, path: str, after: int) -> int:
         """Index of the last pattern after index `after` that matches `path` itself, else `after`."""
-        matcher = self._matchers[after + 1]
-        if matcher is None:
-            if after + 1 == len(self.patterns):
-                return after
-            matcher = self._combined(after)
-        found = matcher(path)
-        if found is None:
-            return after
-        # Group g holds pattern len - g (see _combined); only the alternative that matched has a group set.
-        return len(self.patterns) - (found.lastindex or 0)
+        found = (self._matchers[after + 1] or self._combined(after))(path)
+        # Group g holds pattern len - g (see _combined); only the alternative that matched has its group set.
+        return after if found is None else len(self.patterns) - (found.lastindex or 0)
 
     def _combined(self, after: int) -> Callable[[str], re.Match[str] | None]:
+        """fullmatch of one regex over the patterns after index `after`, the last pattern first."""
         tail = self.patterns[after + 1 :]
-        alternatives = "|".join(f"({p._regex.pattern})" for p in reversed(tail))
+        alternatives = "|".join(f"({p._regex.pattern})" for p in reversed(tail)) or "(?!)"
         matcher = re.compile(alternatives, re.DOTALL).fullmatch
         self._matchers[after + 1] = matcher
         return matcher

@@ -309,6 +309,8 @@ REINCLUDE_CASES: list[tuple[str, str, bool]] = [
     ("a\n!ab", "a", False),  # a prefix of the text but not of a path
     ("*\n!*/b.py", "a", True),  # any wildcard exception: every excluded directory is entered
     ("*\n!*/b.py", "x/y/z", True),
+    ("*\n!c\n!*/b.py", "a", True),  # one wildcard exception is enough, whatever the others are
+    ("*\n!*/b.py\n!c", "a", True),
     ("a\n!a/b/**", "a", True),
     ("a\n!a/b/**", "a/b", True),
     ("a\n!a/b/**", "a/c", False),

@@ -1,0 +1,185 @@
+"""Property tests: the `.dockerignore` matcher agrees with a plain reference reading of formats.md part A.
+
+The reference below shares no code with `sgp_action.dockerignore`: it cleans with `posixpath.normpath`, matches by
+recursive backtracking over the pattern text instead of regular expressions, and evaluates every pattern against
+the path and each of its parents (last match wins) instead of remembering directory states.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from functools import cache
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from sgp_action.dockerignore import DockerIgnore, PatternError
+
+PATTERN_TOKENS = ["a", "b", ".", "/", "*", "?", "**", "[ab]", "[^a]", "!", "\\*"]
+NAME_CHARS = "ab.!*"
+
+
+class RefError(Exception):
+    """The reference rejects the pattern list."""
+
+
+def ref_clean(path: str) -> str:
+    cleaned = posixpath.normpath(path)
+    # POSIX keeps exactly two leading slashes; Go's Clean folds them like any other run.
+    return cleaned[1:] if cleaned.startswith("//") else cleaned
+
+
+def ref_read(line: str) -> tuple[str, bool] | None:
+    """formats.md A.1 for one line of the alphabet (which has no blanks and no comments)."""
+    if not line:
+        return None
+    invert = line.startswith("!")
+    text = line[1:] if invert else line
+    if text:
+        text = ref_clean(text)
+        if len(text) > 1 and text.startswith("/"):
+            text = text[1:]
+    # patternmatcher.New cleans the text again with its `!` still on, then splits the `!` off
+    text = ref_clean(("!" if invert else "") + text)
+    if text == "!":
+        raise RefError(line)
+    if text.startswith("!"):
+        return text[1:], True
+    return text, False
+
+
+def ref_match(pattern: str, name: str) -> bool:
+    """Whether `pattern` matches the whole of `name` (moby's reading of `**`, Go's of everything else)."""
+    rest = pattern[2:]
+    if pattern.startswith("**") and rest and not set(rest) & set("*?[]\\"):
+        return name.endswith(rest) or (rest[0] == "/" and name == rest[1:])
+
+    @cache
+    def match(i: int, j: int) -> bool:
+        if i == len(pattern):
+            return j == len(name)
+        if pattern.startswith("**", i):
+            k = i + 2
+            if pattern.startswith("/", k):
+                k += 1
+            if k == len(pattern):
+                return True
+            return match(k, j) or any(match(k, s + 1) for s in range(j, len(name)) if name[s] == "/")
+        char = pattern[i]
+        if char == "*":
+            end = j
+            while not match(i + 1, end):
+                if end == len(name) or name[end] == "/":
+                    return False
+                end += 1
+            return True
+        if j == len(name):
+            return False
+        if char == "?":
+            return name[j] != "/" and match(i + 1, j + 1)
+        if char == "[":
+            close = pattern.index("]", i + 2)
+            members = pattern[i + 1 : close]
+            negated = members.startswith("^")
+            inside = name[j] in (members[1:] if negated else members)
+            return inside != negated and match(close + 1, j + 1)
+        if char == "\\":
+            i += 1
+        return name[j] == pattern[i] and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def ref_excluded(patterns: list[tuple[str, bool]], path: str) -> bool:
+    candidates = [path[:i] for i, char in enumerate(path) if char == "/"] + [path]
+    result = False
+    for text, exception in patterns:
+        if any(ref_match(text, candidate) for candidate in candidates):
+            result = not exception
+    return result
+
+
+def ref_parse(lines: list[str]) -> list[tuple[str, bool]]:
+    return [p for p in map(ref_read, lines) if p is not None]
+
+
+pattern_lines = st.lists(st.sampled_from(PATTERN_TOKENS), min_size=1, max_size=6).map("".join)
+pattern_lists = st.lists(pattern_lines, min_size=1, max_size=5)
+names = st.text(NAME_CHARS, min_size=1, max_size=3).filter(lambda s: s not in (".", ".."))
+paths = st.lists(names, min_size=1, max_size=4).map("/".join)
+
+
+def parse_both(lines: list[str]) -> tuple[DockerIgnore, list[tuple[str, bool]]] | None:
+    """Both readings of the lines, or None when both refuse them (one refusing alone fails the test)."""
+    try:
+        expected = ref_parse(lines)
+    except RefError:
+        expected = None
+    try:
+        ignore = DockerIgnore.parse("\n".join(lines))
+    except PatternError:
+        assert expected is None, f"refused {lines!r}, which the reference reads as {expected!r}"
+        return None
+    assert expected is not None, f"accepted {lines!r}, which the reference refuses"
+    assert [(p.text, p.exclusion) for p in ignore.patterns] == expected
+    return ignore, expected
+
+
+@settings(max_examples=600, deadline=None)
+@given(pattern_lists, paths)
+def test_agrees_with_reference(lines: list[str], path: str) -> None:
+    parsed = parse_both(lines)
+    if parsed is not None:
+        ignore, expected = parsed
+        assert ignore.excluded(path) == ref_excluded(expected, path), (lines, path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pattern_lists, st.lists(paths, min_size=1, max_size=12))
+def test_remembered_states_do_not_depend_on_order(lines: list[str], many: list[str]) -> None:
+    parsed = parse_both(lines)
+    if parsed is not None:
+        ignore, expected = parsed
+        assert [ignore.excluded(p) for p in many] == [ref_excluded(expected, p) for p in many]
+
+
+@settings(max_examples=300, deadline=None)
+@given(pattern_lists, paths)
+def test_parent_hint_gives_the_same_answers(lines: list[str], path: str) -> None:
+    parsed = parse_both(lines)
+    if parsed is not None:
+        hinted, plain = parsed[0], DockerIgnore(parsed[0].patterns)
+        parts = path.split("/")
+        parent_excluded = False
+        for depth in range(1, len(parts) + 1):
+            entry = "/".join(parts[:depth])
+            parent_excluded = hinted.excluded(entry, parent_excluded=parent_excluded)
+            assert parent_excluded == plain.excluded(entry)
+
+
+@settings(max_examples=600, deadline=None)
+@given(pattern_lists, paths)
+def test_skipped_directories_hold_nothing_kept(lines: list[str], path: str) -> None:
+    # BuildKit cuts `/**` and then `/*`, so `!a/*/**` looks like a plain prefix `a`: the one unsound case, kept
+    # on purpose to send exactly what BuildKit sends (tests/test_dockerignore.py::test_buildkit_cut_quirk).
+    parsed = parse_both(lines)
+    if parsed is not None:
+        ignore, expected = parsed
+        assume(not any(exception and text.endswith("/*/**") for text, exception in expected))
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            directory = "/".join(parts[:depth])
+            if ignore.excluded(directory) and not ignore.may_reinclude_under(directory):
+                assert ignore.excluded(path), (lines, directory, path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pattern_lists, paths, paths)
+def test_always_included_paths_are_never_excluded(lines: list[str], kept: str, other: str) -> None:
+    parsed = parse_both(lines)
+    if parsed is not None:
+        ignore = parsed[0]
+        protected = ignore.with_always_included(kept)
+        assert not protected.excluded(kept)
+        if other != kept and not other.startswith(kept + "/"):
+            assert protected.excluded(other) == ignore.excluded(other)
