@@ -6,9 +6,12 @@ pattern that matches the path *or one of its parent directories* is not a `!` ex
 `filepath.Match` (validated the same way) plus moby's `**`. The walker's "may I skip this excluded directory" rule
 is BuildKit's (tonistiigi/fsutil `filter.go`, formats.md A.5.1).
 
-Deliberate differences from moby, all where moby hands a Go regexp text it never meant to: inside `[...]` the
-characters `*` and `?` are literal and `\\x` is always the literal `x` (moby turns `\\d` into a digit class and `[*]`
-into a broken class); `**` also matches names containing a newline (Go's `.` does not).
+Deliberate differences from moby, all where moby hands Go's regexp a text it never meant to (filepath.Match, which
+moby validates patterns with, is followed instead): inside `[...]` the characters `*` and `?` are literal; `\\x` is
+always the literal `x` (moby turns `\\d` into a digit class); `^` outside brackets is literal (moby's `*^x` can never
+match); a reversed range such as `[z-a]` matches nothing (moby fails at match time); `**` also matches names that
+contain a newline (Go's `.` does not). moby's own quirks are kept: `**.pyc` is a suffix test at any depth, and a
+non-segment `**` is `(.*/)?`.
 
 Each pattern is compiled once. Evaluation keeps, for every directory already seen, the index of the last pattern that
 matched it or one of its parents; an entry then only needs the patterns after that index, tested by one combined
