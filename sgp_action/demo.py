@@ -86,7 +86,8 @@ def parse_output_file(text: str) -> dict[str, str]:
     return outputs
 
 
-def _git(repo: Path, *args: str) -> str:
+def run_git(repo: Path, *args: str) -> str:
+    """Run git in `repo` with a fixed identity and no user or system configuration; return its stdout."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(repo),
@@ -110,10 +111,10 @@ def prepare_repository(workdir: Path) -> tuple[Path, str]:
         # Without git the provenance has no commit; the payload still names one, as a forge would.
         log.info("git not found: the demo repository is a plain folder")
         return repo, secrets.token_hex(20)
-    _git(repo, "init", "-q", "-b", "feature")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "sample agent")
-    return repo, _git(repo, "rev-parse", "HEAD")
+    run_git(repo, "init", "-q", "-b", "feature")
+    run_git(repo, "add", "-A")
+    run_git(repo, "commit", "-q", "-m", "sample agent")
+    return repo, run_git(repo, "rev-parse", "HEAD")
 
 
 def pull_request_event(head_sha: str, number: int = PR_NUMBER) -> dict[str, object]:

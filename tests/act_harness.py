@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sgp_action.demo import run_git
+
 ROOT = Path(__file__).resolve().parent.parent
 ACTION_REF = "owner/sgp-action@v1"
 CONSUMER_REPO = "owner/consumer"
@@ -128,21 +130,6 @@ class Session:
         return self.results[name]
 
 
-def git(repo: Path, *args: str) -> str:
-    """Run git in `repo` with a fixed identity; return stdout."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(repo),
-        "GIT_AUTHOR_NAME": "e2e",
-        "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
-        "GIT_COMMITTER_NAME": "e2e",
-        "GIT_COMMITTER_EMAIL": "e2e@example.invalid",
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    done = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
 def make_consumer_repo(
     path: Path, workflows: Mapping[str, str], *, dockerfile: str | None = None, branch: str = "main"
 ) -> tuple[Path, str]:
@@ -155,10 +142,10 @@ def make_consumer_repo(
     wf_dir.mkdir(parents=True)
     for name, text in workflows.items():
         (wf_dir / name).write_text(text, encoding="utf-8")
-    git(path, "init", "-q", "-b", branch)
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "consumer repository")
-    return path, git(path, "rev-parse", "HEAD")
+    run_git(path, "init", "-q", "-b", branch)
+    run_git(path, "add", "-A")
+    run_git(path, "commit", "-q", "-m", "consumer repository")
+    return path, run_git(path, "rev-parse", "HEAD")
 
 
 def pr_payload(number: int, head_sha: str, action: str = "opened", **extra: Any) -> dict[str, Any]:
