@@ -1,0 +1,218 @@
+"""What a run reports: the step outputs of product.md section 3 and the job summary table (section 6).
+
+`Report` is filled in by the phases as they go, so that whatever happens (success, failure, timeout, cancel) the
+outputs written at the end say exactly how far the run got.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+#: Every output of product.md section 3 except `matrix` (written by `detect`), in the order they are written.
+OUTPUT_NAMES = (
+    "result",
+    "build-id",
+    "build-status",
+    "reused-build",
+    "image-name",
+    "image-tag",
+    "image-url",
+    "working-tree-hash",
+    "deployment-id",
+    "deployment-status",
+    "preview-label",
+    "expires-at",
+    "helm-release-name",
+    "namespace",
+    "deleted",
+)
+
+_RESULT_ICONS = {"success": "✅", "failure": "❌", "cancelled": "⏹️", "skipped": "⏭️"}
+
+
+class ReportSink(Protocol):
+    """The part of `sgp_action.runner.Runner` the report writes to."""
+
+    def set_output(self, name: str, value: str) -> None: ...
+
+    def append_summary(self, markdown: str) -> None: ...
+
+
+def format_timestamp(value: Any) -> str:
+    """An API timestamp as ISO 8601 UTC with `Z` (a string from the server is kept as it came)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, datetime):
+        stamp = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        return stamp.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def format_duration(seconds: float) -> str:
+    """`42.0 s`, `3 min 05 s`, `1 h 02 min`: short and readable in a summary table."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def md_escape(text: str) -> str:
+    """Make server text inert inside a markdown table cell (no HTML, no column breaks, no line breaks)."""
+    out = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(out.split())
+
+
+@dataclass
+class Report:
+    """The outcome of one run as it stands; filled in phase by phase."""
+
+    command: str = ""
+    result: str = ""
+    message: str = ""
+    build_id: str = ""
+    build_status: str = ""
+    reused_build: bool | None = None
+    image_name: str = ""
+    image_tag: str = ""
+    image_url: str = ""
+    working_tree_hash: str = ""
+    deployment_id: str = ""
+    deployment_status: str = ""
+    preview_label: str = ""
+    expires_at: str = ""
+    helm_release_name: str = ""
+    namespace: str = ""
+    deleted: list[str] | None = None
+    durations: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _written: bool = field(default=False, repr=False, compare=False)
+
+    def record_build(self, build: Any, *, reused: bool | None = None) -> None:
+        """Copy what a `models.Build` says (id, status, image) into the report."""
+        self.build_id = str(build.id or self.build_id)
+        self.build_status = str(build.status or "").lower()
+        if reused is not None:
+            self.reused_build = reused
+        for name in ("image_name", "image_tag", "image_url", "working_tree_hash"):
+            value = getattr(build, name, None)
+            if value:
+                setattr(self, name, str(value))
+
+    def record_deployment(self, deployment: Any) -> None:
+        """Copy what a `models.Deployment` says (id, status, preview details) into the report."""
+        self.deployment_id = str(deployment.id or self.deployment_id)
+        self.deployment_status = str(deployment.status or "").lower()
+        raw = getattr(deployment, "raw", None) or {}
+        expires = raw.get("expires_at") if isinstance(raw, dict) else None
+        self.expires_at = format_timestamp(expires or getattr(deployment, "expires_at", None)) or self.expires_at
+        for name in ("preview_label", "helm_release_name", "namespace"):
+            value = getattr(deployment, name, None)
+            if value:
+                setattr(self, name, str(value))
+
+    def add_deleted(self, deployment_id: str) -> None:
+        """Remember a deployment this run deleted (output `deleted`)."""
+        if self.deleted is None:
+            self.deleted = []
+        if deployment_id not in self.deleted:
+            self.deleted.append(deployment_id)
+
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Measure a phase's wall-clock duration into `durations` (also when it fails)."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.durations[phase] = self.durations.get(phase, 0.0) + time.monotonic() - start
+
+    def outputs(self) -> dict[str, str]:
+        """The step outputs: every known value (empty ones are left out, `result` is always there)."""
+        values = {
+            "result": self.result or "failure",
+            "build-id": self.build_id,
+            "build-status": self.build_status,
+            "reused-build": "" if self.reused_build is None else ("true" if self.reused_build else "false"),
+            "image-name": self.image_name,
+            "image-tag": self.image_tag,
+            "image-url": self.image_url,
+            "working-tree-hash": self.working_tree_hash,
+            "deployment-id": self.deployment_id,
+            "deployment-status": self.deployment_status,
+            "preview-label": self.preview_label,
+            "expires-at": self.expires_at,
+            "helm-release-name": self.helm_release_name,
+            "namespace": self.namespace,
+            "deleted": "" if self.deleted is None else json.dumps(self.deleted),
+        }
+        return {name: values[name] for name in OUTPUT_NAMES if values[name]}
+
+    def summary_markdown(self) -> str:
+        """The job summary: a heading and a two-column table of build, image, deployment, label, expiry, times."""
+        result = self.result or "failure"
+        title = f"{_RESULT_ICONS.get(result, '')} SGP {self.command or 'run'}: {result}".strip()
+        rows: list[tuple[str, str]] = []
+        if self.message:
+            rows.append(("Message", md_escape(self.message)))
+        if self.build_id:
+            detail = [self.build_status or "unknown"]
+            if self.reused_build:
+                detail.append("reused")
+            rows.append(("Build", f"`{md_escape(self.build_id)}` ({md_escape(', '.join(detail))})"))
+        if self.image_name:
+            image = f"{self.image_name}:{self.image_tag}" if self.image_tag else self.image_name
+            rows.append(("Image", f"`{md_escape(image)}`"))
+        if self.image_url:
+            rows.append(("Image URL", f"`{md_escape(self.image_url)}`"))
+        if self.working_tree_hash:
+            rows.append(("Working-tree hash", f"`{md_escape(self.working_tree_hash[:16])}…`"))
+        if self.deployment_id:
+            status = md_escape(self.deployment_status or "unknown")
+            rows.append(("Deployment", f"`{md_escape(self.deployment_id)}` ({status})"))
+        for label, value in (
+            ("Preview label", self.preview_label),
+            ("Expires at", self.expires_at),
+            ("Helm release", self.helm_release_name),
+            ("Namespace", self.namespace),
+        ):
+            if value:
+                rows.append((label, f"`{md_escape(value)}`"))
+        if self.deleted is not None:
+            deleted = ", ".join(f"`{md_escape(d)}`" for d in self.deleted) or "none"
+            rows.append(("Deleted", deleted))
+        for phase, seconds in self.durations.items():
+            rows.append((f"Time: {phase}", format_duration(seconds)))
+        lines = [f"### {title}", ""]
+        if rows:
+            lines += ["| | |", "| --- | --- |"] + [f"| {name} | {value} |" for name, value in rows]
+        return "\n".join(lines) + "\n"
+
+    def write(self, sink: ReportSink) -> bool:
+        """Write the outputs and the summary once (later calls do nothing and return False)."""
+        with self._lock:
+            if self._written:
+                return False
+            self._written = True
+        for name, value in self.outputs().items():
+            try:
+                sink.set_output(name, value)
+            except Exception as exc:  # one refused value (formats.md C) must not lose the other outputs
+                log.warning("output %s not written: %s", name, exc)
+        try:
+            sink.append_summary(self.summary_markdown())
+        except Exception as exc:
+            log.warning("job summary not written: %s", exc)
+        return True

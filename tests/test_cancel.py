@@ -1,0 +1,180 @@
+"""Cancellation: the token, the signal supervisor (real signals to this process) and the bounded remote cleanup."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any
+
+import pytest
+
+from sgp_action.cancel import CancelToken, RemoteWork, call_with_deadline, supervise
+from sgp_action.errors import Cancelled
+
+
+def _signal_soon(signum: int, after: threading.Event) -> threading.Thread:
+    """Send `signum` to this process once `after` is set (so the worker is surely waiting)."""
+
+    def send() -> None:
+        after.wait(10)
+        os.kill(os.getpid(), signum)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_token_wait_and_check() -> None:
+    token = CancelToken()
+    assert token.wait(0.01) is False
+    token.check()
+    token.cancel("stop now")
+    assert token.cancelled
+    assert token.wait(None) is True
+    with pytest.raises(Cancelled, match="stop now"):
+        token.check()
+    with pytest.raises(Cancelled):
+        token.sleep(30)
+
+
+def test_token_callbacks_run_once_even_if_one_fails() -> None:
+    token = CancelToken()
+    calls: list[str] = []
+
+    def broken() -> None:
+        calls.append("broken")
+        raise RuntimeError("stream already closed")
+
+    token.on_cancel(broken)
+    token.on_cancel(lambda: calls.append("second"))
+    unregister = token.on_cancel(lambda: calls.append("unregistered"))
+    unregister()
+    token.cancel()
+    token.cancel()
+    token.on_cancel(lambda: calls.append("late"))
+    assert calls == ["broken", "second", "late"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_cancels_the_worker(signum: int) -> None:
+    token = CancelToken()
+    waiting = threading.Event()
+
+    def work() -> str:
+        waiting.set()
+        return "cancelled" if token.wait(30) else "finished"
+
+    sender = _signal_soon(signum, waiting)
+    result = supervise(work, token, abandon=lambda: "abandoned")
+    sender.join()
+    assert result == "cancelled"
+    assert token.cancelled and signal.Signals(signum).name in token.reason
+    # The previous handlers are back: pytest's own SIGINT handling is untouched.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_stuck_worker_is_abandoned_and_a_second_signal_does_not_abort_the_cleanup() -> None:
+    token = CancelToken()
+    waiting, never = threading.Event(), threading.Event()
+    cleanup_steps: list[str] = []
+
+    def work() -> str:
+        waiting.set()
+        never.wait(30)  # blocking I/O that ignores the token
+        return "finished"
+
+    def abandon() -> str:
+        cleanup_steps.append("started")
+        os.kill(os.getpid(), signal.SIGTERM)  # the runner's second signal, during the cleanup
+        cleanup_steps.append("finished")
+        return "abandoned"
+
+    sender = _signal_soon(signal.SIGINT, waiting)
+    try:
+        result = supervise(work, token, abandon=abandon, grace=0.2)
+    finally:
+        never.set()
+    sender.join()
+    assert result == "abandoned"
+    assert cleanup_steps == ["started", "finished"]
+
+
+def test_without_signal_the_worker_result_or_error_comes_back() -> None:
+    token = CancelToken()
+    assert supervise(lambda: 42, token, abandon=lambda: -1) == 42
+
+    def fail() -> int:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        supervise(fail, token, abandon=lambda: -1)
+    assert not token.cancelled
+
+
+def test_off_the_main_thread_work_runs_inline() -> None:
+    token = CancelToken()
+    seen: list[str] = []
+
+    def work() -> str:
+        seen.append(threading.current_thread().name)
+        return "ok"
+
+    box: list[str] = []
+    thread = threading.Thread(target=lambda: box.append(supervise(work, token, abandon=lambda: "no")), name="t1")
+    thread.start()
+    thread.join()
+    assert box == ["ok"] and seen == ["t1"]
+
+
+class FakeCleaner:
+    def __init__(self, block: threading.Event | None = None) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.block = block
+
+    def cancel_build(self, build_id: str) -> Any:
+        self.calls.append(("cancel", build_id))
+        if self.block is not None:
+            self.block.wait(30)
+        return {}
+
+    def delete_deployment(self, deployment_id: str) -> Any:
+        self.calls.append(("delete", deployment_id))
+        return {}
+
+
+def test_remote_work_is_stopped_exactly_once() -> None:
+    remote = RemoteWork()
+    remote.building("b-1")
+    remote.deploying("d-1")
+    cleaner = FakeCleaner()
+    assert remote.stop(cleaner, 5) == ["build b-1 cancelled", "deployment d-1 deleted"]
+    assert remote.stop(cleaner, 5) == ["build b-1 cancelled", "deployment d-1 deleted"]
+    assert cleaner.calls == [("cancel", "b-1"), ("delete", "d-1")]
+
+
+def test_remote_work_forgotten_is_not_touched() -> None:
+    remote = RemoteWork()
+    remote.building("b-1")
+    remote.building(None)
+    cleaner = FakeCleaner()
+    assert remote.stop(cleaner, 5) == []
+    assert cleaner.calls == []
+
+
+def test_a_hanging_cleanup_call_is_given_up_on() -> None:
+    block = threading.Event()
+    remote = RemoteWork()
+    remote.building("b-2")
+    try:
+        assert remote.stop(FakeCleaner(block), 0.2) == ["build b-2 cancel requested (no answer)"]
+    finally:
+        block.set()
+
+
+def test_call_with_deadline_reports_errors_as_not_finished() -> None:
+    def fail() -> int:
+        raise RuntimeError("no")
+
+    assert call_with_deadline(lambda: 7, 5) == (True, 7)
+    assert call_with_deadline(fail, 5) == (False, None)

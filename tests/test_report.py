@@ -1,0 +1,167 @@
+"""Step outputs and the job summary of a run (product.md sections 3 and 6)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from sgp_action.report import OUTPUT_NAMES, Report, format_duration, format_timestamp, md_escape
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.outputs: dict[str, str] = {}
+        self.summaries: list[str] = []
+
+    def set_output(self, name: str, value: str) -> None:
+        self.outputs[name] = value
+
+    def append_summary(self, markdown: str) -> None:
+        self.summaries.append(markdown)
+
+
+def _build(**kw: object) -> SimpleNamespace:
+    base = dict(
+        id="b-1",
+        status="SUCCESS",
+        image_name="echo-bot",
+        image_tag="abc1234",
+        image_url="reg/echo-bot:abc1234",
+        working_tree_hash="f" * 64,
+    )
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def _deployment(**kw: object) -> SimpleNamespace:
+    base = dict(
+        id="d-1",
+        status="HEALTHY",
+        preview_label="pr-7",
+        expires_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        helm_release_name="echo-bot-pr-7-ab12",
+        namespace="team-echo",
+        raw={},
+    )
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def test_a_full_preview_gives_every_output() -> None:
+    report = Report(command="preview", result="success")
+    report.record_build(_build(), reused=True)
+    report.record_deployment(_deployment())
+    report.deleted = []
+    assert report.outputs() == {
+        "result": "success",
+        "build-id": "b-1",
+        "build-status": "success",
+        "reused-build": "true",
+        "image-name": "echo-bot",
+        "image-tag": "abc1234",
+        "image-url": "reg/echo-bot:abc1234",
+        "working-tree-hash": "f" * 64,
+        "deployment-id": "d-1",
+        "deployment-status": "healthy",
+        "preview-label": "pr-7",
+        "expires-at": "2026-01-02T03:04:05Z",
+        "helm-release-name": "echo-bot-pr-7-ab12",
+        "namespace": "team-echo",
+        "deleted": "[]",
+    }
+    assert list(report.outputs()) == list(OUTPUT_NAMES)
+
+
+def test_result_is_always_written_even_for_an_empty_report() -> None:
+    assert Report().outputs() == {"result": "failure"}
+    assert Report(result="skipped").outputs() == {"result": "skipped"}
+
+
+def test_server_expiry_string_is_kept_and_later_records_do_not_erase_values() -> None:
+    report = Report()
+    report.record_deployment(_deployment(raw={"expires_at": "2026-01-02T03:04:05.123456Z"}))
+    assert report.expires_at == "2026-01-02T03:04:05.123456Z"
+    report.record_deployment(_deployment(status="pending", preview_label=None, helm_release_name=None, raw={}))
+    assert report.expires_at == "2026-01-02T03:04:05Z"
+    assert report.preview_label == "pr-7" and report.helm_release_name == "echo-bot-pr-7-ab12"
+    assert report.deployment_status == "pending"
+
+
+def test_deleted_is_a_json_array_without_duplicates() -> None:
+    report = Report()
+    report.add_deleted("d-1")
+    report.add_deleted("d-2")
+    report.add_deleted("d-1")
+    assert json.loads(report.outputs()["deleted"]) == ["d-1", "d-2"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ""),
+        ("", ""),
+        ("2026-01-02T03:04:05Z", "2026-01-02T03:04:05Z"),
+        (datetime(2026, 1, 2, 3, 4, 5), "2026-01-02T03:04:05Z"),
+        (datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2))), "2026-01-02T03:04:05Z"),
+    ],
+)
+def test_format_timestamp(value: object, expected: str) -> None:
+    assert format_timestamp(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"), [(0.04, "0.0 s"), (42.25, "42.2 s"), (185, "3 min 05 s"), (3725, "1 h 02 min")]
+)
+def test_format_duration(seconds: float, expected: str) -> None:
+    assert format_duration(seconds) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("healthy", "healthy"),
+        ("a|b", "a\\|b"),
+        ("<img src=x>", "&lt;img src=x&gt;"),
+        ("line\nbreak", "line break"),
+        ("`code`", "\\`code\\`"),
+    ],
+)
+def test_md_escape(text: str, expected: str) -> None:
+    assert md_escape(text) == expected
+
+
+def test_summary_table_shows_build_image_deployment_label_expiry_and_durations() -> None:
+    report = Report(command="preview", result="success")
+    report.record_build(_build(), reused=False)
+    report.record_deployment(_deployment())
+    report.durations = {"build": 12.5, "deploy": 3.25}
+    text = report.summary_markdown()
+    lines = text.splitlines()
+    assert lines[0] == "### ✅ SGP preview: success"
+    assert "| Build | `b-1` (success) |" in lines
+    assert "| Image | `echo-bot:abc1234` |" in lines
+    assert "| Deployment | `d-1` (healthy) |" in lines
+    assert "| Preview label | `pr-7` |" in lines
+    assert "| Expires at | `2026-01-02T03:04:05Z` |" in lines
+    assert "| Time: build | 12.5 s |" in lines and "| Time: deploy | 3.2 s |" in lines
+
+
+def test_summary_of_a_failure_carries_the_message_and_hostile_text_stays_inert() -> None:
+    report = Report(command="deploy", result="failure", message="deployment d-9 ended failed\n|<script>")
+    report.record_deployment(_deployment(status="FAILED|x", preview_label=None, raw={}, expires_at=None))
+    text = report.summary_markdown()
+    assert "<script>" not in text
+    assert "| Message | deployment d-9 ended failed \\|&lt;script&gt; |" in text
+    assert "| Deployment | `d-1` (failed\\|x) |" in text
+
+
+def test_write_happens_once() -> None:
+    report = Report(command="build", result="success")
+    sink = Sink()
+    assert report.write(sink) is True
+    report.result = "failure"
+    assert report.write(sink) is False
+    assert sink.outputs == {"result": "success"} and len(sink.summaries) == 1
