@@ -57,8 +57,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def _debug_enabled(argv: Sequence[str]) -> bool:
-    if os.environ.get("RUNNER_DEBUG") == "1" or "--debug" in argv:
+    """Traceback and verbose logs: `--debug [true]`, the `debug` input or `RUNNER_DEBUG=1`."""
+    if os.environ.get("RUNNER_DEBUG") == "1":
         return True
+    for index, arg in enumerate(argv):
+        if arg == "--debug":
+            following = argv[index + 1] if index + 1 < len(argv) else ""
+            return following.startswith("-") or following.strip().lower() not in {"false", "0", "no", "off"}
+        if arg.startswith("--debug="):
+            return arg.split("=", 1)[1].strip().lower() in {"true", "1", "yes", "on"}
     return os.environ.get("INPUT_DEBUG", "").strip().lower() in {"true", "1", "yes", "on"}
 
 
@@ -83,14 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _load(args.command).execute(args)
     except ActionError as exc:
-        _report(exc, debug)
+        _report(exc, debug, write_result=args.command == "run")
         return exc.exit_code
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED
 
 
-def _report(exc: ActionError, debug: bool) -> None:
+def _report(exc: ActionError, debug: bool, *, write_result: bool = False) -> None:
+    """One readable line (an `::error::` annotation in a runner); for `run`, also the `result` output."""
     from sgp_action import runner
 
-    runner.report_error(exc, debug=debug)
+    runner.report_error(exc, debug=debug, write_result=write_result)
