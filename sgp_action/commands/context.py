@@ -1,16 +1,91 @@
-"""`sgp-action context`: placeholder until its issue lands."""
+"""`sgp-action context`: package a build context without uploading it (product.md sections 2 and 4).
+
+`--manifest PATH` uses the agentex layout; `--root DIR [--dockerfile REL] [--dockerignore REL]` is plain Docker.
+`--list` prints the file members on stdout; `--output FILE` writes the tar.gz; the summary goes to stderr. With
+neither, the archive is built in a temporary folder and only the summary is shown (a check that it packages).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
+
+from sgp_action.errors import EXIT_OK, InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No flags yet."""
+    """Register the flags of `context`."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifest", type=Path, metavar="PATH", help="agentex manifest.yaml (manifest mode)")
+    source.add_argument("--root", type=Path, metavar="DIR", help="context root (plain Docker mode)")
+    parser.add_argument(
+        "--dockerfile", metavar="REL", help="plain mode: Dockerfile relative to --root (default Dockerfile)"
+    )
+    parser.add_argument(
+        "--dockerignore",
+        metavar="REL",
+        help="plain mode: ignore file relative to --root (default <dockerfile>.dockerignore, else .dockerignore)",
+    )
+    parser.add_argument("--list", action="store_true", help="print the file members, one per line, sorted")
+    parser.add_argument("--output", type=Path, metavar="FILE", help="write the tar.gz here")
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="store what symlinks point at (only inside the repository) instead of the links",
+    )
+    parser.add_argument("--level", type=int, default=6, choices=range(1, 10), metavar="1-9", help="gzip level (6)")
+    parser.add_argument("--threads", type=int, metavar="N", help="compression threads (default: the CPUs available)")
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Say that the command is not available yet."""
-    print("sgp-action context: not available yet", file=sys.stderr)
-    return 2
+    """Package the context; ContextError / ManifestError reach the CLI layer as exit code 2."""
+    from sgp_action.context import ContextSpec, build_context, list_members
+
+    if args.manifest is not None:
+        if args.dockerfile or args.dockerignore:
+            raise InputError("--dockerfile and --dockerignore go with --root; a manifest names its own")
+        from sgp_action.manifest import load_manifest
+
+        spec = ContextSpec.from_manifest(load_manifest(args.manifest), follow_symlinks=args.follow_symlinks)
+    else:
+        spec = ContextSpec.plain(
+            args.root,
+            dockerfile=args.dockerfile or "Dockerfile",
+            dockerignore=args.dockerignore,
+            follow_symlinks=args.follow_symlinks,
+        )
+    if args.threads is not None and args.threads < 1:
+        raise InputError("--threads must be at least 1")
+
+    if args.list and args.output is None:
+        names = list_members(spec)
+        _print_list(names)
+        print(f"{len(names)} files (add --output FILE to write the archive and see its hash)", file=sys.stderr)
+        return EXIT_OK
+
+    with tempfile.TemporaryDirectory(prefix="sgp-context-") as scratch:
+        output = args.output or Path(scratch) / "context.tar.gz"
+        result = build_context(spec, output, level=args.level, threads=args.threads)
+        if args.list:
+            _print_list(result.members)
+        for line in result.summary_lines():
+            print(line, file=sys.stderr)
+        for name in result.secret_like:
+            print(f"warning: {name} looks like a secret; leave it out with .dockerignore", file=sys.stderr)
+        if args.output is not None:
+            print(f"Wrote {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _print_list(names: list[str] | tuple[str, ...]) -> None:
+    # Names are bytes on disk: undecodable ones go out as the bytes they are rather than failing.
+    data = "".join(f"{name}\n" for name in names).encode("utf-8", "surrogateescape")
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stdout (an embedding program or a test capture)
+        sys.stdout.write(data.decode("utf-8", "replace"))
+        return
+    sys.stdout.flush()
+    buffer.write(data)
+    buffer.flush()
