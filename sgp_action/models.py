@@ -1,0 +1,275 @@
+"""Typed, read-only views of the SGP Build and Deploy API's records.
+
+Every `from_api` accepts both API generations (sgp-api.md section 12): `id` or `build_id` (T1), `build_status` or
+`status` (T2), status words in any case (T8). Status words are kept lowercase; `phase` classifies them. Unknown
+fields are ignored and the whole record stays available in `raw`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sgp_action.errors import ApiError
+
+logger = logging.getLogger(__name__)
+
+
+class Phase(enum.Enum):
+    """Where a build or deployment stands: still moving, done well, or done badly."""
+
+    IN_PROGRESS = "in_progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+# sgp-api.md 2.7: `deleting` / `delete_failed` concern deleting a build, which never leads back to a usable build,
+# so a poller waiting for a build treats them as failures. `unknown` and unlisted words keep polling (T3).
+BUILD_SUCCEEDED = frozenset({"success"})
+BUILD_FAILED = frozenset({"failed", "cancelled", "timed_out", "error", "delete_failed", "deleting"})
+
+# sgp-api.md 3.7 and T8: the deploy status is a free string seen in several spellings; `running` is NOT success.
+DEPLOY_SUCCEEDED = frozenset({"healthy", "completed"})
+DEPLOY_FAILED = frozenset({"failed", "cancelled", "error", "timed_out", "deleted", "superseded"})
+
+_FRACTION = re.compile(r"(\.\d+)")
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """Parse an ISO 8601 timestamp as the API writes it; None when absent or unreadable.
+
+    Python 3.10's `fromisoformat` accepts neither a trailing `Z` nor fractions other than 3 or 6 digits, so both are
+    normalised first. A timestamp without an offset is taken as UTC, so every result can be compared with any other.
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text[-1] in "Zz":
+            text = text[:-1] + "+00:00"
+        text = _FRACTION.sub(lambda m: (m.group(1) + "000000")[:7], text, count=1)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            logger.debug("ignoring unreadable timestamp %r", value)
+            return None
+    else:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+def format_datetime(value: datetime) -> str:
+    """UTC ISO 8601 with a `Z` suffix (sgp-api.md section 11); a naive datetime is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _text(data: Mapping[str, Any], *keys: str) -> str | None:
+    """The first key that holds a non-empty value, as a string."""
+    for key in keys:
+        value = data.get(key)
+        if value is not None and value != "":
+            return str(value)
+    return None
+
+
+def _require_mapping(data: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ApiError(f"the API answered {what} that is not a JSON object: {str(data)[:200]!r}")
+    return data
+
+
+def _status(data: Mapping[str, Any], *keys: str) -> str:
+    return (_text(data, *keys) or "unknown").strip().lower()
+
+
+@dataclass(frozen=True)
+class Build:
+    """An `AgentexCloudBuild` (sgp-api.md 2.7) in either API generation."""
+
+    id: str
+    status: str
+    agent_name: str | None = None
+    agent_id: str | None = None
+    image_name: str | None = None
+    image_tag: str | None = None
+    image_url: str | None = None
+    working_tree_hash: str | None = None
+    source_commit: str | None = None
+    created_at: datetime | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Build:
+        """Read a build record; raises ApiError when it has no id at all."""
+        data = _require_mapping(data, "a build")
+        build_id = _text(data, "id", "build_id")
+        if build_id is None:
+            raise ApiError(f"the API answered a build record without an id: {sorted(data)}")
+        return cls(
+            id=build_id,
+            status=_status(data, "build_status", "status"),
+            agent_name=_text(data, "agent_name"),
+            agent_id=_text(data, "agent_id"),
+            image_name=_text(data, "image_name"),
+            image_tag=_text(data, "image_tag"),
+            image_url=_text(data, "image_url"),
+            working_tree_hash=_text(data, "working_tree_hash"),
+            source_commit=_text(data, "source_commit"),
+            created_at=parse_datetime(data.get("created_at")),
+            raw=dict(data),
+        )
+
+    @property
+    def phase(self) -> Phase:
+        """SUCCEEDED for `success`, FAILED for the terminal failures, IN_PROGRESS for anything else."""
+        if self.status in BUILD_SUCCEEDED:
+            return Phase.SUCCEEDED
+        if self.status in BUILD_FAILED:
+            return Phase.FAILED
+        return Phase.IN_PROGRESS
+
+
+@dataclass(frozen=True)
+class DeployEvent:
+    """One Kubernetes event of a deployment (`deploy_events` items, sgp-api.md 3.6)."""
+
+    type: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    timestamp: datetime | None = None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> DeployEvent:
+        """Read one event; every field is optional."""
+        data = _require_mapping(data, "a deployment event")
+        return cls(
+            type=_text(data, "type"),
+            reason=_text(data, "reason"),
+            message=_text(data, "message"),
+            timestamp=parse_datetime(data.get("timestamp")),
+        )
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """An `AgentexCloudDeploy` (sgp-api.md 3.6)."""
+
+    id: str
+    status: str
+    build_id: str | None = None
+    preview_label: str | None = None
+    expires_at: datetime | None = None
+    helm_release_name: str | None = None
+    namespace: str | None = None
+    created_at: datetime | None = None
+    events: tuple[DeployEvent, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Deployment:
+        """Read a deployment record; raises ApiError when it has no id."""
+        data = _require_mapping(data, "a deployment")
+        deployment_id = _text(data, "id", "deployment_id", "deploy_id")
+        if deployment_id is None:
+            raise ApiError(f"the API answered a deployment record without an id: {sorted(data)}")
+        events = data.get("deploy_events")
+        if events is None:
+            events = data.get("events")
+        return cls(
+            id=deployment_id,
+            status=_status(data, "status", "deploy_status"),
+            build_id=_text(data, "build_id"),
+            preview_label=_text(data, "preview_label"),
+            expires_at=parse_datetime(data.get("expires_at")),
+            helm_release_name=_text(data, "helm_release_name"),
+            namespace=_text(data, "namespace"),
+            created_at=parse_datetime(data.get("created_at")),
+            events=tuple(DeployEvent.from_api(e) for e in events or () if isinstance(e, Mapping)),
+            raw=dict(data),
+        )
+
+    @property
+    def phase(self) -> Phase:
+        """SUCCEEDED for healthy/completed, FAILED for the terminal failures, IN_PROGRESS for anything else."""
+        if self.status in DEPLOY_SUCCEEDED:
+            return Phase.SUCCEEDED
+        if self.status in DEPLOY_FAILED:
+            return Phase.FAILED
+        return Phase.IN_PROGRESS
+
+    @property
+    def is_preview(self) -> bool:
+        """True for a preview: production records carry neither a label nor an expiry (T10)."""
+        return self.preview_label is not None or self.expires_at is not None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One structured deployment log line (sgp-api.md 3.5)."""
+
+    id: str
+    message: str
+    log_level: str | None = None
+    timestamp: datetime | None = None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any] | str) -> LogLine:
+        """Read one line; a bare string (as the docs' `jq -r '.lines[]'` example suggests) is a message without id."""
+        if isinstance(data, str):
+            return cls(id="", message=data)
+        data = _require_mapping(data, "a log line")
+        return cls(
+            id=_text(data, "id") or "",
+            message=str(data.get("message") or data.get("line") or ""),
+            log_level=_text(data, "log_level", "level"),
+            timestamp=parse_datetime(data.get("timestamp")),
+        )
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """One page of deployment logs. `next_cursor` is what to send next: never empty once a cursor was known (T12)."""
+
+    lines: tuple[LogLine, ...]
+    next_cursor: str
+    has_more: bool
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any], *, previous_cursor: str = "") -> LogPage:
+        """Read a logs response; an empty `next_cursor` keeps `previous_cursor` so the log is never replayed."""
+        data = _require_mapping(data, "a deployment log page")
+        lines = data.get("lines") or ()
+        return cls(
+            lines=tuple(LogLine.from_api(line) for line in lines if isinstance(line, (Mapping, str))),
+            next_cursor=str(data.get("next_cursor") or "") or previous_cursor,
+            has_more=bool(data.get("has_more")),
+        )
+
+
+@dataclass(frozen=True)
+class UndeployedAgent:
+    """An element of `GET /v5/builds/undeployed` (sgp-api.md 2.5)."""
+
+    agent_name: str
+    latest_build: Build
+    total_builds: int
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> UndeployedAgent:
+        """Read one element of the bare array (T26)."""
+        data = _require_mapping(data, "an undeployed agent")
+        latest = Build.from_api(_require_mapping(data.get("latest_build"), "a latest_build"))
+        try:
+            total = int(data.get("total_builds") or 0)
+        except (TypeError, ValueError):
+            total = 0
+        return cls(
+            agent_name=_text(data, "agent_name") or latest.agent_name or "", latest_build=latest, total_builds=total
+        )
