@@ -1,0 +1,380 @@
+"""The action's inputs (product.md section 3), read once, parsed and validated into a frozen `Settings`.
+
+Where a value comes from, first match wins: a `sgp-action run --<input>` flag; `INPUT_<NAME>` with hyphens turned
+into underscores (what our action.yml passes); `INPUT_<NAME>` with the hyphens kept (what GitHub and act set for
+docker and node actions); for the key, account and URL the official SDK's variables (`SGP_API_KEY`,
+`SGP_ACCOUNT_ID`, `SGP_CLIENT_BASE_URL`) so the CLI works like the SDK; then the default. An empty value counts as
+not set, because a composite action passes `""` for every input the workflow left out.
+
+Every problem is an `InputError` (exit 2) that names the input and says what to write instead. Secret values (the
+API key, the token, build-args values) never appear in a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from sgp_action.durations import parse_duration
+from sgp_action.errors import InputError
+
+if TYPE_CHECKING:
+    from sgp_action.event import EventContext
+
+COMMANDS = ("auto", "preview", "deploy", "build", "teardown", "cleanup", "detect")
+PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
+DEFAULT_BASE_URL = "https://api.egp.scale.com"
+LABEL_MAX = 30
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+_BUILD_ARG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_TOKENISH = re.compile(r"^\S+$")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One action input: its name, its default as action.yml shows it, and a one-line help."""
+
+    name: str
+    default: str
+    help: str
+    boolean: bool = False
+
+    @property
+    def env_names(self) -> tuple[str, str]:
+        """`INPUT_API_KEY` and `INPUT_API-KEY`."""
+        upper = self.name.upper().replace(" ", "_")
+        return "INPUT_" + upper.replace("-", "_"), "INPUT_" + upper
+
+
+INPUTS: tuple[InputSpec, ...] = (
+    InputSpec("command", "auto", "auto, preview, deploy, build, teardown, cleanup or detect"),
+    InputSpec("api-key", "", "SGP API key (required except for detect and dry-run); masked at once"),
+    InputSpec("account-id", "", "SGP account id (required except for detect and dry-run)"),
+    InputSpec("base-url", "", f"API base URL; default $SGP_CLIENT_BASE_URL, else {DEFAULT_BASE_URL}"),
+    InputSpec("working-directory", ".", "where relative paths start"),
+    InputSpec("manifest", "manifest.yaml", "the agent's manifest"),
+    InputSpec("environments", "", "the environments file; default environments.yaml beside the manifest"),
+    InputSpec("environment", "", "which environment to deploy to; default the file's only one"),
+    InputSpec("image-name", "", "default the manifest's image repository's last segment, else agent.name"),
+    InputSpec("image-tag", "", "default the first 7 characters of the deployed commit, else latest"),
+    InputSpec("build-args", "", "build arguments, one KEY=VALUE a line"),
+    InputSpec("platform", "", "linux/amd64, linux/arm64 or linux/arm/v7"),
+    InputSpec("build-id", "", "deploy this existing build instead of building"),
+    InputSpec("preview-label", "", "preview label; default pr-<number>; sanitized as the server does"),
+    InputSpec("preview-ttl", "8h", "lifetime of a preview: 90m, 8h, 2d, ..."),
+    InputSpec("expires-at", "", "ISO 8601 expiry of a preview (UTC when no offset is given); overrides preview-ttl"),
+    InputSpec("wait", "true", "wait for terminal states", boolean=True),
+    InputSpec("build-timeout", "30m", "cancel the build and fail after this"),
+    InputSpec("deploy-timeout", "15m", "fail after this"),
+    InputSpec("poll-interval", "5s", "status polling period"),
+    InputSpec("reuse-build", "true", "reuse a successful build with the same working-tree hash", boolean=True),
+    InputSpec("replace-previous", "true", "delete older active previews with the same label", boolean=True),
+    InputSpec("follow-symlinks", "false", "follow symlinks that stay inside the repository", boolean=True),
+    InputSpec("github-token", "", "forge token: PR comment, and PR state during cleanup"),
+    InputSpec("comment", "auto", "post/update one PR comment: auto, true or false"),
+    InputSpec("dry-run", "false", "validate, package and print the plan; create nothing", boolean=True),
+    InputSpec("debug", "false", "verbose logs (also on when RUNNER_DEBUG=1)", boolean=True),
+)
+INPUT_NAMES = tuple(spec.name for spec in INPUTS)
+SECRET_INPUTS = ("api-key", "github-token")
+# The official SDK's variables, used when the input is not set (CLI use, or a workflow-level env).
+_SDK_ENV = {"api-key": "SGP_API_KEY", "account-id": "SGP_ACCOUNT_ID", "base-url": "SGP_CLIENT_BASE_URL"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every input, parsed. Durations are seconds; paths are absolute; unset optional values are None."""
+
+    command: str
+    api_key: str = field(repr=False)
+    account_id: str
+    base_url: str
+    working_directory: Path
+    manifest: Path
+    environments: Path
+    environment: str | None
+    image_name: str | None
+    image_tag: str | None
+    build_args: Mapping[str, str] = field(repr=False)
+    platform: str | None
+    build_id: str | None
+    preview_label: str | None
+    preview_ttl: float
+    expires_at: datetime | None
+    wait: bool
+    build_timeout: float
+    deploy_timeout: float
+    poll_interval: float
+    reuse_build: bool
+    replace_previous: bool
+    follow_symlinks: bool
+    github_token: str | None = field(repr=False)
+    comment: bool | None  # None: auto
+    dry_run: bool
+    debug: bool
+    temp_dir: str | None = None  # $RUNNER_TEMP: where packaging writes the archive
+
+    def should_comment(self, is_pull_request: bool) -> bool:
+        """Whether to post the sticky PR comment (`comment: auto` means: with a token, on PR events)."""
+        if self.comment is None:
+            return bool(self.github_token) and is_pull_request
+        return self.comment and bool(self.github_token) and is_pull_request
+
+
+def sanitize_label(text: str) -> str:
+    """The preview label as the server stores it (product.md section 3).
+
+    Lowercased, each run of characters outside `[a-z0-9]` becomes one `-`, leading and trailing `-` removed, cut to
+    30 characters and a `-` left at the cut removed. Raises InputError when nothing is left.
+    """
+    label = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:LABEL_MAX].rstrip("-")
+    if not label:
+        raise InputError(
+            f"preview-label: {text!r} has no letters or digits, so it sanitizes to nothing; use e.g. pr-123"
+        )
+    return label
+
+
+# --- value parsers (each raises InputError naming the input) --------------------------------------------------------
+
+
+def parse_bool(name: str, text: str) -> bool:
+    """true/false, yes/no, 1/0, on/off in any case."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise InputError(f"{name}: {text!r} is not a boolean; use true or false")
+
+
+def parse_seconds(name: str, text: str) -> float:
+    """A duration input in seconds."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InputError(f"{name}: {text!r} is not a usable duration: {exc}") from None
+
+
+def parse_build_args(text: str) -> dict[str, str]:
+    """`KEY=VALUE` lines; blank lines and `#` comments skipped; split on the first `=`; values are never echoed."""
+    result: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep:
+            raise InputError(f"build-args line {number}: expected KEY=VALUE (one a line), found no '='")
+        if not _BUILD_ARG_KEY.match(key):
+            raise InputError(
+                f"build-args line {number}: {key!r} is not a valid name; use letters, digits and _ (not first a digit)"
+            )
+        if key in result:
+            raise InputError(f"build-args line {number}: {key} is given twice; keep one line per name")
+        result[key] = value
+    return result
+
+
+def parse_base_url(text: str) -> str:
+    """An http(s) URL with a host; a path prefix is kept, a trailing `/` dropped."""
+    url = text.strip()
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or " " in url:
+        raise InputError(f"base-url: {text!r} is not an http(s) URL with a host, like {DEFAULT_BASE_URL}")
+    if parts.username or parts.password:
+        raise InputError("base-url: must not carry credentials; pass the key as api-key")
+    if parts.query or parts.fragment:
+        raise InputError(f"base-url: {text!r} must not have a query or fragment")
+    return url.rstrip("/")
+
+
+def parse_expires_at(text: str, now: datetime) -> datetime:
+    """ISO 8601 (a trailing Z allowed; UTC when no offset); must be in the future."""
+    value = text.strip()
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"expires-at: {text!r} is not an ISO 8601 time; write e.g. 2030-01-31T18:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment <= now:
+        raise InputError(f"expires-at: {text.strip()} is not in the future; give a later time or use preview-ttl")
+    return moment.astimezone(timezone.utc)
+
+
+def _choice(name: str, text: str, choices: tuple[str, ...]) -> str:
+    value = text.strip().lower()
+    if value not in choices:
+        raise InputError(f"{name}: {text!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _token(name: str, text: str) -> str:
+    value = text.strip()
+    if not _TOKENISH.match(value):
+        raise InputError(f"{name}: the value contains white space or a line break; paste only the value itself")
+    return value
+
+
+# --- reading --------------------------------------------------------------------------------------------------------
+
+
+def raw_inputs(environ: Mapping[str, str], overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The text of every input that was set (flags over `INPUT_*` over the SDK variables), by input name."""
+    found: dict[str, str] = {}
+    for spec in INPUTS:
+        flag = (overrides or {}).get(spec.name)
+        candidates = [flag, *(environ.get(env) for env in spec.env_names)]
+        if spec.name in _SDK_ENV:
+            candidates.append(environ.get(_SDK_ENV[spec.name]))
+        for candidate in candidates:
+            if candidate is not None and candidate.strip() != "":
+                found[spec.name] = candidate
+                break
+    return found
+
+
+def secret_values(environ: Mapping[str, str], overrides: Mapping[str, str | None] | None = None) -> list[str]:
+    """The raw secret inputs, to mask before anything else is printed."""
+    raw = raw_inputs(environ, overrides)
+    return [raw[name].strip() for name in SECRET_INPUTS if name in raw]
+
+
+def load_settings(
+    environ: Mapping[str, str],
+    overrides: Mapping[str, str | None] | None = None,
+    *,
+    event: EventContext | None = None,
+    now: datetime | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Parse and validate every input. `event` gives the default preview label (`pr-<number>`).
+
+    Raises InputError naming the first bad input.
+    """
+    raw = raw_inputs(environ, overrides)
+    now = now or datetime.now(timezone.utc)
+
+    def get(name: str) -> str:
+        if name in raw:
+            return raw[name]
+        return next(spec.default for spec in INPUTS if spec.name == name)
+
+    def optional(name: str) -> str | None:
+        return raw[name].strip() if name in raw else None
+
+    command = _choice("command", get("command"), COMMANDS)
+    dry_run = parse_bool("dry-run", get("dry-run"))
+    api_key = _token("api-key", raw["api-key"]) if "api-key" in raw else ""
+    account_id = _token("account-id", raw["account-id"]) if "account-id" in raw else ""
+    if command != "detect" and not dry_run:
+        if not api_key:
+            raise InputError("api-key is required: pass it from a secret, e.g. api-key: ${{ secrets.SGP_API_KEY }}")
+        if not account_id:
+            raise InputError(
+                "account-id is required: pass your SGP account id, e.g. account-id: ${{ vars.SGP_ACCOUNT_ID }}"
+            )
+    base_url = parse_base_url(raw.get("base-url", DEFAULT_BASE_URL))
+
+    workdir = (cwd or Path.cwd()) / get("working-directory").strip()
+    if not workdir.is_dir():
+        raise InputError(f"working-directory: {get('working-directory').strip()!r} is not a directory")
+    workdir = workdir.resolve()
+    manifest = (workdir / get("manifest").strip()).resolve()
+    environments_text = optional("environments")
+    environments = (
+        (workdir / environments_text).resolve() if environments_text else manifest.parent / "environments.yaml"
+    )
+
+    image_name = optional("image-name")
+    if image_name is not None and not _IMAGE_NAME.match(image_name):
+        raise InputError(
+            f"image-name: {image_name!r} is not a valid image name; use lowercase letters, digits, -, _, ."
+        )
+    image_tag = optional("image-tag")
+    if image_tag is not None and not _IMAGE_TAG.match(image_tag):
+        raise InputError(f"image-tag: {image_tag!r} is not a valid tag; use up to 128 of letters, digits, _, . and -")
+    platform = _choice("platform", raw["platform"], PLATFORMS) if "platform" in raw else None
+    build_id = _token("build-id", raw["build-id"]) if "build-id" in raw else None
+
+    label_text = optional("preview-label")
+    if label_text is not None:
+        preview_label: str | None = sanitize_label(label_text)
+    elif event is not None and event.pr_number:
+        preview_label = f"pr-{event.pr_number}"
+    else:
+        preview_label = None
+
+    comment_text = get("comment").strip().lower()
+    comment = None if comment_text == "auto" else parse_bool("comment", comment_text)
+    token = _token("github-token", raw["github-token"]) if "github-token" in raw else None
+    expires_text = optional("expires-at")
+    return Settings(
+        command=command,
+        api_key=api_key,
+        account_id=account_id,
+        base_url=base_url,
+        working_directory=workdir,
+        manifest=manifest,
+        environments=environments,
+        environment=optional("environment"),
+        image_name=image_name,
+        image_tag=image_tag,
+        build_args=parse_build_args(raw.get("build-args", "")),
+        platform=platform,
+        build_id=build_id,
+        preview_label=preview_label,
+        preview_ttl=parse_seconds("preview-ttl", get("preview-ttl")),
+        expires_at=parse_expires_at(expires_text, now) if expires_text else None,
+        wait=parse_bool("wait", get("wait")),
+        build_timeout=parse_seconds("build-timeout", get("build-timeout")),
+        deploy_timeout=parse_seconds("deploy-timeout", get("deploy-timeout")),
+        poll_interval=parse_seconds("poll-interval", get("poll-interval")),
+        reuse_build=parse_bool("reuse-build", get("reuse-build")),
+        replace_previous=parse_bool("replace-previous", get("replace-previous")),
+        follow_symlinks=parse_bool("follow-symlinks", get("follow-symlinks")),
+        github_token=token,
+        comment=comment,
+        dry_run=dry_run,
+        debug=parse_bool("debug", get("debug")) or environ.get("RUNNER_DEBUG") == "1",
+        temp_dir=environ.get("RUNNER_TEMP") or None,
+    )
+
+
+# --- CLI flags ------------------------------------------------------------------------------------------------------
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register `--<input>` for every input (flags win over `INPUT_*`); booleans also work as bare switches."""
+    group = parser.add_argument_group("action inputs (each also read from INPUT_<NAME>)")
+    for spec in INPUTS:
+        dest = spec.name.replace("-", "_")
+        text = spec.help + (f" (default: {spec.default})" if spec.default else "")
+        if spec.boolean:
+            group.add_argument(
+                f"--{spec.name}", dest=dest, default=None, nargs="?", const="true", metavar="BOOL", help=text
+            )
+        else:
+            group.add_argument(f"--{spec.name}", dest=dest, default=None, metavar=dest.upper(), help=text)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, str | None]:
+    """The flags given on the command line, by input name (for `load_settings`)."""
+    return {spec.name: getattr(args, spec.name.replace("-", "_"), None) for spec in INPUTS}
