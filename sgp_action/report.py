@@ -13,8 +13,11 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol
+
+from sgp_action.durations import format_duration
+from sgp_action.models import format_datetime
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +56,8 @@ def format_timestamp(value: Any) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, datetime):
-        stamp = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-        return stamp.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return format_datetime(value)
     return str(value)
-
-
-def format_duration(seconds: float) -> str:
-    """`42.0 s`, `3 min 05 s`, `1 h 02 min`: short and readable in a summary table."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 def md_escape(text: str) -> str:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sgp_action.report import OUTPUT_NAMES, Report, format_duration, format_timestamp, md_escape
+from sgp_action.report import OUTPUT_NAMES, Report, format_timestamp, md_escape
 
 
 class Sink:
@@ -113,13 +113,6 @@ def test_format_timestamp(value: object, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "expected"), [(0.04, "0.0 s"), (42.25, "42.2 s"), (185, "3 min 05 s"), (3725, "1 h 02 min")]
-)
-def test_format_duration(seconds: float, expected: str) -> None:
-    assert format_duration(seconds) == expected
-
-
-@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("healthy", "healthy"),
@@ -137,7 +130,7 @@ def test_summary_table_shows_build_image_deployment_label_expiry_and_durations()
     report = Report(command="preview", result="success")
     report.record_build(_build(), reused=False)
     report.record_deployment(_deployment())
-    report.durations = {"build": 12.5, "deploy": 3.25}
+    report.durations = {"build": 12.4, "deploy": 0.25}
     text = report.summary_markdown()
     lines = text.splitlines()
     assert lines[0] == "### ✅ SGP preview: success"
@@ -146,7 +139,7 @@ def test_summary_table_shows_build_image_deployment_label_expiry_and_durations()
     assert "| Deployment | `d-1` (healthy) |" in lines
     assert "| Preview label | `pr-7` |" in lines
     assert "| Expires at | `2026-01-02T03:04:05Z` |" in lines
-    assert "| Time: build | 12.5 s |" in lines and "| Time: deploy | 3.2 s |" in lines
+    assert "| Time: build | 12s |" in lines and "| Time: deploy | 250ms |" in lines
 
 
 def test_summary_of_a_failure_carries_the_message_and_hostile_text_stays_inert() -> None:

@@ -1,16 +1,54 @@
-"""`sgp-action run`: placeholder until its issue lands."""
+"""`sgp-action run`: what the action runs (product.md 2 and 3).
+
+Inputs come from `INPUT_*` variables or the same names as `--flags`. The secrets are masked before anything else is
+printed; the event is read before the inputs so that a fork pull request, which gets no secrets, is skipped with a
+notice instead of failing on the missing key. The run itself happens in a worker thread while the main thread turns
+SIGINT / SIGTERM into a cancellation (`sgp_action.cancel.supervise`).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import os
+
+from sgp_action.cancel import CancelToken, supervise
+from sgp_action.errors import EXIT_OK
+from sgp_action.event import load_event
+from sgp_action.pipeline import Pipeline, skip_fork_pull_request
+from sgp_action.runner import default_runner
+from sgp_action.settings import add_run_arguments, load_settings, overrides_from_args, secret_values
+
+#: Where `--command` is stored: the CLI's own `command` attribute names the subcommand (`run`), and a sub-parser
+#: default of the same name would overwrite it.
+COMMAND_DEST = "input_command"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No flags yet."""
+    """Every action input as a `--flag`."""
+    add_run_arguments(parser)
+    for action in parser._actions:
+        if action.dest == "command":
+            action.dest = COMMAND_DEST
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
+    namespace = argparse.Namespace(**vars(args))
+    namespace.command = getattr(args, COMMAND_DEST, None)
+    return overrides_from_args(namespace)
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Say that the command is not available yet."""
-    print("sgp-action run: not available yet", file=sys.stderr)
-    return 2
+    """Run the `command` input; returns the exit code of product.md 7 (ActionErrors reach the CLI's reporter)."""
+    environ = os.environ
+    overrides = _overrides(args)
+    runner = default_runner()  # masks the secret INPUT_* variables as it is created
+    for secret in secret_values(environ, overrides):
+        runner.mask(secret)
+    event = load_event(environ)
+    if skip_fork_pull_request(event, environ, overrides, runner):
+        return EXIT_OK
+    settings = load_settings(environ, overrides, event=event)
+    token = CancelToken()
+    pipeline = Pipeline(settings, event, runner, token=token)
+    outcome = supervise(pipeline.run, token, abandon=pipeline.abandon)
+    return outcome.exit_code

@@ -1,0 +1,338 @@
+"""The build phase: agent id, reuse, streamed upload, live SSE logs while polling, terminal status (product.md 5).
+
+Threads: a `LogFollower` thread reads the SSE log stream and prints each line through `Runner.server_line`; the
+calling thread polls `get_build` every `poll-interval`, and wakes at once when the stream ends or the run is
+cancelled (an `Event`, never a fixed sleep). The stream has no resume cursor and a reconnect replays from the first
+line (sgp-api.md 2.6, T13), so the follower counts the lines it printed and skips that many on every reconnect:
+no line is printed twice, and a closed or broken stream never fails a good build.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sgp_action.cancel import CancelToken, RemoteWork
+from sgp_action.durations import format_duration
+from sgp_action.errors import ApiError, BuildFailed, NotFoundError, OperationTimeout, ValidationError
+from sgp_action.models import Build, Phase
+from sgp_action.report import Report
+
+if TYPE_CHECKING:
+    from sgp_action.client import SGPClient
+
+log = logging.getLogger(__name__)
+
+#: How many log lines a failure message carries.
+TAIL_LINES = 20
+#: Upload progress: a line every 10 % or every few seconds, whichever comes first.
+PROGRESS_STEP = 0.10
+PROGRESS_SECONDS = 3.0
+#: How far the agent-id lookup reads when an older server ignores the `agent_name` filter (T25).
+AGENT_SCAN_LIMIT = 200
+#: After the build ended, how long the follower may take to print the last lines.
+DRAIN_SECONDS = 5.0
+
+
+class Console(Protocol):
+    """The part of `sgp_action.runner.Runner` the phases print through."""
+
+    def info(self, text: str) -> None: ...
+
+    def server_line(self, text: str) -> None: ...
+
+    def warning(self, text: str, *, title: str | None = None, file: str | None = None) -> None: ...
+
+    def group(self, title: str) -> Any: ...
+
+
+@dataclass
+class BuildSpec:
+    """What to build: the packaged context (or an existing image URL) and everything sent with it."""
+
+    agent_name: str
+    image_name: str
+    image_tag: str
+    archive_path: Path | None = None
+    image_url: str | None = None
+    working_tree_hash: str | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    platform: str | None = None
+    source: Mapping[str, str | bool | None] = field(default_factory=dict)
+
+
+class ProgressPrinter:
+    """Upload progress lines, every 10 % or every few seconds; also the cancellation point of an upload."""
+
+    def __init__(self, console: Console, token: CancelToken, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.console = console
+        self.token = token
+        self.clock = clock
+        self._next_fraction = PROGRESS_STEP
+        self._last_time = clock()
+        self._done = False
+
+    def __call__(self, sent: int, total: int) -> None:
+        # Raising here aborts the upload mid-body: the server gets a truncated form and creates nothing.
+        self.token.check()
+        if self._done:
+            return
+        fraction = sent / total if total else 1.0
+        now = self.clock()
+        if fraction >= self._next_fraction or now - self._last_time >= PROGRESS_SECONDS or sent >= total:
+            self.console.info(f"Uploading the build context: {fraction:4.0%} ({_mb(sent)} of {_mb(total)})")
+            while self._next_fraction <= fraction:
+                self._next_fraction += PROGRESS_STEP
+            self._last_time = now
+            self._done = sent >= total
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+class LogFollower:
+    """A thread printing a build's SSE log lines exactly once, across stream ends and reconnects."""
+
+    def __init__(self, client: SGPClient, build_id: str, console: Console, wake: threading.Event) -> None:
+        self.client = client
+        self.build_id = build_id
+        self.console = console
+        self.wake = wake
+        self.printed = 0
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._stream: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def active(self) -> bool:
+        """True while a connection is open (or being opened)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Open a connection in a new thread (the previous one must have ended); lines already printed are skipped."""
+        if self._stop.is_set() or self.active:
+            return
+        self._thread = threading.Thread(target=self._follow, name=f"sgp-logs-{self.build_id}", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        self.connections += 1
+        seen = 0
+        try:
+            stream = self.client.open_build_logs(self.build_id)
+            with self._lock:
+                self._stream = stream
+            if self._stop.is_set():
+                return
+            with stream:
+                for line in stream:
+                    seen += 1
+                    if seen <= self.printed:  # a reconnect replays from the first line
+                        continue
+                    self.console.server_line(line)
+                    self.tail.append(line)
+                    self.printed += 1
+                    if self._stop.is_set():
+                        break
+        except Exception as exc:  # a broken stream is not a failed build: polling carries on
+            log.debug("build log stream ended with an error: %s", exc)
+        finally:
+            with self._lock:
+                self._stream = None
+            self.wake.set()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the current connection to end; True when it did."""
+        if self._thread is not None:
+            self._thread.join(max(timeout, 0.0))
+        return not self.active
+
+    def stop(self) -> None:
+        """Close the stream (thread-safe) and never reconnect."""
+        self._stop.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:
+                log.debug("closing the log stream failed", exc_info=True)
+
+
+@dataclass
+class PhaseEnv:
+    """What every phase works with: the API, the console, the cancellation token, the report, the remote work."""
+
+    client: SGPClient
+    console: Console
+    token: CancelToken
+    report: Report
+    remote: RemoteWork
+    poll_interval: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+
+
+class PhaseBase:
+    """A phase with a time limit, working in a `PhaseEnv`."""
+
+    def __init__(self, env: PhaseEnv, *, timeout: float) -> None:
+        self.env = env
+        self.client = env.client
+        self.console = env.console
+        self.token = env.token
+        self.report = env.report
+        self.remote = env.remote
+        self.poll_interval = max(env.poll_interval, 0.05)
+        self.timeout = timeout
+        self.clock = env.clock
+
+
+class BuildPhase(PhaseBase):
+    """Runs one build: reuse or create, follow, wait; fills the report and raises the errors of product.md 7."""
+
+    # --- agent and reuse --------------------------------------------------------------------------------------
+
+    def resolve_agent_id(self, agent_name: str) -> str | None:
+        """The id of the agent named `agent_name` from its latest build, or None for a new agent (sgp-api.md 11)."""
+        builds = self.client.list_builds(agent_name=agent_name, limit=1, sort_by="created_at", sort_order="desc")
+        # An older server ignores the filter and lists everything (T25): look further, and check the name.
+        for build in itertools.islice(builds, AGENT_SCAN_LIMIT):
+            if build.agent_name == agent_name and build.agent_id:
+                log.debug("agent %s has id %s (from build %s)", agent_name, build.agent_id, build.id)
+                return str(build.agent_id)
+        return None
+
+    def find_reusable(self, agent_name: str, working_tree_hash: str) -> Build | None:
+        """A successful build of this agent with the same working-tree hash, checked client-side (T25)."""
+        builds = self.client.list_builds(
+            agent_name=agent_name, working_tree_hash=working_tree_hash, sort_by="created_at", sort_order="desc"
+        )
+        for build in itertools.islice(builds, AGENT_SCAN_LIMIT):
+            if (
+                build.working_tree_hash == working_tree_hash
+                and build.agent_name == agent_name
+                and build.phase is Phase.SUCCEEDED
+            ):
+                return build
+        return None
+
+    # --- create ------------------------------------------------------------------------------------------------
+
+    def create(self, spec: BuildSpec) -> Build:
+        """Create the build: with the agent's id when it exists, else with its name; legacy servers fall back."""
+        agent_id = self.resolve_agent_id(spec.agent_name)
+        self.token.check()
+        try:
+            return self._send(spec, agent_id=agent_id)
+        except (ValidationError, NotFoundError) as exc:
+            if agent_id is None:
+                raise
+            # An older server knows no agent ids (sgp-api.md 11, T4): its builds name the agent every time.
+            log.info("the server refused agent_id (%s); sending agent_name %s instead", exc, spec.agent_name)
+            return self._send(spec, agent_id=None)
+
+    def _send(self, spec: BuildSpec, *, agent_id: str | None) -> Build:
+        progress = ProgressPrinter(self.console, self.token, clock=self.clock) if spec.archive_path else None
+        build = self.client.create_build(
+            image_name=spec.image_name,
+            image_tag=spec.image_tag,
+            archive_path=spec.archive_path,
+            image_url=spec.image_url,
+            agent_name=None if agent_id else spec.agent_name,
+            agent_id=agent_id,
+            build_args=dict(spec.build_args) or None,
+            platform=spec.platform,
+            source=dict(spec.source) or None,
+            working_tree_hash=spec.working_tree_hash,
+            progress=progress,
+        )
+        self.remote.building(build.id)
+        self.report.record_build(build, reused=False)
+        self.console.info(f"Build {build.id} created ({build.status or 'queued'})")
+        return build
+
+    # --- follow ------------------------------------------------------------------------------------------------
+
+    def wait(self, build: Build) -> Build:
+        """Print the build's logs live while polling its status; return it once successful.
+
+        Raises BuildFailed (with the log tail) on any other terminal status, OperationTimeout after cancelling the
+        build past `build-timeout`, Cancelled when the token is set.
+        """
+        started = self.clock()
+        deadline = started + self.timeout
+        wake = threading.Event()
+        follower = LogFollower(self.client, build.id, self.console, wake)
+
+        def on_cancel() -> None:
+            follower.stop()
+            wake.set()
+
+        unregister = self.token.on_cancel(on_cancel)
+        try:
+            with self.console.group(f"Build logs ({build.id})"):
+                follower.start()
+                build = self._poll(build, follower, wake, deadline)
+                # The stream closes when the build ends; a stream that closed early is read once more to catch up.
+                if not follower.active:
+                    follower.start()
+                follower.join(DRAIN_SECONDS)
+                follower.stop()
+        finally:
+            unregister()
+            follower.stop()
+        self.report.record_build(build)
+        elapsed = format_duration(self.clock() - started)
+        if build.phase is Phase.SUCCEEDED:
+            self.remote.building(None)
+            self.console.info(f"Build {build.id} {build.status} after {elapsed}: {build.image_url or build.image_name}")
+            return build
+        self.remote.building(None)
+        tail = "\n".join(follower.tail) or "(no log lines were received)"
+        raise BuildFailed(
+            f"build {build.id} ended {build.status or 'unknown'} after {elapsed}; last log lines:\n{tail}"
+        )
+
+    def _poll(self, build: Build, follower: LogFollower, wake: threading.Event, deadline: float) -> Build:
+        last_reconnect = self.clock()
+        while True:
+            # Cleared before the poll, not after the wait: a stream end during the request is not lost.
+            wake.clear()
+            self.token.check()
+            build = self.client.get_build(build.id)
+            self.report.record_build(build)
+            if build.phase is not Phase.IN_PROGRESS:
+                return build
+            now = self.clock()
+            if now >= deadline:
+                self._timeout(build, follower)
+            # A stream that ended before the build did is reopened, at most once per poll interval, so a server
+            # that keeps closing it at once is not hammered.
+            if not follower.active and now - last_reconnect >= self.poll_interval:
+                last_reconnect = now
+                follower.start()
+            wake.wait(min(self.poll_interval, max(deadline - now, 0.0)))
+
+    def _timeout(self, build: Build, follower: LogFollower) -> None:
+        follower.stop()
+        try:
+            self.client.cancel_build(build.id)
+            what = "it was cancelled"
+        except ApiError as exc:
+            what = f"cancelling it failed: {exc}"
+        self.remote.building(None)
+        raise OperationTimeout(
+            f"build {build.id} did not finish within build-timeout ({format_duration(self.timeout)}, status "
+            f"{build.status or 'unknown'}); {what}. Raise build-timeout if the build needs longer."
+        )

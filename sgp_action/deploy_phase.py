@@ -1,0 +1,154 @@
+"""The deploy phase: create the deployment, then poll it, printing new events and log lines (product.md 5).
+
+Success is `healthy` or `completed` in any case (sgp-api.md 3.7, T8; the classification lives in `models`); any
+other terminal status is a failure that shows the events and the log tail. Deploy logs are cursor-paged: the last
+non-empty `next_cursor` is kept, because an empty one would replay the whole log (sgp-api.md 3.5, T12).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sgp_action.build_phase import TAIL_LINES, PhaseBase, PhaseEnv
+from sgp_action.durations import format_duration
+from sgp_action.errors import DeploymentFailed, OperationTimeout
+from sgp_action.models import DeployEvent, Deployment, LogLine, Phase
+from sgp_action.report import format_timestamp
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+#: Log pages read per poll at most: a huge backlog is read over several polls instead of stalling the status.
+MAX_PAGES_PER_POLL = 20
+LOG_PAGE_SIZE = 200
+#: How many events a failure or timeout message shows.
+EVENT_TAIL = 10
+
+
+@dataclass
+class DeploySpec:
+    """What to deploy: the manifest and the chosen environment as YAML text, the build, preview details."""
+
+    manifest_text: str
+    environment_text: str
+    build_id: str
+    preview: bool = False
+    preview_label: str | None = None
+    expires_at: datetime | None = None
+
+
+def format_event(event: DeployEvent) -> str:
+    """One Kubernetes event as a log line: `Warning BackOff: Back-off restarting failed container`."""
+    head = " ".join(part for part in (event.type, event.reason) if part)
+    text = f"{head}: {event.message}" if head and event.message else head or (event.message or "")
+    stamp = format_timestamp(event.timestamp)
+    return f"[{stamp}] {text}" if stamp else text
+
+
+def format_log_line(line: LogLine) -> str:
+    """One deploy log line with its level."""
+    return f"{(line.log_level or 'INFO').upper():5} {line.message}"
+
+
+class DeployPhase(PhaseBase):
+    """Creates one deployment and waits for it; fills the report and raises the errors of product.md 7."""
+
+    def __init__(self, env: PhaseEnv, *, timeout: float) -> None:
+        super().__init__(env, timeout=timeout)
+        self._seen_events: set[tuple[str, str, str, str]] = set()
+        self._events: list[DeployEvent] = []
+        self._seen_lines: set[str] = set()
+        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._cursor = ""
+
+    def create(self, spec: DeploySpec) -> Deployment:
+        """Send the create request; the new deployment is registered for cancellation at once."""
+        self.token.check()
+        deployment = self.client.create_deployment(
+            manifest_file=spec.manifest_text,
+            environment_config=spec.environment_text,
+            build_id=spec.build_id,
+            preview=spec.preview,
+            preview_label=spec.preview_label if spec.preview else None,
+            expires_at=spec.expires_at if spec.preview else None,
+        )
+        self.remote.deploying(deployment.id)
+        self.report.record_deployment(deployment)
+        kind = f"preview {deployment.preview_label or spec.preview_label}" if spec.preview else "production"
+        self.console.info(f"Deployment {deployment.id} created ({kind}, {deployment.status or 'pending'})")
+        return deployment
+
+    def wait(self, deployment: Deployment) -> Deployment:
+        """Poll until terminal, printing new events and log lines; return the deployment once healthy."""
+        started = self.clock()
+        deadline = started + self.timeout
+        with self.console.group(f"Deployment ({deployment.id})"):
+            while True:
+                self.token.check()
+                deployment = self.client.get_deployment(deployment.id)
+                self.report.record_deployment(deployment)
+                self._print_events(deployment)
+                self._print_logs(deployment.id)
+                if deployment.phase is not Phase.IN_PROGRESS:
+                    break
+                now = self.clock()
+                if now >= deadline:
+                    self._timeout(deployment)
+                self.token.sleep(min(self.poll_interval, max(deadline - now, 0.0)))
+            # Lines written just before the terminal status are read once more (T12: stop when has_more is
+            # false and the status is terminal).
+            self._print_logs(deployment.id)
+        self.remote.deploying(None)
+        elapsed = format_duration(self.clock() - started)
+        if deployment.phase is Phase.SUCCEEDED:
+            where = f" (release {deployment.helm_release_name or '?'}, namespace {deployment.namespace or '?'})"
+            self.console.info(f"Deployment {deployment.id} {deployment.status} after {elapsed}{where}")
+            return deployment
+        raise DeploymentFailed(
+            f"deployment {deployment.id} ended {deployment.status or 'unknown'} after {elapsed}.\n{self._diagnostics()}"
+        )
+
+    def _print_events(self, deployment: Deployment) -> None:
+        for event in deployment.events:
+            key = (event.type or "", event.reason or "", event.message or "", format_timestamp(event.timestamp))
+            if key in self._seen_events:
+                continue
+            self._seen_events.add(key)
+            self._events.append(event)
+            self.console.server_line(format_event(event))
+
+    def _print_logs(self, deployment_id: str) -> None:
+        for _ in range(MAX_PAGES_PER_POLL):
+            page = self.client.deployment_logs(deployment_id, cursor=self._cursor, limit=LOG_PAGE_SIZE)
+            for line in page.lines:
+                # Ids are time-ordered and unique; a server that replays (cursor ignored) prints nothing twice.
+                key = line.id or f"{format_timestamp(line.timestamp)} {line.message}"
+                if key in self._seen_lines:
+                    continue
+                self._seen_lines.add(key)
+                text = format_log_line(line)
+                self._tail.append(text)
+                self.console.server_line(text)
+            if page.next_cursor:
+                self._cursor = page.next_cursor
+            if not page.has_more or not page.lines or not page.next_cursor:
+                return
+
+    def _diagnostics(self) -> str:
+        events = [format_event(e) for e in self._events[-EVENT_TAIL:]] or ["(no events)"]
+        lines = list(self._tail) or ["(no log lines)"]
+        return "Last events:\n" + "\n".join(events) + "\nLast log lines:\n" + "\n".join(lines)
+
+    def _timeout(self, deployment: Deployment) -> None:
+        # The deployment is left as it is: it may still turn healthy, and deleting it is the user's call.
+        self.remote.deploying(None)
+        raise OperationTimeout(
+            f"deployment {deployment.id} did not become healthy within deploy-timeout "
+            f"({format_duration(self.timeout)}, status {deployment.status or 'unknown'}).\n{self._diagnostics()}"
+        )

@@ -1,0 +1,432 @@
+"""One run of the action: validate everything, then build / deploy / tear down, and always report.
+
+Order matters (issue 4, product.md 5 to 7):
+
+1. the settings and the event are already parsed (the command module does it, after masking the secrets);
+2. `auto` is resolved from the event; a fork pull request without the key is skipped (`result=skipped`, exit 0);
+3. every local input is checked and the context packaged **before the first API request**, so a bad input exits 2
+   with nothing created; `dry-run` stops here and prints the plan;
+4. the phases run; any error becomes an `Outcome` with the exit code of product.md 7;
+5. the outputs and the job summary are written on every path, failure and cancellation included.
+
+`run_pipeline` never calls `sys.exit`: the CLI (`commands/run.py`) and the demo both use it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sgp_action.build_phase import BuildPhase, BuildSpec, PhaseEnv
+from sgp_action.cancel import CANCEL_BUDGET_SECONDS, CancelToken, RemoteWork
+from sgp_action.deploy_phase import DeployPhase, DeploySpec
+from sgp_action.errors import EXIT_OK, ActionError, BuildFailed, Cancelled, InputError
+from sgp_action.models import Build, Phase
+from sgp_action.report import Report, format_timestamp
+from sgp_action.teardown import previews_with_label, replace_previous, teardown
+
+if TYPE_CHECKING:
+    from sgp_action.client import SGPClient
+    from sgp_action.event import EventContext
+    from sgp_action.runner import Runner
+    from sgp_action.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ClientFactory = Callable[["Settings"], "SGPClient"]
+
+#: Commands this module runs itself; others are delegated to `sgp_action.<name>.run(RunContext)`.
+PHASE_COMMANDS = ("preview", "deploy", "build", "teardown")
+DELEGATED_COMMANDS = {"cleanup": "sgp_action.cleanup", "detect": "sgp_action.detect"}
+#: Share of the cancel budget a worker spends on the remote cleanup (the rest is for writing the outputs).
+CLEANUP_BUDGET_SECONDS = CANCEL_BUDGET_SECONDS - 1.5
+
+
+def default_client_factory(settings: Settings) -> SGPClient:
+    """An `SGPClient` for the settings' base URL, key and account."""
+    from sgp_action.client import SGPClient
+
+    return SGPClient(settings.base_url, settings.api_key, settings.account_id)
+
+
+@dataclass
+class Outcome:
+    """How a run ended: the `result` output, the process exit code, the report, the error if any."""
+
+    result: str
+    exit_code: int
+    report: Report
+    error: ActionError | None = None
+
+
+@dataclass
+class RunContext:
+    """Everything a command needs; `cleanup` and `detect` receive it too (`run(ctx) -> None`)."""
+
+    settings: Settings
+    event: EventContext
+    runner: Runner
+    command: str
+    token: CancelToken
+    report: Report
+    remote: RemoteWork
+    client_factory: ClientFactory
+    started: float = field(default_factory=time.monotonic)
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    _client: SGPClient | None = None
+
+    @property
+    def client(self) -> SGPClient:
+        """The API client, created on first use (no command that needs no API ever creates one)."""
+        if self._client is None:
+            self._client = self.client_factory(self.settings)
+        return self._client
+
+    def phase_env(self) -> PhaseEnv:
+        """The environment the phases work in."""
+        return PhaseEnv(
+            client=self.client,
+            console=self.runner,
+            token=self.token,
+            report=self.report,
+            remote=self.remote,
+            poll_interval=self.settings.poll_interval,
+        )
+
+    def close(self) -> None:
+        """Close the client if one was made."""
+        if self._client is not None:
+            self._client.close()
+
+
+@dataclass
+class Plan:
+    """What a preview/deploy/build run will do, worked out locally before any request."""
+
+    agent_name: str = ""
+    image_name: str = ""
+    image_tag: str = ""
+    manifest_text: str = ""
+    environment_key: str | None = None
+    environment_text: str = ""
+    preview_label: str | None = None
+    expires_at: datetime | None = None
+    build: BuildSpec | None = None
+    context_lines: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    """One run of `sgp-action run`; `run()` returns an Outcome and never raises an ActionError."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        event: EventContext,
+        runner: Runner,
+        *,
+        client_factory: ClientFactory = default_client_factory,
+        token: CancelToken | None = None,
+    ) -> None:
+        self.ctx = RunContext(
+            settings=settings,
+            event=event,
+            runner=runner,
+            command=settings.command,
+            token=token or CancelToken(),
+            report=Report(command=settings.command),
+            remote=RemoteWork(),
+            client_factory=client_factory,
+        )
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+
+    # --- entry points -------------------------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        """Run the command to the end; outputs and summary are written whatever happens."""
+        ctx = self.ctx
+        try:
+            with ctx.report.timed("total"):
+                result = self._run()
+            ctx.report.result = result
+            outcome = Outcome(result, EXIT_OK, ctx.report)
+        except Cancelled as exc:
+            stopped = ctx.remote.stop(ctx.client, CLEANUP_BUDGET_SECONDS) if ctx._client is not None else []
+            outcome = self._failed(Cancelled(self._cancel_message(exc, stopped)))
+        except ActionError as exc:
+            outcome = self._failed(exc)
+        except Exception as exc:  # a bug: still report, so the workflow sees result=failure
+            log.debug("unexpected error", exc_info=True)
+            error = ActionError(f"internal error: {type(exc).__name__}: {exc}")
+            error.__traceback__ = exc.__traceback__
+            outcome = self._failed(error)
+        finally:
+            self._cleanup_local()
+            ctx.close()
+        ctx.report.write(ctx.runner)
+        return outcome
+
+    def abandon(self) -> Outcome:
+        """Called from the main thread when the worker did not stop in time after a signal: stop, report, return."""
+        ctx = self.ctx
+        stopped = ctx.remote.stop(ctx.client, CLEANUP_BUDGET_SECONDS) if ctx._client is not None else []
+        outcome = self._failed(Cancelled(self._cancel_message(Cancelled(ctx.token.reason), stopped)))
+        ctx.report.write(ctx.runner)
+        return outcome
+
+    # --- outcome helpers ----------------------------------------------------------------------------------------
+
+    def _failed(self, exc: ActionError) -> Outcome:
+        from sgp_action.runner import report_error
+
+        report = self.ctx.report
+        report.result = exc.result
+        report.message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        debug = bool(getattr(self.ctx.settings, "debug", False))
+        report_error(exc, debug=debug, runner=self.ctx.runner)
+        if debug and exc.__traceback__ is not None:
+            log.debug("".join(traceback.format_tb(exc.__traceback__)))
+        return Outcome(exc.result, exc.exit_code, report, exc)
+
+    @staticmethod
+    def _cancel_message(exc: Cancelled, stopped: list[str]) -> str:
+        done = "; ".join(stopped) if stopped else "no remote work was under way"
+        return f"{exc}: {done}"
+
+    def _cleanup_local(self) -> None:
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    # --- the run ------------------------------------------------------------------------------------------------
+
+    def _run(self) -> str:
+        ctx = self.ctx
+        from sgp_action.event import resolve_command
+
+        command = resolve_command(ctx.settings.command, ctx.event)
+        ctx.command = ctx.report.command = command
+        ctx.runner.info(f"sgp-action {command} ({self._describe_event()})")
+        if command in DELEGATED_COMMANDS:
+            return self._delegate(command)
+        if command not in PHASE_COMMANDS:
+            raise InputError(
+                f"unknown command {command!r}: use one of auto, {', '.join(PHASE_COMMANDS)}, cleanup, detect"
+            )
+        if command == "teardown":
+            return self._teardown()
+        plan = self._plan(command)
+        if ctx.settings.dry_run:
+            self._print_plan(command, plan)
+            return "success"
+        ctx.token.check()
+        build = self._build(plan)
+        if command == "build":
+            return "success"
+        self._deploy(command, plan, build)
+        return "success"
+
+    def _describe_event(self) -> str:
+        event = self.ctx.event
+        parts = [event.event_name or "no event"]
+        if event.pr_number:
+            parts.append(f"PR #{event.pr_number}")
+        if event.head_sha:
+            parts.append(event.head_sha[:7])
+        return ", ".join(parts)
+
+    def _delegate(self, command: str) -> str:
+        try:
+            module: Any = importlib.import_module(DELEGATED_COMMANDS[command])
+        except ModuleNotFoundError:
+            raise InputError(f"command {command!r} is not available in this version of the action") from None
+        module.run(self.ctx)
+        return str(self.ctx.report.result or "success")
+
+    # --- local preparation (no network) -------------------------------------------------------------------------
+
+    def _plan(self, command: str) -> Plan:
+        """Read the manifest and environments, work out names, label and expiry, package the context."""
+        from sgp_action.manifest import load_environments, load_manifest
+
+        ctx, settings, event = self.ctx, self.ctx.settings, self.ctx.event
+        manifest = load_manifest(settings.manifest)
+        plan = Plan(agent_name=manifest.agent_name, manifest_text=manifest.text)
+        plan.image_name = settings.image_name or manifest.image_name
+        sha = event.head_sha or ""
+        # product.md 3: the deployed commit's short SHA (the PR head on PRs), else the manifest's tag, else latest.
+        plan.image_tag = settings.image_tag or sha[:7] or manifest.image_tag or "latest"
+        ctx.report.image_name, ctx.report.image_tag = plan.image_name, plan.image_tag
+        if command in ("preview", "deploy"):
+            environments = load_environments(settings.environments)
+            plan.environment_key, plan.environment_text = environments.select(settings.environment)
+        if command == "preview":
+            plan.preview_label = settings.preview_label
+            if not plan.preview_label:
+                raise InputError("a preview needs a label: set preview-label, or run on a pull_request event")
+            now = datetime.now(timezone.utc)
+            plan.expires_at = settings.expires_at or now + timedelta(seconds=settings.preview_ttl)
+            if plan.expires_at <= now:
+                raise InputError(f"expires-at {format_timestamp(plan.expires_at)} is in the past")
+            ctx.report.preview_label = plan.preview_label
+        if settings.build_id:
+            return plan
+        plan.build = self._package(manifest, plan)
+        return plan
+
+    def _package(self, manifest: Any, plan: Plan) -> BuildSpec:
+        from sgp_action.context import ContextSpec, build_context
+        from sgp_action.provenance import collect_provenance
+
+        ctx, settings = self.ctx, self.ctx.settings
+        self._tempdir = tempfile.TemporaryDirectory(prefix="sgp-context-", dir=settings.temp_dir)
+        output = Path(self._tempdir.name) / "context.tar.gz"
+        with ctx.report.timed("packaging"), ctx.runner.group("Build context"):
+            spec = ContextSpec.from_manifest(manifest, follow_symlinks=settings.follow_symlinks)
+            result = build_context(spec, output)
+            for line in result.summary_lines():
+                ctx.runner.info(line)
+            for path in result.secret_like:
+                ctx.runner.warning(f"{path} looks like a secret and will be uploaded", title="Secret-like file")
+        ctx.report.working_tree_hash = result.working_tree_hash
+        event = ctx.event
+        # The PR head SHA comes from the payload, never from GITHUB_SHA (a synthetic merge commit on GitHub).
+        provenance = collect_provenance(
+            manifest.context_root,
+            commit=event.head_sha or None,
+            ref=event.head_ref or event.ref or None,
+            repo=f"{event.server_url.rstrip('/')}/{event.repository}"
+            if event.server_url and event.repository
+            else None,
+        )
+        return BuildSpec(
+            agent_name=plan.agent_name,
+            image_name=plan.image_name,
+            image_tag=plan.image_tag,
+            archive_path=result.path,
+            working_tree_hash=result.working_tree_hash,
+            build_args=settings.build_args,
+            platform=settings.platform,
+            source=provenance.as_fields(),
+        )
+
+    def _print_plan(self, command: str, plan: Plan) -> None:
+        runner, settings = self.ctx.runner, self.ctx.settings
+        with runner.group("Dry run: the plan (nothing is created)"):
+            runner.info(f"command: {command}")
+            runner.info(f"agent: {plan.agent_name}")
+            runner.info(f"image: {plan.image_name}:{plan.image_tag}")
+            if settings.build_id:
+                runner.info(f"build: existing build {settings.build_id}")
+            elif plan.build is not None:
+                runner.info(
+                    f"build: upload {plan.build.archive_path} (working-tree hash {plan.build.working_tree_hash})"
+                )
+                if settings.reuse_build:
+                    runner.info("build: reuse a successful build with the same working-tree hash if there is one")
+            if command == "preview":
+                runner.info(f"deploy: preview {plan.preview_label}, expires {format_timestamp(plan.expires_at)}")
+            elif command == "deploy":
+                runner.info("deploy: production")
+            if plan.environment_key:
+                runner.info(f"environment: {plan.environment_key}")
+
+    # --- remote phases ------------------------------------------------------------------------------------------
+
+    def _build(self, plan: Plan) -> Build:
+        ctx, settings = self.ctx, self.ctx.settings
+        phase = BuildPhase(ctx.phase_env(), timeout=settings.build_timeout)
+        with ctx.report.timed("build"):
+            if settings.build_id:
+                build = ctx.client.get_build(settings.build_id)
+                ctx.report.record_build(build, reused=True)
+                if build.phase is not Phase.SUCCEEDED:
+                    raise BuildFailed(f"build {build.id} is {build.status}, not success: it cannot be deployed")
+                ctx.runner.info(f"Deploying the existing build {build.id} ({build.image_name}:{build.image_tag})")
+                return build
+            assert plan.build is not None
+            spec = plan.build
+            if settings.reuse_build and spec.working_tree_hash:
+                reused = phase.find_reusable(spec.agent_name, spec.working_tree_hash)
+                if reused is not None:
+                    ctx.report.record_build(reused, reused=True)
+                    ctx.runner.info(f"Reusing build {reused.id}: same agent and working-tree hash, status success")
+                    return reused
+            build = phase.create(spec)
+            if not settings.wait and ctx.command == "build":
+                return build
+            return phase.wait(build)
+
+    def _deploy(self, command: str, plan: Plan, build: Build) -> None:
+        ctx, settings = self.ctx, self.ctx.settings
+        phase = DeployPhase(ctx.phase_env(), timeout=settings.deploy_timeout)
+        preview = command == "preview"
+        spec = DeploySpec(
+            manifest_text=plan.manifest_text,
+            environment_text=plan.environment_text,
+            build_id=build.id,
+            preview=preview,
+            preview_label=plan.preview_label,
+            expires_at=plan.expires_at,
+        )
+        with ctx.report.timed("deploy"):
+            deployment = phase.create(spec)
+            if not settings.wait:
+                ctx.remote.deploying(None)
+                return
+            deployment = phase.wait(deployment)
+        if preview and settings.replace_previous:
+            replace_previous(ctx.phase_env(), deployment)
+
+    def _teardown(self) -> str:
+        ctx = self.ctx
+        label = ctx.settings.preview_label
+        if not label:
+            raise InputError("teardown needs a label: set preview-label, or run on a pull_request event")
+        if ctx.settings.dry_run:
+            ctx.report.preview_label = label
+            for deployment in previews_with_label(ctx.client, label):
+                ctx.runner.info(f"would delete {deployment.id} ({deployment.status})")
+            return "success"
+        with ctx.report.timed("teardown"):
+            teardown(ctx.phase_env(), label)
+        return "success"
+
+
+def skip_fork_pull_request(
+    event: EventContext, environ: Mapping[str, str], overrides: Mapping[str, str | None], runner: Runner
+) -> bool:
+    """A pull request from a fork gets no secrets: without an api-key, skip with a notice and `result=skipped`.
+
+    Checked before the inputs are validated, so the missing key is not reported as an error (product.md 5).
+    """
+    from sgp_action.settings import raw_inputs
+
+    if not (event.is_pull_request and event.is_fork) or "api-key" in raw_inputs(environ, overrides):
+        return False
+    message = (
+        f"pull request #{event.pr_number} comes from a fork, which receives no secrets: no api-key, so nothing is "
+        "built or deployed. A maintainer can re-run it from a branch of this repository."
+    )
+    runner.notice(message, title="SGP preview skipped")
+    Report(command="preview", result="skipped", message=message).write(runner)
+    return True
+
+
+def run_pipeline(
+    settings: Settings,
+    event: EventContext,
+    runner: Runner,
+    *,
+    client_factory: ClientFactory = default_client_factory,
+    token: CancelToken | None = None,
+) -> Outcome:
+    """Run one command in this thread (no signal handling) and return its Outcome; never exits the process."""
+    return Pipeline(settings, event, runner, client_factory=client_factory, token=token).run()

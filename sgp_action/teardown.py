@@ -1,0 +1,91 @@
+"""Deleting previews: `teardown` (every active preview of this PR's label) and `replace-previous`.
+
+The list filter is an exact match on `preview_label`, but an older server ignores filters it does not know and lists
+everything (T25), so the label is checked again on each record before anything is deleted. Deleting a record that
+is already DELETED, CANCELLED or SUPERSEDED is a client error (T15): such records are skipped, and a 400/404 on
+delete means someone (the server's expiry, a parallel job) got there first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from sgp_action.build_phase import PhaseEnv
+from sgp_action.errors import NotFoundError, ValidationError
+from sgp_action.models import Deployment
+
+if TYPE_CHECKING:
+    from sgp_action.client import SGPClient
+
+log = logging.getLogger(__name__)
+
+#: Statuses a deployment cannot be deleted from (sgp-api.md 3.4): it is already gone or shares a live release.
+UNDELETABLE_STATUSES = frozenset({"deleted", "cancelled", "superseded"})
+
+
+def is_deletable(deployment: Deployment) -> bool:
+    """True for a record that still holds Kubernetes resources (anything but DELETED/CANCELLED/SUPERSEDED)."""
+    return (deployment.status or "").lower() not in UNDELETABLE_STATUSES
+
+
+def previews_with_label(client: SGPClient, label: str) -> list[Deployment]:
+    """Every preview whose label is exactly `label`, newest first, checked client-side (T25)."""
+    found = client.list_deployments(preview_label=label, sort_by="created_at", sort_order="desc")
+    return [d for d in found if d.preview_label == label and d.is_preview]
+
+
+def delete_quietly(client: SGPClient, deployment_id: str) -> bool:
+    """Delete one deployment; False when the server says it is already gone (400/404), True when deleted."""
+    try:
+        client.delete_deployment(deployment_id)
+    except (ValidationError, NotFoundError) as exc:
+        log.info("deployment %s is already gone (%s)", deployment_id, exc)
+        return False
+    return True
+
+
+def delete_all(
+    env: PhaseEnv, deployments: Iterable[Deployment], *, keep: Callable[[Deployment], bool] = lambda d: False
+) -> list[str]:
+    """Delete each deletable deployment not kept; record and return the ids actually deleted."""
+    deleted: list[str] = []
+    for deployment in deployments:
+        if keep(deployment) or not is_deletable(deployment):
+            continue
+        env.token.check()
+        if delete_quietly(env.client, deployment.id):
+            deleted.append(deployment.id)
+            env.report.add_deleted(deployment.id)
+            label = deployment.preview_label or "production"
+            env.console.info(f"Deleted deployment {deployment.id} ({label}, was {deployment.status or 'unknown'})")
+    return deleted
+
+
+def teardown(env: PhaseEnv, label: str) -> list[str]:
+    """Delete every active preview labelled `label`; returns the deleted ids (also the `deleted` output)."""
+    env.report.preview_label = label
+    if env.report.deleted is None:
+        env.report.deleted = []
+    deleted = delete_all(env, previews_with_label(env.client, label))
+    if not deleted:
+        env.console.info(f"No active preview labelled {label} to delete")
+    return deleted
+
+
+def replace_previous(env: PhaseEnv, current: Deployment) -> list[str]:
+    """Once `current` (a preview) is healthy, delete the older active previews with the same label.
+
+    A preview created after `current` (by a newer run of the same PR) is kept: only older ones are replaced.
+    """
+    if env.report.deleted is None:
+        env.report.deleted = []
+    label = current.preview_label or env.report.preview_label
+
+    def keep(other: Deployment) -> bool:
+        if other.id == current.id:
+            return True
+        return current.created_at is not None and other.created_at is not None and other.created_at > current.created_at
+
+    return delete_all(env, previews_with_label(env.client, label), keep=keep)

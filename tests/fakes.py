@@ -1,0 +1,250 @@
+"""An in-memory stand-in for `SGPClient`, for the phase tests that need exact control over timing and failures.
+
+Full runs are tested against the real emulator (tests/test_pipeline.py); this fake only scripts what the emulator
+cannot be made to do on cue (a status sequence, a stream that breaks mid-line, a server that refuses agent ids).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sgp_action.errors import NotFoundError, ValidationError
+from sgp_action.models import Build, DeployEvent, Deployment, LogLine, LogPage
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def build(status: str = "queued", **kw: Any) -> Build:
+    values: dict[str, Any] = dict(
+        id="b-1",
+        status=status.lower(),
+        agent_name="echo-bot",
+        agent_id="agent-1",
+        image_name="echo-bot",
+        image_tag="abc1234",
+        working_tree_hash="h" * 64,
+    )
+    values.update(kw)
+    return Build(**values)
+
+
+def deployment(status: str = "pending", **kw: Any) -> Deployment:
+    values: dict[str, Any] = dict(
+        id="d-1",
+        status=status.lower(),
+        build_id="b-1",
+        preview_label="pr-7",
+        expires_at=T0 + timedelta(hours=8),
+        created_at=T0,
+    )
+    values.update(kw)
+    return Deployment(**values)
+
+
+class FakeStream:
+    """A LogStream: iterates lines, `close()` (thread-safe) ends the iteration; `error` breaks it after the lines."""
+
+    def __init__(self, lines: list[str], *, error: Exception | None = None, hold: threading.Event | None = None):
+        self.lines = lines
+        self.error = error
+        self.hold = hold
+        self.closed = threading.Event()
+
+    def __enter__(self) -> FakeStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.closed.set()
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.lines:
+            if self.closed.is_set():
+                return
+            yield line
+        if self.hold is not None:  # a stream that stays open until closed or released
+            while not self.closed.is_set() and not self.hold.wait(0.01):
+                pass
+        if self.error is not None:
+            raise self.error
+
+
+class FakeClient:
+    """Scripted builds and deployments; records every call in `calls`."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.listed_builds: list[Build] = []
+        self.build_statuses: list[str] = ["running", "success"]
+        self.streams: list[FakeStream] = []
+        self.opened: list[FakeStream] = []
+        self.refuse_agent_id = False
+        self.deploy_statuses: list[str] = ["in_progress", "healthy"]
+        self.deploy_events: list[list[DeployEvent]] = []
+        self.log_pages: list[LogPage] = []
+        self.deployments: list[Deployment] = []
+        self.delete_errors: dict[str, Exception] = {}
+        self.created_build = build("queued")
+        self._lock = threading.Lock()
+
+    def _record(self, name: str, value: Any = None) -> None:
+        with self._lock:
+            self.calls.append((name, value))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    # builds
+    def list_builds(self, **filters: Any) -> Iterator[Build]:
+        self._record("list_builds", filters)
+        return iter(self.listed_builds)
+
+    def create_build(self, **fields: Any) -> Build:
+        self._record("create_build", fields)
+        if fields.get("agent_id") and self.refuse_agent_id:
+            raise ValidationError("agent_id is not a valid field", status_code=422)
+        progress = fields.get("progress")
+        if progress is not None:
+            for sent in range(0, 101, 5):
+                progress(sent * 1000, 100_000)
+        return self.created_build
+
+    def get_build(self, build_id: str) -> Build:
+        self._record("get_build", build_id)
+        status = self.build_statuses.pop(0) if len(self.build_statuses) > 1 else self.build_statuses[0]
+        return build(status, id=build_id, image_url=f"registry.example/echo-bot:{build_id}")
+
+    def cancel_build(self, build_id: str) -> Build:
+        self._record("cancel_build", build_id)
+        return build("running", id=build_id)
+
+    def open_build_logs(self, build_id: str) -> FakeStream:
+        self._record("open_build_logs", build_id)
+        if not self.streams:
+            stream = FakeStream([])
+        elif len(self.streams) > 1:
+            stream = self.streams.pop(0)
+        else:
+            last = self.streams[0]
+            stream = last if last not in self.opened else FakeStream(list(last.lines), error=last.error)
+        self.opened.append(stream)
+        return stream
+
+    # deployments
+    def create_deployment(self, **fields: Any) -> Deployment:
+        self._record("create_deployment", fields)
+        return deployment("pending", preview_label=fields.get("preview_label"))
+
+    def get_deployment(self, deployment_id: str) -> Deployment:
+        self._record("get_deployment", deployment_id)
+        status = self.deploy_statuses.pop(0) if len(self.deploy_statuses) > 1 else self.deploy_statuses[0]
+        events = self.deploy_events.pop(0) if self.deploy_events else []
+        return deployment(
+            status,
+            id=deployment_id,
+            events=tuple(events),
+            helm_release_name="echo-bot-pr-7-ab12",
+            namespace="team-echo",
+        )
+
+    def deployment_logs(self, deployment_id: str, *, cursor: str = "", limit: int = 100) -> LogPage:
+        self._record("deployment_logs", cursor)
+        if self.log_pages:
+            return self.log_pages.pop(0)
+        return LogPage(lines=(), next_cursor="", has_more=False)
+
+    def list_deployments(self, **filters: Any) -> Iterator[Deployment]:
+        self._record("list_deployments", filters)
+        return iter(self.deployments)
+
+    def delete_deployment(self, deployment_id: str) -> Deployment:
+        self._record("delete_deployment", deployment_id)
+        if deployment_id in self.delete_errors:
+            raise self.delete_errors[deployment_id]
+        return deployment("deleted", id=deployment_id)
+
+    def close(self) -> None:
+        self._record("close")
+
+
+def log_line(i: int, message: str, level: str = "INFO") -> LogLine:
+    return LogLine(id=f"{i:04d}", message=message, log_level=level)
+
+
+__all__ = ["FakeClient", "FakeStream", "NotFoundError", "ValidationError", "build", "deployment", "log_line"]
+
+
+class FakeConsole:
+    """Records what the phases print, in order: ('info'|'server'|'warning'|'group'|'endgroup', text)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def _add(self, kind: str, text: str) -> None:
+        with self._lock:
+            self.lines.append((kind, text))
+
+    def info(self, text: str) -> None:
+        self._add("info", text)
+
+    def server_line(self, text: str) -> None:
+        self._add("server", text)
+
+    def warning(self, text: str, *, title: str | None = None, file: str | None = None) -> None:
+        self._add("warning", text)
+
+    def notice(self, text: str, *, title: str | None = None, file: str | None = None) -> None:
+        self._add("notice", text)
+
+    def group(self, title: str) -> Any:
+        import contextlib
+
+        @contextlib.contextmanager
+        def scope() -> Iterator[None]:
+            self._add("group", title)
+            try:
+                yield
+            finally:
+                self._add("endgroup", title)
+
+        return scope()
+
+    def of(self, kind: str) -> list[str]:
+        with self._lock:
+            return [text for k, text in self.lines if k == kind]
+
+
+def phase_env(client: FakeClient, *, token: Any = None, clock: Any = None) -> Any:
+    """A PhaseEnv over the fakes, polling fast."""
+    from sgp_action.build_phase import PhaseEnv
+    from sgp_action.cancel import CancelToken, RemoteWork
+    from sgp_action.report import Report
+
+    env = PhaseEnv(
+        client=client,
+        console=FakeConsole(),
+        token=token or CancelToken(),
+        report=Report(),  # type: ignore[arg-type]
+        remote=RemoteWork(),
+        poll_interval=0.01,
+    )
+    if clock is not None:
+        env.clock = clock
+    return env
+
+
+def ticking_clock(step: float = 1.0) -> Any:
+    """A clock that advances `step` seconds on each reading (drives timeouts without waiting)."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += step
+        return now[0]
+
+    return clock

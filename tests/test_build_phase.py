@@ -1,0 +1,195 @@
+"""The build phase: agent id, reuse, upload progress, live logs exactly once across stream ends, failure, timeout."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from sgp_action.build_phase import BuildPhase, BuildSpec, LogFollower, ProgressPrinter
+from sgp_action.cancel import CancelToken
+from sgp_action.errors import BuildFailed, Cancelled, OperationTimeout
+from sgp_action.models import Phase
+from tests.fakes import FakeClient, FakeConsole, FakeStream, build, phase_env, ticking_clock
+
+
+def _phase(client: FakeClient, *, timeout: float = 30.0, token: CancelToken | None = None, clock: Any = None) -> Any:
+    env = phase_env(client, token=token, clock=clock)
+    return BuildPhase(env, timeout=timeout), env.console
+
+
+def _spec(**kw: Any) -> BuildSpec:
+    values: dict[str, Any] = dict(
+        agent_name="echo-bot",
+        image_name="echo-bot",
+        image_tag="abc1234",
+        archive_path="/tmp/context.tar.gz",
+        working_tree_hash="h" * 64,
+    )
+    values.update(kw)
+    return BuildSpec(**values)
+
+
+@pytest.mark.parametrize(
+    ("listed", "expected"),
+    [
+        ([], None),
+        ([build(agent_name="echo-bot", agent_id="agent-9")], "agent-9"),
+        # An older server ignores the filter (T25): other agents' builds come first.
+        ([build(agent_name="other", agent_id="agent-2"), build(agent_name="echo-bot", agent_id="agent-3")], "agent-3"),
+        ([build(agent_name="other", agent_id="agent-2")], None),
+        ([build(agent_name="echo-bot", agent_id=None)], None),
+    ],
+)
+def test_agent_id_resolution(listed: list[Any], expected: str | None) -> None:
+    client = FakeClient()
+    client.listed_builds = listed
+    phase, _ = _phase(client)
+    assert phase.resolve_agent_id("echo-bot") == expected
+    assert client.calls[0] == (
+        "list_builds",
+        {"agent_name": "echo-bot", "limit": 1, "sort_by": "created_at", "sort_order": "desc"},
+    )
+
+
+def test_create_sends_agent_id_when_the_agent_exists_and_agent_name_otherwise() -> None:
+    client = FakeClient()
+    client.listed_builds = [build(agent_id="agent-9")]
+    phase, console = _phase(client)
+    phase.create(_spec())
+    sent = [v for n, v in client.calls if n == "create_build"]
+    assert sent[0]["agent_id"] == "agent-9" and sent[0]["agent_name"] is None
+    assert phase.remote.build_id == "b-1"
+    assert any(line.startswith("Uploading the build context: 100%") for line in console.of("info"))
+
+    client = FakeClient()
+    phase, _ = _phase(client)
+    phase.create(_spec())
+    sent = [v for n, v in client.calls if n == "create_build"]
+    assert sent[0]["agent_name"] == "echo-bot" and sent[0]["agent_id"] is None
+
+
+def test_a_server_refusing_agent_id_gets_agent_name() -> None:
+    client = FakeClient()
+    client.listed_builds = [build(agent_id="agent-9")]
+    client.refuse_agent_id = True
+    phase, _ = _phase(client)
+    phase.create(_spec())
+    sent = [v for n, v in client.calls if n == "create_build"]
+    assert [(s["agent_id"], s["agent_name"]) for s in sent] == [("agent-9", None), (None, "echo-bot")]
+
+
+def test_reuse_checks_hash_agent_and_status_client_side() -> None:
+    client = FakeClient()
+    client.listed_builds = [
+        build("success", id="b-other-hash", working_tree_hash="x" * 64),
+        build("failed", id="b-failed"),
+        build("success", id="b-other-agent", agent_name="other"),
+        build("success", id="b-good"),
+    ]
+    phase, _ = _phase(client)
+    found = phase.find_reusable("echo-bot", "h" * 64)
+    assert found is not None and found.id == "b-good"
+    client.listed_builds = client.listed_builds[:3]
+    assert phase.find_reusable("echo-bot", "h" * 64) is None
+
+
+def test_progress_lines_every_ten_percent_and_the_last_one() -> None:
+    console = FakeConsole()
+    printer = ProgressPrinter(console, CancelToken(), clock=lambda: 0.0)  # type: ignore[arg-type]
+    for sent in range(0, 1001, 1):
+        printer(sent, 1000)
+    percents = [line.split(":")[1].split("%")[0].strip() for line in console.of("info")]
+    assert percents == ["10", "20", "30", "40", "50", "60", "70", "80", "90", "100"]
+
+
+def test_progress_is_the_cancellation_point_of_an_upload() -> None:
+    token = CancelToken()
+    printer = ProgressPrinter(FakeConsole(), token)  # type: ignore[arg-type]
+    printer(1, 10)
+    token.cancel()
+    with pytest.raises(Cancelled):
+        printer(2, 10)
+
+
+def test_logs_are_printed_once_across_replaying_reconnects() -> None:
+    client = FakeClient()
+    lines = [f"Step {i}/6" for i in range(1, 7)]
+    # Each connection replays from the first line and closes early, sometimes with an error.
+    client.streams = [
+        FakeStream(lines[:2]),
+        FakeStream(lines[:4], error=ConnectionResetError("reset")),
+        FakeStream(lines[:4]),
+        FakeStream(lines),
+    ]
+    client.build_statuses = ["running"] * 8 + ["success"]
+    phase, console = _phase(client)
+    result = phase.wait(build("queued"))
+    assert result.phase is Phase.SUCCEEDED
+    assert console.of("server") == lines
+    assert phase.report.build_status == "success" and phase.remote.build_id is None
+    assert console.lines[0] == ("group", "Build logs (b-1)")
+
+
+def test_a_stream_that_never_works_does_not_fail_a_good_build() -> None:
+    client = FakeClient()
+    client.streams = [FakeStream([], error=ConnectionRefusedError("refused"))]
+    client.build_statuses = ["running", "running", "success"]
+    phase, console = _phase(client)
+    assert phase.wait(build()).status == "success"
+    assert console.of("server") == []
+
+
+def test_failure_carries_the_log_tail() -> None:
+    client = FakeClient()
+    lines = [f"line {i}" for i in range(30)] + ["The command '/bin/sh -c false' returned a non-zero code: 1"]
+    client.streams = [FakeStream(lines)]
+    client.build_statuses = ["running", "failed"]
+    phase, _ = _phase(client)
+    with pytest.raises(BuildFailed) as info:
+        phase.wait(build())
+    message = str(info.value)
+    assert "ended failed" in message and "returned a non-zero code: 1" in message
+    assert "line 10" not in message and "line 11" in message  # the last 20 lines only
+    assert phase.report.build_status == "failed"
+
+
+def test_timeout_cancels_the_build() -> None:
+    client = FakeClient()
+    client.build_statuses = ["running"]
+    clock = ticking_clock()
+    phase, _ = _phase(client, timeout=5.0, clock=clock)
+    with pytest.raises(OperationTimeout, match=r"build-timeout .*it was cancelled"):
+        phase.wait(build())
+    assert ("cancel_build", "b-1") in client.calls
+
+
+def test_cancellation_closes_the_stream_and_stops_waiting() -> None:
+    client = FakeClient()
+    hold = threading.Event()
+    stream = FakeStream(["Step 1/2"], hold=hold)
+    client.streams = [stream]
+    client.build_statuses = ["running"]
+    token = CancelToken()
+    phase, _console = _phase(client, token=token)
+    phase.poll_interval = 30.0  # only the token can end the wait
+    timer = threading.Timer(0.2, token.cancel)
+    timer.start()
+    with pytest.raises(Cancelled):
+        phase.wait(build())
+    assert client.opened[0] is stream and stream.closed.is_set()
+    assert phase.remote.build_id is None or phase.remote.build_id == "b-1"
+
+
+def test_follower_counts_printed_lines() -> None:
+    client = FakeClient()
+    client.streams = [FakeStream(["a", "b"]), FakeStream(["a", "b", "c"])]
+    wake = threading.Event()
+    console = FakeConsole()
+    follower = LogFollower(client, "b-1", console, wake)  # type: ignore[arg-type]
+    follower.start()
+    assert follower.join(5) and wake.is_set()
+    follower.start()
+    assert follower.join(5)
+    assert console.of("server") == ["a", "b", "c"] and follower.printed == 3 and follower.connections == 2

@@ -1,0 +1,142 @@
+"""The deploy phase: create (preview / production), new events and log lines printed once, failure, timeout."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from sgp_action.cancel import CancelToken
+from sgp_action.deploy_phase import DeployPhase, DeploySpec, format_event, format_log_line
+from sgp_action.errors import Cancelled, DeploymentFailed, OperationTimeout
+from sgp_action.models import DeployEvent, LogPage
+from tests.fakes import FakeClient, deployment, log_line, phase_env, ticking_clock
+
+EXPIRY = datetime(2026, 1, 1, 8, tzinfo=timezone.utc)
+
+
+def _phase(client: FakeClient, *, timeout: float = 30.0, token: CancelToken | None = None, clock: Any = None) -> Any:
+    env = phase_env(client, token=token, clock=clock)
+    return DeployPhase(env, timeout=timeout), env.console
+
+
+def _spec(preview: bool = True) -> DeploySpec:
+    return DeploySpec(
+        manifest_text="agent: {name: echo-bot}\n",
+        environment_text="schema_version: v1\n",
+        build_id="b-1",
+        preview=preview,
+        preview_label="pr-7",
+        expires_at=EXPIRY,
+    )
+
+
+@pytest.mark.parametrize("preview", [True, False])
+def test_create_sends_preview_fields_only_for_previews(preview: bool) -> None:
+    client = FakeClient()
+    phase, _console = _phase(client)
+    created = phase.create(_spec(preview))
+    sent = client.calls[0][1]
+    assert sent["manifest_file"] == "agent: {name: echo-bot}\n" and sent["environment_config"] == "schema_version: v1\n"
+    assert sent["build_id"] == "b-1" and sent["preview"] is preview
+    assert (sent["preview_label"], sent["expires_at"]) == (("pr-7", EXPIRY) if preview else (None, None))
+    assert phase.remote.deployment_id == created.id == "d-1"
+
+
+@pytest.mark.parametrize("final", ["healthy", "HEALTHY", "completed", "Completed"])
+def test_success_words_in_any_case(final: str) -> None:
+    client = FakeClient()
+    client.deploy_statuses = ["PENDING", "in_progress", final]
+    phase, _console = _phase(client)
+    result = phase.wait(deployment())
+    assert result.status == final.lower()
+    assert phase.report.deployment_status == final.lower() and phase.remote.deployment_id is None
+
+
+def test_new_events_and_log_lines_are_printed_once_and_the_cursor_is_kept() -> None:
+    client = FakeClient()
+    client.deploy_statuses = ["pending", "in_progress", "healthy"]
+    scheduled = DeployEvent(type="Normal", reason="Scheduled", message="assigned to node-1")
+    pulled = DeployEvent(type="Normal", reason="Pulled", message="image pulled")
+    client.deploy_events = [[scheduled], [scheduled, pulled], [scheduled, pulled]]
+    client.log_pages = [
+        LogPage(lines=(log_line(1, "helm install"), log_line(2, "waiting")), next_cursor="c2", has_more=True),
+        LogPage(lines=(log_line(3, "pod ready"),), next_cursor="c3", has_more=False),
+        LogPage(lines=(), next_cursor="", has_more=False),  # an empty cursor must not reset to the start
+        LogPage(lines=(log_line(3, "pod ready"), log_line(4, "healthy")), next_cursor="c4", has_more=False),
+    ]
+    phase, console = _phase(client)
+    phase.wait(deployment())
+    assert console.of("server") == [
+        format_event(scheduled),
+        "INFO  helm install",
+        "INFO  waiting",
+        "INFO  pod ready",
+        format_event(pulled),
+        "INFO  healthy",
+    ]
+    cursors = [value for name, value in client.calls if name == "deployment_logs"]
+    assert cursors[:4] == ["", "c2", "c3", "c3"]
+
+
+def test_failure_shows_events_and_log_tail() -> None:
+    client = FakeClient()
+    client.deploy_statuses = ["in_progress", "FAILED"]
+    crash = DeployEvent(type="Warning", reason="BackOff", message="Back-off restarting failed container")
+    client.deploy_events = [[crash], [crash]]
+    client.log_pages = [LogPage(lines=(log_line(1, "panic: boom", "ERROR"),), next_cursor="c1", has_more=False)]
+    phase, _ = _phase(client)
+    with pytest.raises(DeploymentFailed) as info:
+        phase.wait(deployment())
+    message = str(info.value)
+    assert "ended failed" in message
+    assert "Warning BackOff: Back-off restarting failed container" in message and "ERROR panic: boom" in message
+    assert phase.report.deployment_status == "failed"
+
+
+def test_timeout_fails_with_the_last_events_and_leaves_the_deployment() -> None:
+    client = FakeClient()
+    client.deploy_statuses = ["in_progress"]
+    client.deploy_events = [[DeployEvent(type="Normal", reason="Pulling", message="pulling image")]]
+    clock = ticking_clock()
+    phase, _ = _phase(client, timeout=3.0, clock=clock)
+    with pytest.raises(OperationTimeout, match="deploy-timeout") as info:
+        phase.wait(deployment())
+    assert "Normal Pulling: pulling image" in str(info.value)
+    assert "delete_deployment" not in client.names()
+
+
+def test_cancellation_stops_the_wait() -> None:
+    client = FakeClient()
+    client.deploy_statuses = ["in_progress"]
+    token = CancelToken()
+    phase, _ = _phase(client, token=token)
+    phase.poll_interval = 30.0
+    phase.remote.deploying("d-1")
+    import threading
+
+    threading.Timer(0.2, token.cancel).start()
+    with pytest.raises(Cancelled):
+        phase.wait(deployment())
+    assert phase.remote.deployment_id == "d-1"  # still registered: the pipeline deletes it
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (DeployEvent(type="Warning", reason="BackOff", message="restarting"), "Warning BackOff: restarting"),
+        (DeployEvent(message="just text"), "just text"),
+        (DeployEvent(reason="Pulled"), "Pulled"),
+        (
+            DeployEvent(type="Normal", reason="Started", message="ok", timestamp=EXPIRY),
+            "[2026-01-01T08:00:00Z] Normal Started: ok",
+        ),
+    ],
+)
+def test_format_event(event: DeployEvent, expected: str) -> None:
+    assert format_event(event) == expected
+
+
+def test_format_log_line() -> None:
+    assert format_log_line(log_line(1, "boom", "error")) == "ERROR boom"

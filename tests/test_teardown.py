@@ -1,0 +1,72 @@
+"""Teardown and replace-previous: only this label's active previews, re-checked client-side, 400/404 = gone."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from sgp_action.errors import NotFoundError, ValidationError
+from sgp_action.teardown import replace_previous, teardown
+from tests.fakes import T0, FakeClient, deployment, phase_env
+
+
+def _env(client: FakeClient) -> Any:
+    return phase_env(client)
+
+
+def test_teardown_deletes_only_active_previews_with_exactly_this_label() -> None:
+    client = FakeClient()
+    client.deployments = [
+        deployment("healthy", id="d-1"),
+        deployment("failed", id="d-2"),
+        deployment("DELETED", id="d-3"),
+        deployment("superseded", id="d-4"),
+        deployment("cancelled", id="d-5"),
+        # An older server ignored the filter (T25): other labels and production records come back too.
+        deployment("healthy", id="d-6", preview_label="pr-70"),
+        deployment("healthy", id="d-7", preview_label=None, expires_at=None),
+        deployment("pending", id="d-8"),
+    ]
+    env = _env(client)
+    assert teardown(env, "pr-7") == ["d-1", "d-2", "d-8"]
+    assert client.calls[0] == (
+        "list_deployments",
+        {"preview_label": "pr-7", "sort_by": "created_at", "sort_order": "desc"},
+    )
+    assert [v for n, v in client.calls if n == "delete_deployment"] == ["d-1", "d-2", "d-8"]
+    assert json.loads(env.report.outputs()["deleted"]) == ["d-1", "d-2", "d-8"]
+    assert env.report.preview_label == "pr-7"
+
+
+def test_already_gone_on_delete_is_not_an_error_and_not_reported_deleted() -> None:
+    client = FakeClient()
+    client.deployments = [deployment("healthy", id="d-1"), deployment("healthy", id="d-2"), deployment(id="d-3")]
+    client.delete_errors = {
+        "d-1": ValidationError("deployment is already DELETED", status_code=400),
+        "d-2": NotFoundError("not found", status_code=404),
+    }
+    env = _env(client)
+    assert teardown(env, "pr-7") == ["d-3"]
+    assert env.report.outputs()["deleted"] == '["d-3"]'
+
+
+def test_nothing_to_delete_still_writes_an_empty_array() -> None:
+    env = _env(FakeClient())
+    assert teardown(env, "pr-7") == []
+    assert env.report.outputs()["deleted"] == "[]"
+    assert env.console.of("info") == ["No active preview labelled pr-7 to delete"]  # type: ignore[attr-defined]
+
+
+def test_replace_previous_keeps_the_new_preview_and_newer_ones() -> None:
+    client = FakeClient()
+    current = deployment("healthy", id="d-new", created_at=T0)
+    client.deployments = [
+        deployment("healthy", id="d-newer", created_at=T0 + timedelta(minutes=1)),
+        current,
+        deployment("healthy", id="d-old", created_at=T0 - timedelta(hours=1)),
+        deployment("deleted", id="d-older", created_at=T0 - timedelta(hours=2)),
+    ]
+    env = _env(client)
+    assert replace_previous(env, current) == ["d-old"]
+    assert env.report.deleted == ["d-old"]
