@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sgp_action.cancel import CancelToken, RemoteWork, call_with_deadline, supervise
+from sgp_action.demo import parse_output_file
 from sgp_action.errors import Cancelled
+from tests.conftest import ROOT
+from tests.run_helpers import Workspace
 
 
 def _signal_soon(signum: int, after: threading.Event) -> threading.Thread:
@@ -178,3 +185,52 @@ def test_call_with_deadline_reports_errors_as_not_finished() -> None:
 
     assert call_with_deadline(lambda: 7, 5) == (True, 7)
     assert call_with_deadline(fail, 5) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("phase", "overrides", "marker"),
+    [
+        ("build", {"build_seconds": 60}, "::group::Build logs"),
+        ("deploy", {"build_seconds": 0.2, "deploy_seconds": 60}, "::group::Deployment"),
+    ],
+)
+def test_sigint_to_a_real_run_stops_the_remote_work(
+    tmp_path: Path, emulator_factory: Any, phase: str, overrides: dict[str, float], marker: str
+) -> None:
+    """`python -m sgp_action run` gets SIGINT (then SIGTERM, as the runner sends them) mid-phase."""
+    emulator = emulator_factory(**overrides)
+    workspace = Workspace(tmp_path, emulator)
+    env = workspace.environ("push", workspace.push("main"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sgp_action", "run"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until the phase is under way
+        if line.startswith(marker):
+            break
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        proc.send_signal(signal.SIGTERM)  # a second signal must not abort the cleanup
+    except ProcessLookupError:
+        pass
+    rest, _ = proc.communicate(timeout=15)
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == 130, rest
+    outputs = parse_output_file((tmp_path / "github_output").read_text(encoding="utf-8"))
+    assert outputs["result"] == "cancelled"
+    state = emulator.state()
+    if phase == "build":
+        (build,) = state["builds"]
+        assert build["build_status"] in {"cancelling", "cancelled"}
+        assert state["deployments"] == []
+    else:
+        (deployment,) = state["deployments"]
+        assert deployment["status"] == "DELETED"
+    assert "cancelled" in rest
+    print(f"{phase}: exit {elapsed:.2f} s after SIGINT")

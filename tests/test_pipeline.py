@@ -1,0 +1,159 @@
+"""Full runs of `sgp-action run` against the real emulator: every command, faults, dialects, timeouts, skips.
+
+Each run is the real pipeline in this process, with settings and event read from a runner-like environment and the
+outputs and summary written to real files (the real-process runs are in tests/test_cancel.py and the demo's tests).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from sgp_action.demo import pull_request_event
+from tests.conftest import EmulatorHandle
+from tests.run_helpers import Workspace, build_log_lines, server_build_log
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, emulator: EmulatorHandle) -> Workspace:
+    return Workspace(tmp_path, emulator)
+
+
+def test_full_preview(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    started = datetime.now(timezone.utc)
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    out = run.outputs
+    assert out["build-status"] == "success" and out["reused-build"] == "false"
+    assert out["deployment-status"] == "healthy" and out["preview-label"] == "pr-42"
+    assert out["image-name"] == "sample-agent" and out["image-tag"] == workspace.head_sha[:7]
+    assert out["helm-release-name"].startswith("sample-agent-pr-42-") and out["namespace"]
+    assert json.loads(out["deleted"]) == []
+    assert len(out["working-tree-hash"]) == 64
+    expires = datetime.fromisoformat(out["expires-at"].replace("Z", "+00:00"))
+    assert started + timedelta(hours=8) - timedelta(minutes=1) < expires < started + timedelta(hours=8, minutes=5)
+    state = emulator.state()
+    (build,) = state["builds"]
+    assert build["id"] == out["build-id"] and build["source_commit"] == workspace.head_sha
+    assert build["working_tree_hash"] == out["working-tree-hash"]
+    (deployment,) = state["deployments"]
+    assert deployment["id"] == out["deployment-id"] and deployment["preview_label"] == "pr-42"
+    # Every build log line printed once, in order, inside its group.
+    assert build_log_lines(run.log) == server_build_log(emulator, build["id"])
+    # The key is registered as a mask before anything else, and appears nowhere else.
+    lines = run.log.splitlines()
+    assert lines[0] == f"::add-mask::{emulator.api_key}"
+    assert all(emulator.api_key not in line for line in lines[1:]) and emulator.api_key not in run.summary
+    assert "| Deployment | `" + out["deployment-id"] + "` (healthy) |" in run.summary
+
+
+def test_second_preview_reuses_the_build_and_replaces_the_previous_preview(
+    workspace: Workspace, emulator: EmulatorHandle
+) -> None:
+    first = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    second = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert second.result == "success", second.log
+    assert second.outputs["reused-build"] == "true" and second.outputs["build-id"] == first.outputs["build-id"]
+    assert json.loads(second.outputs["deleted"]) == [first.outputs["deployment-id"]]
+    assert len(emulator.state()["builds"]) == 1
+
+
+def test_production_deploy_on_push_to_main(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    run = workspace.run("push", workspace.push("main"))
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    assert run.outputs["deployment-status"] == "healthy"
+    assert "preview-label" not in run.outputs and "expires-at" not in run.outputs
+    (deployment,) = emulator.state()["deployments"]
+    assert deployment["preview_label"] is None and deployment["expires_at"] is None
+
+
+def test_build_only_on_another_branch(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    run = workspace.run("push", workspace.push("feature-x"))
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    assert run.outputs["build-status"] == "success" and "deployment-id" not in run.outputs
+    state = emulator.state()
+    assert len(state["builds"]) == 1 and state["deployments"] == []
+
+
+def test_teardown_on_closed(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    preview = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    closed = pull_request_event(workspace.head_sha)
+    closed["action"] = "closed"
+    run = workspace.run("pull_request", closed)
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    assert json.loads(run.outputs["deleted"]) == [preview.outputs["deployment-id"]]
+    (deployment,) = emulator.state()["deployments"]
+    assert deployment["status"] == "DELETED"
+
+
+def test_failing_dockerfile_fails_with_the_log_tail(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    workspace.set_dockerfile("FROM python:3.12-slim\nRUN echo about to fail\nRUN exit 3\n")
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert (run.exit_code, run.result) == (1, "failure")
+    (error,) = [line for line in run.log.splitlines() if line.startswith("::error")]
+    assert "returned a non-zero code: 3" in error and "about to fail" in error
+    assert run.outputs["build-status"] == "failed" and emulator.state()["deployments"] == []
+
+
+@pytest.mark.parametrize("emulator", [{"faults": ["deploy-fail"]}], indirect=True)
+def test_crashing_deployment_fails_with_events(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert (run.exit_code, run.result) == (1, "failure"), run.log
+    assert run.outputs["deployment-status"] == "failed"
+    (error,) = [line for line in run.log.splitlines() if line.startswith("::error")]
+    assert "CrashLoopBackOff" in error or "BackOff" in error
+
+
+def test_dropped_log_stream_still_succeeds_and_prints_each_line_once(
+    workspace: Workspace, emulator: EmulatorHandle
+) -> None:
+    emulator.set_faults(["sse-drop-after=2"])
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    printed = build_log_lines(run.log)
+    full = server_build_log(emulator, run.outputs["build-id"])
+    assert len(printed) >= 2 and printed == full[: len(printed)]
+    print(f"sse-drop-after=2: {len(printed)} of {len(full)} lines printed, none twice")
+
+
+@pytest.mark.parametrize("emulator", ["legacy"], indirect=True)
+def test_legacy_dialect_is_healthy(workspace: Workspace) -> None:
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    assert run.outputs["deployment-status"] == "healthy" and run.outputs["build-id"]
+
+
+@pytest.mark.parametrize("emulator", [{"build_seconds": 60}], indirect=True)
+def test_build_timeout_cancels_the_build(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    run = workspace.run("push", workspace.push("feature-x"), build_timeout="1s")
+    assert (run.exit_code, run.result) == (4, "failure")
+    assert "build-timeout" in run.log
+    requests_seen = emulator.state()["requests"]
+    assert any(r["method"] == "POST" and r["path"].endswith("/cancel") for r in requests_seen)
+    (build,) = emulator.state()["builds"]
+    assert build["build_status"] in {"cancelling", "cancelled"}
+
+
+def test_dry_run_creates_nothing(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha), dry_run="true")
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    assert "Dry run" in run.log and "preview pr-42" in run.log
+    assert emulator.state()["requests"] == []
+
+
+def test_fork_pull_request_without_the_key_is_skipped(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    payload = pull_request_event(workspace.head_sha)
+    payload["pull_request"]["head"]["repo"] = {"full_name": "someone/sample-agent", "fork": True}  # type: ignore[index]
+    run = workspace.run("pull_request", payload, api_key="")
+    assert (run.exit_code, run.result) == (0, "skipped")
+    assert "::notice" in run.log and "fork" in run.log
+    assert emulator.state()["requests"] == []
+
+
+def test_bad_input_sends_nothing(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha), manifest="missing/manifest.yaml")
+    assert (run.exit_code, run.result) == (2, "failure")
+    assert emulator.state()["requests"] == []
