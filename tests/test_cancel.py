@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -215,10 +216,8 @@ def test_sigint_to_a_real_run_stops_the_remote_work(
             break
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
-    try:
+    with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGTERM)  # a second signal must not abort the cleanup
-    except ProcessLookupError:
-        pass
     rest, _ = proc.communicate(timeout=15)
     elapsed = time.monotonic() - sent
     assert proc.returncode == 130, rest
