@@ -361,20 +361,28 @@ def load_settings(
 # --- CLI flags ------------------------------------------------------------------------------------------------------
 
 
+def _dest(spec: InputSpec) -> str:
+    # Prefixed: the CLI's own `command` attribute names the subcommand, and `--command` must not overwrite it.
+    return "input_" + spec.name.replace("-", "_")
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register `--<input>` for every input (flags win over `INPUT_*`); booleans also work as bare switches."""
+    """Register `--<input>` for every input (flags win over `INPUT_*`); booleans also work as bare switches.
+
+    Values land in `args.input_<name_with_underscores>`; read them with `overrides_from_args`.
+    """
     group = parser.add_argument_group("action inputs (each also read from INPUT_<NAME>)")
     for spec in INPUTS:
-        dest = spec.name.replace("-", "_")
+        dest, metavar = _dest(spec), spec.name.replace("-", "_").upper()
         text = spec.help + (f" (default: {spec.default})" if spec.default else "")
         if spec.boolean:
             group.add_argument(
                 f"--{spec.name}", dest=dest, default=None, nargs="?", const="true", metavar="BOOL", help=text
             )
         else:
-            group.add_argument(f"--{spec.name}", dest=dest, default=None, metavar=dest.upper(), help=text)
+            group.add_argument(f"--{spec.name}", dest=dest, default=None, metavar=metavar, help=text)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, str | None]:
     """The flags given on the command line, by input name (for `load_settings`)."""
-    return {spec.name: getattr(args, spec.name.replace("-", "_"), None) for spec in INPUTS}
+    return {spec.name: getattr(args, _dest(spec), None) for spec in INPUTS}
