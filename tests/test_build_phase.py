@@ -193,3 +193,50 @@ def test_follower_counts_printed_lines() -> None:
     follower.start()
     assert follower.join(5)
     assert console.of("server") == ["a", "b", "c"] and follower.printed == 3 and follower.connections == 2
+
+
+# --- against the emulator, with the real client ------------------------------------------------------------------
+
+
+def _real_phase(emulator: Any, token: CancelToken | None = None) -> Any:
+    from sgp_action.client import SGPClient
+
+    client = SGPClient(emulator.url, emulator.api_key, emulator.account_id)
+    env = phase_env(client, token=token)  # type: ignore[arg-type]
+    return BuildPhase(env, timeout=30), env
+
+
+def _archive(tmp_path: Any, extra: bytes = b"") -> Any:
+    import io
+    import tarfile
+
+    path = tmp_path / "context.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in (("Dockerfile", b"FROM alpine\nRUN echo hello\n"), ("blob.bin", extra)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_second_build_of_an_agent_sends_its_id(emulator: Any, tmp_path: Any) -> None:
+    phase, env = _real_phase(emulator)
+    spec = _spec(archive_path=_archive(tmp_path))
+    first = phase.wait(phase.create(spec))
+    second = phase.wait(phase.create(spec))
+    assert first.status == second.status == "success"
+    builds = emulator.state()["builds"]
+    assert len(builds) == 2 and builds[0]["agent_id"] == builds[1]["agent_id"]
+    assert env.console.of("server").count("hello") == 2  # each build's `RUN echo hello` output, once
+
+
+def test_cancel_during_the_upload_creates_nothing(emulator: Any, tmp_path: Any) -> None:
+    import os
+
+    token = CancelToken()
+    phase, env = _real_phase(emulator, token)
+    env.console.info = lambda text: token.cancel()  # cancel at the first progress line
+    spec = _spec(archive_path=_archive(tmp_path, os.urandom(4_000_000)))
+    with pytest.raises(Cancelled):
+        phase.create(spec)
+    assert emulator.state()["builds"] == []
