@@ -1,0 +1,399 @@
+"""The SGP Agentex Cloud Build and Deploy API client: every endpoint of sgp-api.md sections 2 and 3.
+
+This module family (`client`, `transport`, `sse`, `models`) is the only code that talks HTTP. Calls return the typed
+records of `sgp_action.models` and raise `sgp_action.errors.ApiError` subclasses; the retry policy is described in
+`sgp_action.transport`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
+
+from sgp_action.errors import ApiConnectionError, ApiError, ContextError, InputError, ValidationError
+from sgp_action.models import Build, Deployment, LogPage, UndeployedAgent, format_datetime
+from sgp_action.sse import EventStream, log_lines
+from sgp_action.transport import Transport
+
+logger = logging.getLogger(__name__)
+
+MAX_ARCHIVE_BYTES = 500 * 1024 * 1024  # sgp-api.md 2.1: the context archive must be at most 500 MB
+SOURCE_FIELDS = ("source_commit", "source_ref", "source_repo", "source_subpath", "source_dirty")
+_READ_SIZE = 64 * 1024
+
+
+def _form_value(value: str | bool) -> str:
+    """Multipart text: booleans as `true`/`false` as the SDK sends them (T7), never Python's `True`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _shutdown_socket(raw: Any) -> None:
+    """`shutdown(SHUT_RD)` on the response's socket: urllib3 >= 2.3 offers it, older ones through http.client."""
+    try:
+        raw.shutdown()
+        return
+    except Exception:
+        logger.debug("urllib3 could not shut the log stream down; trying the socket itself", exc_info=True)
+    with contextlib.suppress(Exception):
+        raw._fp.fp.raw._sock.shutdown(socket.SHUT_RD)
+
+
+class LogStream:
+    """An open build log stream (SSE): iterate it for log lines; `close()` ends the iteration from any thread."""
+
+    def __init__(self, response: requests.Response, path: str) -> None:
+        self._response = response
+        self._path = path
+        self._closed = threading.Event()
+        self._events = EventStream(self._chunks())
+
+    def _chunks(self) -> Iterator[bytes]:
+        # Raw reads (not iter_lines, formats.md B.2) that return whatever has arrived, so a line is handed on as soon
+        # as its event is complete, whether the body is chunked or delimited by the connection closing.
+        raw = self._response.raw
+        while not self._closed.is_set():
+            try:
+                data = raw.read1(_READ_SIZE) if hasattr(raw, "read1") else raw.read(_READ_SIZE)
+            except Exception as exc:
+                if self._closed.is_set():
+                    return
+                raise ApiConnectionError(f"GET {self._path}: the build log stream broke ({exc})", method="GET") from exc
+            if not data:
+                return
+            yield data
+
+    def __iter__(self) -> Iterator[str]:
+        """The log lines, in order, until the server closes the stream or `close()` is called."""
+        for line in log_lines(self._events):
+            if self._closed.is_set():
+                return
+            yield line
+
+    def close(self) -> None:
+        """End the stream; safe from another thread or a signal handler (a blocked read returns at once)."""
+        self._closed.set()
+        # Shut the socket down first: that wakes a read blocked in another thread, whereas closing the response
+        # alone neither wakes it nor returns (the reader holds the buffer's lock) on a close-delimited body.
+        _shutdown_socket(self._response.raw)
+        with contextlib.suppress(Exception):
+            self._response.close()
+
+    def __enter__(self) -> LogStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SGPClient:
+    """The SGP Build and Deploy API, with auth, timeouts, retries and error mapping."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        account_id: str,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 8.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        """`base_url` may carry a path prefix (`http://127.0.0.1:5003/public`); `sleep` is a seam for tests."""
+        self.transport = Transport(
+            base_url,
+            api_key,
+            account_id,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            session=session,
+        )
+        if sleep is not None:
+            self.transport.sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"SGPClient({self.transport!r})"
+
+    def close(self) -> None:
+        """Release the HTTP session (when the client created it)."""
+        self.transport.close()
+
+    def __enter__(self) -> SGPClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- plumbing ---------------------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
+        response = self.transport.request(method, path, idempotent=idempotent, **kwargs)
+        try:
+            return self.transport.json(method, path, response)
+        finally:
+            response.close()
+
+    def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+        """Every item of a cursor-paged list (sgp-api.md 6): `starting_after=<last id>` while `has_more`."""
+        starting_after: str | None = None
+        while True:
+            page = self._call("GET", path, params={**params, "starting_after": starting_after})
+            if isinstance(page, list):  # a server that answers a bare array has no further pages
+                items, has_more = page, False
+            elif isinstance(page, dict):
+                items, has_more = page.get("items") or [], bool(page.get("has_more"))
+            else:
+                raise ApiError(f"GET {path}: the list answer is neither a page nor an array", method="GET")
+            yield from (item for item in items if isinstance(item, Mapping))
+            if not items or not has_more:
+                return
+            tail = items[-1] if isinstance(items[-1], Mapping) else {}
+            last = tail.get("id") or tail.get("build_id")
+            if not last or last == starting_after:
+                raise ApiError(f"GET {path}: has_more is true but the page gives no new cursor", method="GET")
+            starting_after = str(last)
+
+    # --- builds (sgp-api.md 2) --------------------------------------------------------------------------------
+
+    def create_build(
+        self,
+        *,
+        image_name: str,
+        archive_path: Path | None = None,
+        image_url: str | None = None,
+        image_tag: str | None = None,
+        agent_name: str | None = None,
+        agent_id: str | None = None,
+        build_args: Mapping[str, str] | None = None,
+        platform: str | None = None,
+        source: Mapping[str, str | bool | None] | None = None,
+        working_tree_hash: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Build:
+        """`POST /v5/builds`: multipart, the archive streamed from its file; `progress(bytes_sent, total)`.
+
+        Sends exactly one image source and one agent identifier (T4, T5). Not retried after the request may have
+        reached the server (T16): look for the build by `working_tree_hash` before creating again.
+        """
+        if not image_name:
+            raise InputError("create_build needs an image_name")
+        if (archive_path is None) == (image_url is None):
+            raise InputError("create_build needs exactly one of archive_path and image_url")
+        if (agent_name is None) == (agent_id is None):
+            raise InputError("create_build needs exactly one of agent_name and agent_id")
+        unknown = sorted(set(source or {}) - set(SOURCE_FIELDS))
+        if unknown:
+            raise InputError(f"create_build: unknown source fields {unknown}; use {list(SOURCE_FIELDS)}")
+        fields: list[tuple[str, Any]] = []
+        texts: dict[str, str | bool | None] = {
+            "image_name": image_name,
+            "image_tag": image_tag,
+            "agent_name": agent_name,
+            "agent_id": agent_id,
+            "image_url": image_url,
+            "platform": platform,
+            "working_tree_hash": working_tree_hash,
+            **{key: (source or {}).get(key) for key in SOURCE_FIELDS},
+        }
+        if build_args:
+            texts["build_args"] = json.dumps(dict(build_args), separators=(",", ":"))  # one JSON string (T6)
+        fields.extend((name, _form_value(value)) for name, value in texts.items() if value is not None)
+
+        with contextlib.ExitStack() as stack:
+            handle = None
+            if archive_path is not None:
+                handle = stack.enter_context(self._open_archive(Path(archive_path)))
+
+            def body() -> tuple[Any, str]:
+                parts = list(fields)
+                if handle is not None:
+                    handle.seek(0)  # a retried attempt sends the file from its start
+                    parts.append(("context_archive", ("context.tar.gz", handle, "application/gzip")))
+                encoder = MultipartEncoder(fields=parts)
+                if progress is None:
+                    return encoder, encoder.content_type
+                monitor = MultipartEncoderMonitor(encoder, lambda m: progress(m.bytes_read, m.len))
+                return monitor, monitor.content_type
+
+            data = self._call("POST", "/v5/builds", idempotent=False, body=body)
+        return Build.from_api(data)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _open_archive(path: Path) -> Iterator[Any]:
+        try:
+            size = path.stat().st_size
+            handle = path.open("rb")
+        except OSError as exc:
+            raise ContextError(f"cannot read the build context archive {path}: {exc.strerror or exc}") from exc
+        with handle:
+            if size == 0:
+                raise ContextError(f"the build context archive {path} is empty")
+            if size > MAX_ARCHIVE_BYTES:
+                raise ContextError(
+                    f"the build context archive {path} is {size / 2**20:.1f} MiB, over the API's 500 MB limit; "
+                    "exclude more files with .dockerignore"
+                )
+            yield handle
+
+    def get_build(self, build_id: str) -> Build:
+        """`GET /v5/builds/{id}`."""
+        return Build.from_api(self._call("GET", f"/v5/builds/{_segment(build_id)}"))
+
+    def list_builds(
+        self,
+        *,
+        agent_name: str | None = None,
+        source_commit: str | None = None,
+        working_tree_hash: str | None = None,
+        limit: int = 100,
+        sort_by: str | None = None,
+        sort_order: str | None = None,
+    ) -> Iterator[Build]:
+        """`GET /v5/builds`, every page. Older servers ignore unknown filters (T25): re-check them on the items."""
+        params = {
+            "agent_name": agent_name,
+            "source_commit": source_commit,
+            "working_tree_hash": working_tree_hash,
+            "limit": limit,
+            "sort_by": sort_by,
+            "sort_order": sort_order,
+        }
+        return (Build.from_api(item) for item in self._pages("/v5/builds", params))
+
+    def cancel_build(self, build_id: str) -> Build:
+        """`POST /v5/builds/{id}/cancel` (202); the answer shows the build as it was before the cancel (T14).
+
+        Retried like a read: the server accepts a repeated cancel and does nothing more (sgp-api.md 2.4).
+        """
+        return Build.from_api(self._call("POST", f"/v5/builds/{_segment(build_id)}/cancel"))
+
+    def list_undeployed(self) -> list[UndeployedAgent]:
+        """`GET /v5/builds/undeployed`: a bare array, not a page (T26)."""
+        data = self._call("GET", "/v5/builds/undeployed")
+        items = data.get("items", []) if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise ApiError("GET /v5/builds/undeployed: the answer is not a JSON array", method="GET")
+        return [UndeployedAgent.from_api(item) for item in items]
+
+    def open_build_logs(self, build_id: str) -> LogStream:
+        """`GET /v5/builds/{id}/logs` as SSE, with no read timeout (T13); it may close before the build ends."""
+        path = f"/v5/builds/{_segment(build_id)}/logs"
+        response = self.transport.request("GET", path, idempotent=True, stream=True, accept="text/event-stream")
+        content_type = response.headers.get("Content-Type", "")
+        if "text/event-stream" not in content_type:
+            logger.debug("GET %s answered %r, not text/event-stream; parsing it as SSE anyway", path, content_type)
+        return LogStream(response, path)
+
+    # --- deployments (sgp-api.md 3) ---------------------------------------------------------------------------
+
+    def create_deployment(
+        self,
+        *,
+        manifest_file: str,
+        environment_config: str,
+        build_id: str | None = None,
+        image_name: str | None = None,
+        image_tag: str | None = None,
+        preview: bool = False,
+        preview_label: str | None = None,
+        expires_at: datetime | str | None = None,
+    ) -> Deployment:
+        """`POST /v5/agentex/deployments`; the YAML files go as text (T18). Never retried once it may have arrived."""
+        if not build_id and not image_name:
+            raise InputError("create_deployment needs a build_id, or an image_name and image_tag")
+        body: dict[str, Any] = {"manifest_file": manifest_file, "environment_config": environment_config}
+        optional = {"build_id": build_id, "image_name": image_name, "image_tag": image_tag}
+        body.update({key: value for key, value in optional.items() if value is not None})
+        if preview:
+            body["preview"] = True
+        if preview_label is not None:
+            body["preview_label"] = preview_label
+        if expires_at is not None:
+            body["expires_at"] = format_datetime(expires_at) if isinstance(expires_at, datetime) else expires_at
+        return Deployment.from_api(self._call("POST", "/v5/agentex/deployments", idempotent=False, json=body))
+
+    def get_deployment(self, deployment_id: str) -> Deployment:
+        """`GET /v5/agentex/deployments/{id}`, with its Kubernetes events."""
+        return Deployment.from_api(self._call("GET", f"/v5/agentex/deployments/{_segment(deployment_id)}"))
+
+    def list_deployments(
+        self,
+        *,
+        agent_name: str | None = None,
+        build_id: str | None = None,
+        preview_label: str | None = None,
+        limit: int = 100,
+        sort_by: str | None = None,
+        sort_order: str | None = None,
+    ) -> Iterator[Deployment]:
+        """`GET /v5/agentex/deployments`, every page. `preview_label` is an exact match (T9); re-check it (T25)."""
+        params = {
+            "agent_name": agent_name,
+            "build_id": build_id,
+            "preview_label": preview_label,
+            "limit": limit,
+            "sort_by": sort_by,
+            "sort_order": sort_order,
+        }
+        return (Deployment.from_api(item) for item in self._pages("/v5/agentex/deployments", params))
+
+    def delete_deployment(self, deployment_id: str) -> Deployment:
+        """`DELETE /v5/agentex/deployments/{id}`: the record marked deleted.
+
+        Retried like a read (a failed teardown leaves the record unchanged, sgp-api.md 3.4). When a retry then meets
+        the 400 for an already-deleted record, an earlier attempt did the work: the deleted record is returned.
+        Without a retry, deleting a DELETED, CANCELLED or SUPERSEDED record raises ValidationError (T15).
+        """
+        path = f"/v5/agentex/deployments/{_segment(deployment_id)}"
+        retried: list[str] = []
+        try:
+            return Deployment.from_api(self._call("DELETE", path, retry_log=retried))
+        except ValidationError:
+            if not retried:
+                raise
+            current = self.get_deployment(deployment_id)
+            if current.status != "deleted":
+                raise
+            logger.info("DELETE %s: an earlier attempt had already deleted it", path)
+            return current
+
+    def deployment_logs(self, deployment_id: str, *, cursor: str = "", limit: int = 100) -> LogPage:
+        """One page of `GET /v5/agentex/deployments/{id}/logs` (sgp-api.md 3.5, T12).
+
+        Sends `cursor` when not empty; `limit` is kept within the API's 1-500. The page's `next_cursor` is the
+        server's, or `cursor` again when the server sends an empty one, so feeding it back never replays the log.
+        """
+        path = f"/v5/agentex/deployments/{_segment(deployment_id)}/logs"
+        params = {"cursor": cursor or None, "limit": max(1, min(500, limit))}
+        return LogPage.from_api(self._call("GET", path, params=params), previous_cursor=cursor)
+
+
+def _segment(value: str) -> str:
+    """An id as one percent-encoded path segment; an empty id or a dot segment would address another resource."""
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise InputError(f"{text!r} is not a valid id")
+    return quote(text, safe="")

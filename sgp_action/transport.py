@@ -1,0 +1,321 @@
+"""HTTP transport for the SGP API: one session, auth headers, timeouts, retries, and status-to-exception mapping.
+
+Retry policy (sgp-api.md section 5 and T16):
+
+* Idempotent calls (every GET, the build cancel, which the server treats as a no-op when repeated (2.4), and the
+  deployment DELETE, which leaves the record unchanged when it fails (3.4)) retry on connection errors, timeouts,
+  429 and 5xx, with capped exponential backoff and equal jitter, honouring `Retry-After` (seconds or an HTTP date,
+  capped at `retry_after_cap`).
+* Creates (POST) are never retried blindly, because a lost answer may hide a created build or deployment and the API
+  has no idempotency key. They retry only when the request provably never reached the server (the TCP connection
+  could not be opened, or the connect timed out) and on 429, which refuses a request without acting on it. A 5xx, a
+  read timeout or a connection lost after sending raises at once.
+
+Redirects are never followed: `requests` would resend the custom `x-api-key` header to whatever host a redirect
+names. A 3xx becomes an error asking for the final base URL. The API key never appears in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import timezone
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from sgp_action import USER_AGENT
+from sgp_action.errors import (
+    ApiConnectionError,
+    ApiError,
+    ApiTimeoutError,
+    AuthError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ServerError,
+    ValidationError,
+)
+
+logger = logging.getLogger(__name__)
+
+# A request body for one attempt: (data, content type). A factory is called again for every attempt so that a
+# streamed upload starts from the beginning of its file.
+BodyFactory = Callable[[], tuple[Any, str]]
+
+
+def join_url(base_url: str, path: str) -> str:
+    """`base + path`, keeping any path prefix of the base (sgp-api.md 1, T23); never `urljoin`."""
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def _redacted_url(url: str) -> str:
+    """The URL without user:password@ (a base URL may carry them; messages must not)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - now())
+
+
+def error_detail(response: requests.Response, limit: int = 500) -> str:
+    """The server's reason, readable: FastAPI's `detail` string as is, its list as `loc: msg; ...`, else the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    detail: Any = body.get("detail", body.get("message")) if isinstance(body, dict) else None
+    if isinstance(detail, str):
+        text = detail
+    elif isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = ".".join(str(p) for p in item.get("loc") or () if p != "body")
+                msg = str(item.get("msg", ""))
+                parts.append(f"{loc}: {msg}" if loc else msg)
+            else:
+                parts.append(str(item))
+        text = "; ".join(parts)
+    elif detail is not None:
+        text = str(detail)
+    else:
+        text = response.text.strip()
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the connection could not even be opened, so the server cannot have seen the request."""
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, NewConnectionError):
+            return True
+        if isinstance(item, BaseException):
+            stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args])
+    return False
+
+
+class Transport:
+    """A `requests` session bound to one SGP base URL and one set of credentials."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        account_id: str,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 8.0,
+        retry_after_cap: float = 60.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+            raise InputError(f"base-url {_redacted_url(base_url)!r} is not an http(s) URL: set it like https://host")
+        if not api_key:
+            raise InputError("api-key is empty: set the api-key input (or SGP_API_KEY)")
+        if not account_id:
+            raise InputError("account-id is empty: set the account-id input (or SGP_ACCOUNT_ID)")
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._account_id = account_id
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_retries = max(0, max_retries)
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.retry_after_cap = retry_after_cap
+        self._owns_session = session is None
+        self.session = session if session is not None else requests.Session()
+        self.sleep: Callable[[float], None] = sleep
+        self.jitter: Callable[[], float] = jitter
+
+    def __repr__(self) -> str:
+        return f"Transport({_redacted_url(self.base_url)!r}, account_id={self._account_id!r}, api_key=<hidden>)"
+
+    def close(self) -> None:
+        """Close the session when this transport created it."""
+        if self._owns_session:
+            self.session.close()
+
+    def url(self, path: str) -> str:
+        """The full URL of an API path such as `/v5/builds`."""
+        return join_url(self.base_url, path)
+
+    def headers(self, accept: str = "application/json") -> dict[str, str]:
+        """The headers every call sends (sgp-api.md 1)."""
+        return {
+            "x-api-key": self._api_key,
+            "x-selected-account-id": self._account_id,
+            "User-Agent": USER_AGENT,
+            "Accept": accept,
+        }
+
+    def redact(self, text: str) -> str:
+        """`text` with the API key masked (a server may echo it in an error body)."""
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def backoff(self, attempt: int) -> float:
+        """The delay before retry number `attempt` (0-based): capped exponential with equal jitter."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2.0**attempt))
+        return ceiling / 2 + self.jitter() * ceiling / 2
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        body: BodyFactory | None = None,
+        stream: bool = False,
+        accept: str = "application/json",
+        retry_log: list[str] | None = None,
+    ) -> requests.Response:
+        """Send one API call with the retry policy of this module; return a 2xx response or raise an ApiError.
+
+        `retry_log`, when given, receives the reason of every retried attempt. Streams get no read timeout, so a
+        quiet log stream is never cut (T13).
+        """
+        url = self.url(path)
+        timeout = (self.connect_timeout, None if stream else self.read_timeout)
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        attempt = 0
+        while True:
+            headers = self.headers(accept)
+            data = None
+            if body is not None:
+                data, headers["Content-Type"] = body()
+            error: ApiError
+            retry_after: float | None = None
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=clean,
+                    json=json,
+                    data=data,
+                    headers=headers,
+                    timeout=timeout,
+                    stream=stream,
+                    allow_redirects=False,
+                )
+            except requests.exceptions.ConnectTimeout as exc:
+                reason, retryable = "connect timeout", True
+                error = self._transport_error(ApiTimeoutError, method, path, url, f"connect timed out ({exc})")
+            except requests.exceptions.Timeout as exc:
+                reason, retryable = "read timeout", idempotent
+                error = self._transport_error(ApiTimeoutError, method, path, url, f"no answer in time ({exc})")
+            except requests.exceptions.RequestException as exc:
+                reason, retryable = "connection error", idempotent or _never_sent(exc)
+                error = self._transport_error(ApiConnectionError, method, path, url, f"could not connect ({exc})")
+            else:
+                if response.status_code < 300:
+                    return response
+                reason = f"HTTP {response.status_code}"
+                retryable = response.status_code == 429 or (idempotent and response.status_code >= 500)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                error = self.status_error(method, path, response, retries=attempt)
+                response.close()
+            if not retryable or attempt >= self.max_retries:
+                raise error
+            delay = self.backoff(attempt) if retry_after is None else min(retry_after, self.retry_after_cap)
+            logger.warning(
+                "%s %s: %s; retry %d of %d in %.1f s", method, path, reason, attempt + 1, self.max_retries, delay
+            )
+            if retry_log is not None:
+                retry_log.append(reason)
+            self.sleep(delay)
+            attempt += 1
+
+    def _transport_error(self, cls: type[ApiError], method: str, path: str, url: str, what: str) -> ApiError:
+        where = _redacted_url(self.base_url)
+        message = f"{method} {path}: {what}; check base-url ({where}) and the network"
+        return cls(self.redact(message), method=method, url=_redacted_url(url))
+
+    def status_error(self, method: str, path: str, response: requests.Response, *, retries: int = 0) -> ApiError:
+        """The ApiError subclass for a non-2xx answer, with a message saying what to fix."""
+        status = response.status_code
+        detail = self.redact(error_detail(response))
+        said = f" ({detail})" if detail else ""
+        head = f"{method} {path}: {status} {response.reason or ''}".rstrip()
+        after = f" after {retries} retries" if retries else ""
+        cls: type[ApiError] = ApiError
+        if status == 401:
+            cls, hint = AuthError, f"{head}{said}: the API key was refused; check api-key"
+        elif status == 403:
+            cls, hint = AuthError, f"{head}{said}: check account-id and the key's permissions for that account"
+        elif status == 404:
+            cls, hint = NotFoundError, f"{head}{said}: not found in this account; check the id and base-url"
+        elif status == 409:
+            cls, hint = ConflictError, f"{head}: conflict: {detail or 'the request clashes with existing state'}"
+        elif status in (400, 422):
+            cls, hint = ValidationError, f"{head}: the server rejected the request: {detail or 'no reason given'}"
+        elif status == 413:
+            cls = PayloadTooLargeError
+            hint = f"{head}: the upload is over the server's limit (500 MB for a build context); exclude more files"
+        elif status == 429:
+            cls, hint = RateLimitError, f"{head}{said}: rate limited{after}; lower concurrency or try again later"
+        elif status >= 500:
+            cls, hint = ServerError, f"{head}{said}: server error{after}; try again later"
+        elif 300 <= status < 400:
+            location = _redacted_url(response.headers.get("Location", "?"))
+            hint = f"{head}: the API redirects to {location}; set base-url to the final address (redirects are off)"
+        else:
+            hint = f"{head}{said}: unexpected answer"
+        text = self.redact(response.text)
+        try:
+            body: Any = json.loads(text)
+        except ValueError:
+            body = text[:2000]
+        return cls(self.redact(hint), status_code=status, body=body, method=method, url=_redacted_url(response.url))
+
+    @staticmethod
+    def json(method: str, path: str, response: requests.Response) -> Any:
+        """The decoded JSON body of a successful answer; ApiError when it is not JSON (e.g. a wrong base-url)."""
+        try:
+            return response.json()
+        except ValueError:
+            snippet = " ".join(response.text[:200].split())
+            raise ApiError(
+                f"{method} {path}: {response.status_code} with a body that is not JSON ({snippet!r}); "
+                "check that base-url points at the SGP API",
+                status_code=response.status_code,
+                method=method,
+                url=_redacted_url(response.url),
+            ) from None

@@ -1,0 +1,353 @@
+"""Transport: headers, URL joining, error mapping, retries and Retry-After (with `responses`, no real sleeping)."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import socket
+import time
+
+import pytest
+import requests
+import responses
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+
+from sgp_action import USER_AGENT
+from sgp_action.errors import (
+    ApiConnectionError,
+    ApiError,
+    ApiTimeoutError,
+    AuthError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ServerError,
+    ValidationError,
+)
+from sgp_action.transport import Transport, error_detail, join_url, parse_retry_after
+
+BASE = "http://127.0.0.1:5003/public"
+KEY = "sk-very-secret-key-123"
+
+
+class Sleeps(list[float]):
+    """A fake `sleep` that records the delays."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+def transport(sleeps: Sleeps, **kwargs: object) -> Transport:
+    options: dict[str, object] = {"max_retries": 3, "sleep": sleeps, "jitter": lambda: 0.5}
+    return Transport(BASE, KEY, "acct-1", **{**options, **kwargs})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("base", "path", "url"),
+    [
+        ("http://127.0.0.1:5003/public", "/v5/builds", "http://127.0.0.1:5003/public/v5/builds"),
+        ("http://127.0.0.1:5003/public/", "/v5/builds", "http://127.0.0.1:5003/public/v5/builds"),
+        ("http://127.0.0.1:5003/a/b//", "v5/builds", "http://127.0.0.1:5003/a/b/v5/builds"),
+        ("https://api.example.test", "/v5/builds/x/logs", "https://api.example.test/v5/builds/x/logs"),
+    ],
+)
+def test_join_url_keeps_the_prefix(base: str, path: str, url: str) -> None:
+    assert join_url(base, path) == url
+
+
+@responses.activate
+def test_headers_and_prefix(sleeps: Sleeps) -> None:
+    responses.get(f"{BASE}/v5/builds/b1", json={"id": "b1"})
+    response = transport(sleeps).request("GET", "/v5/builds/b1", idempotent=True)
+    assert response.json() == {"id": "b1"}
+    sent = responses.calls[0].request
+    assert sent.url == "http://127.0.0.1:5003/public/v5/builds/b1"
+    assert sent.headers["x-api-key"] == KEY
+    assert sent.headers["x-selected-account-id"] == "acct-1"
+    assert sent.headers["User-Agent"] == USER_AGENT
+    assert sent.headers["Accept"] == "application/json"
+    assert "Authorization" not in sent.headers  # no Bearer scheme (sgp-api.md 1)
+
+
+@responses.activate
+def test_none_params_are_left_out(sleeps: Sleeps) -> None:
+    responses.get(f"{BASE}/v5/builds", json={})
+    transport(sleeps).request("GET", "/v5/builds", idempotent=True, params={"a": None, "limit": 5, "b": "x y"})
+    assert responses.calls[0].request.url == f"{BASE}/v5/builds?limit=5&b=x+y"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "words"),
+    [
+        (401, {"detail": "invalid API key"}, AuthError, ["GET /v5/builds/b1", "401", "invalid API key", "api-key"]),
+        (403, {"detail": "forbidden"}, AuthError, ["403", "check account-id and the key's permissions"]),
+        (404, {"detail": "Build not found"}, NotFoundError, ["404", "Build not found", "check the id"]),
+        (409, {"detail": "agent name 'x' is already used"}, ConflictError, ["409", "agent name 'x' is already used"]),
+        (400, {"detail": "image_name is required"}, ValidationError, ["400", "image_name is required"]),
+        (
+            422,
+            {
+                "detail": [
+                    {"loc": ["body", "image_name"], "msg": "field required", "type": "missing"},
+                    {"loc": ["query", "limit"], "msg": "must be <= 10000", "type": "value_error"},
+                ]
+            },
+            ValidationError,
+            ["422", "image_name: field required; query.limit: must be <= 10000"],
+        ),
+        (413, "Request Entity Too Large", PayloadTooLargeError, ["413", "500 MB", "exclude more files"]),
+        (429, {"detail": "slow down"}, RateLimitError, ["429", "rate limited after 3 retries"]),
+        (500, "Internal Server Error", ServerError, ["500", "Internal Server Error", "after 3 retries"]),
+        (502, "", ServerError, ["502", "server error"]),
+        (418, {"message": "teapot"}, ApiError, ["418", "teapot"]),
+    ],
+)
+@responses.activate
+def test_status_errors(sleeps: Sleeps, status: int, body: object, cls: type[ApiError], words: list[str]) -> None:
+    if isinstance(body, str):
+        responses.get(f"{BASE}/v5/builds/b1", body=body, status=status)
+    else:
+        responses.get(f"{BASE}/v5/builds/b1", json=body, status=status)
+    with pytest.raises(ApiError) as caught:
+        transport(sleeps).request("GET", "/v5/builds/b1", idempotent=True)
+    assert type(caught.value) is cls
+    for word in words:
+        assert word in str(caught.value)
+    assert caught.value.status_code == status
+    assert caught.value.method == "GET"
+    assert caught.value.url == f"{BASE}/v5/builds/b1"
+    assert caught.value.exit_code == 3
+
+
+@responses.activate
+def test_redirects_are_not_followed(sleeps: Sleeps) -> None:
+    """Following would resend x-api-key to whatever host the Location names."""
+    responses.get(f"{BASE}/v5/builds/b1", status=302, headers={"Location": "https://elsewhere.test/v5/builds/b1"})
+    with pytest.raises(ApiError, match=r"redirects to https://elsewhere\.test/v5/builds/b1; set base-url") as caught:
+        transport(sleeps).request("GET", "/v5/builds/b1", idempotent=True)
+    assert len(responses.calls) == 1
+    assert caught.value.status_code == 302
+
+
+@responses.activate
+def test_api_key_never_in_messages_or_logs(sleeps: Sleeps, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    responses.get(f"{BASE}/v5/builds/b1", json={"detail": f"key {KEY} is unknown"}, status=503)
+    responses.get(f"{BASE}/v5/builds/b1", json={"detail": f"key {KEY} is unknown"}, status=401)
+    t = transport(sleeps)
+    with pytest.raises(AuthError) as caught:
+        t.request("GET", "/v5/builds/b1", idempotent=True)
+    assert KEY not in str(caught.value) and "key *** is unknown" in str(caught.value)
+    assert KEY not in str(caught.value.body)
+    assert KEY not in repr(t)
+    assert KEY not in caplog.text
+    assert "retry 1 of 3" in caplog.text
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+@responses.activate
+def test_get_retries_then_succeeds(sleeps: Sleeps, caplog: pytest.LogCaptureFixture, status: int) -> None:
+    responses.get(f"{BASE}/v5/builds", status=status)
+    responses.get(f"{BASE}/v5/builds", status=status)
+    responses.get(f"{BASE}/v5/builds", json={"items": []})
+    with caplog.at_level(logging.WARNING, logger="sgp_action.transport"):
+        response = transport(sleeps, backoff_base=1.0).request("GET", "/v5/builds", idempotent=True)
+    assert response.status_code == 200
+    assert len(responses.calls) == 3
+    assert sleeps == [0.75, 1.5]  # equal jitter at 0.5: half the ceiling plus a quarter
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"GET /v5/builds: HTTP {status}; retry 1 of 3 in 0.8 s",
+        f"GET /v5/builds: HTTP {status}; retry 2 of 3 in 1.5 s",
+    ]
+
+
+@responses.activate
+def test_retries_exhausted(sleeps: Sleeps) -> None:
+    responses.get(f"{BASE}/v5/builds", status=503)
+    with pytest.raises(ServerError, match="after 3 retries"):
+        transport(sleeps).request("GET", "/v5/builds", idempotent=True)
+    assert len(responses.calls) == 4 and len(sleeps) == 3
+
+
+@pytest.mark.parametrize(
+    ("header", "low", "high"),
+    [("7", 7.0, 7.0), ("0", 0.0, 0.0), ("2.5", 2.5, 2.5), ("3600", 60.0, 60.0), ("soon", 0.375, 0.375)],
+)
+@responses.activate
+def test_retry_after_seconds(sleeps: Sleeps, header: str, low: float, high: float) -> None:
+    responses.get(f"{BASE}/v5/builds", status=429, headers={"Retry-After": header})
+    responses.get(f"{BASE}/v5/builds", json={})
+    transport(sleeps, backoff_base=0.5).request("GET", "/v5/builds", idempotent=True)
+    assert len(sleeps) == 1 and low <= sleeps[0] <= high  # an unreadable header falls back to the backoff
+
+
+@responses.activate
+def test_retry_after_http_date(sleeps: Sleeps) -> None:
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    responses.get(f"{BASE}/v5/builds", status=503, headers={"Retry-After": when})
+    responses.get(f"{BASE}/v5/builds", json={})
+    transport(sleeps).request("GET", "/v5/builds", idempotent=True)
+    assert len(sleeps) == 1 and 20 < sleeps[0] <= 30
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("  12 ", 12.0),
+        ("-5", 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 100.0),
+        ("Wed, 21 Oct 2015 07:26:00 GMT", 0.0),  # in the past
+        ("Wednesday, 21-Oct-15 07:28:00 GMT", 100.0),  # RFC 850, obsolete but allowed by RFC 9110
+        ("Wed Oct 21 07:28:00 2015", 100.0),  # asctime
+        ("not a date", None),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    now = email.utils.parsedate_to_datetime("Wed, 21 Oct 2015 07:26:20 GMT").timestamp()
+    assert parse_retry_after(value, now=lambda: now) == expected
+
+
+@pytest.mark.parametrize(
+    ("jitter", "delays"),
+    [(0.0, [0.25, 0.5, 1.0, 2.0, 4.0, 4.0]), (1.0, [0.5, 1.0, 2.0, 4.0, 8.0, 8.0])],
+)
+def test_backoff_is_capped_exponential_with_equal_jitter(jitter: float, delays: list[float]) -> None:
+    t = Transport(BASE, KEY, "a", backoff_base=0.5, backoff_cap=8.0, jitter=lambda: jitter)
+    assert [t.backoff(n) for n in range(6)] == delays
+
+
+@responses.activate
+def test_post_is_not_retried_on_5xx(sleeps: Sleeps) -> None:
+    responses.post(f"{BASE}/v5/agentex/deployments", status=500, body="boom")
+    with pytest.raises(ServerError):
+        transport(sleeps).request("POST", "/v5/agentex/deployments", idempotent=False, json={})
+    assert len(responses.calls) == 1 and sleeps == []
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        requests.exceptions.ReadTimeout("read timed out"),
+        requests.exceptions.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError())),
+    ],
+)
+@responses.activate
+def test_post_is_not_retried_after_it_may_have_arrived(sleeps: Sleeps, exc: Exception) -> None:
+    responses.post(f"{BASE}/v5/builds", body=exc)
+    with pytest.raises((ApiTimeoutError, ApiConnectionError)):
+        transport(sleeps).request("POST", "/v5/builds", idempotent=False)
+    assert len(responses.calls) == 1 and sleeps == []
+
+
+@responses.activate
+def test_post_is_retried_when_never_sent(sleeps: Sleeps) -> None:
+    refused = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")  # type: ignore[arg-type]
+    responses.post(f"{BASE}/v5/builds", body=requests.exceptions.ConnectionError(MaxRetryError(None, "/", refused)))  # type: ignore[arg-type]
+    responses.post(f"{BASE}/v5/builds", body=requests.exceptions.ConnectTimeout("connect timed out"))
+    responses.post(f"{BASE}/v5/builds", json={"id": "b1"})
+    assert transport(sleeps).request("POST", "/v5/builds", idempotent=False).json() == {"id": "b1"}
+    assert len(sleeps) == 2
+
+
+@responses.activate
+def test_post_is_retried_on_429(sleeps: Sleeps) -> None:
+    """429 refuses the request without acting on it, so even a create may be sent again."""
+    responses.post(f"{BASE}/v5/builds", status=429, headers={"Retry-After": "1"})
+    responses.post(f"{BASE}/v5/builds", json={"id": "b1"})
+    assert transport(sleeps).request("POST", "/v5/builds", idempotent=False).json() == {"id": "b1"}
+    assert sleeps == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("exc", "cls"),
+    [
+        (requests.exceptions.ConnectTimeout("connect timed out"), ApiTimeoutError),
+        (requests.exceptions.ReadTimeout("read timed out"), ApiTimeoutError),
+        (requests.exceptions.ConnectionError("reset"), ApiConnectionError),
+        (requests.exceptions.ChunkedEncodingError("broken body"), ApiConnectionError),
+    ],
+)
+@responses.activate
+def test_get_transport_errors_retry_then_raise(sleeps: Sleeps, exc: Exception, cls: type[ApiError]) -> None:
+    responses.get(f"{BASE}/v5/builds/b1", body=exc)
+    with pytest.raises(cls, match=r"GET /v5/builds/b1: .*check base-url \(http://127.0.0.1:5003/public\)"):
+        transport(sleeps).request("GET", "/v5/builds/b1", idempotent=True)
+    assert len(responses.calls) == 4 and len(sleeps) == 3
+
+
+def test_real_refused_connection_is_retried_for_post(sleeps: Sleeps) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    t = Transport(f"http://127.0.0.1:{port}/public", KEY, "a", max_retries=2, sleep=sleeps)
+    with pytest.raises(ApiConnectionError, match=f"POST /v5/builds: could not connect.*127.0.0.1:{port}"):
+        t.request("POST", "/v5/builds", idempotent=False)
+    assert len(sleeps) == 2
+
+
+@responses.activate
+def test_json_body_that_is_not_json(sleeps: Sleeps) -> None:
+    responses.get(f"{BASE}/v5/builds/b1", body="<html>login</html>")
+    t = transport(sleeps)
+    response = t.request("GET", "/v5/builds/b1", idempotent=True)
+    with pytest.raises(ApiError, match=r"not JSON.*check that base-url points at the SGP API"):
+        t.json("GET", "/v5/builds/b1", response)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("ftp://host", KEY, "a"), "not an http(s) URL"),
+        (("127.0.0.1:5003", KEY, "a"), "not an http(s) URL"),
+        ((BASE, "", "a"), "api-key is empty"),
+        ((BASE, KEY, ""), "account-id is empty"),
+    ],
+)
+def test_bad_configuration(args: tuple[str, str, str], words: str) -> None:
+    with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        Transport(*args)
+
+
+def test_base_url_credentials_stay_out_of_messages() -> None:
+    with pytest.raises(InputError) as caught:
+        Transport("ftp://user:pw@host/x", KEY, "a")
+    assert "pw" not in str(caught.value)
+
+
+def test_only_an_owned_session_is_closed() -> None:
+    class Session(requests.Session):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    given = Session()
+    Transport(BASE, KEY, "a", session=given).close()
+    assert not given.closed
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"detail": "plain"}, "plain"),
+        ({"detail": [{"loc": ["body", "x"], "msg": "bad"}, {"msg": "no loc"}, "str"]}, "x: bad; no loc; str"),
+        ({"detail": {"code": 1}}, "{'code': 1}"),
+        ({"error": "other"}, '{"error": "other"}'),
+        ("line one\n  line two", "line one line two"),
+        ("x" * 600, "x" * 497 + "..."),
+    ],
+)
+def test_error_detail(body: object, detail: str) -> None:
+    response = requests.Response()
+    response._content = (body if isinstance(body, str) else __import__("json").dumps(body)).encode()
+    assert error_detail(response) == detail
