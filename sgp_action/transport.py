@@ -242,8 +242,15 @@ class Transport:
                 reason, retryable = "read timeout", idempotent
                 error = self._transport_error(ApiTimeoutError, method, path, url, f"no answer in time ({exc})")
             except requests.exceptions.RequestException as exc:
-                reason, retryable = "connection error", idempotent or _never_sent(exc)
-                error = self._transport_error(ApiConnectionError, method, path, url, f"could not connect ({exc})")
+                unsent = _never_sent(exc)
+                reason, retryable = "connection error", idempotent or unsent
+                if unsent:
+                    what = f"could not connect ({exc})"
+                elif idempotent:
+                    what = f"the connection broke ({exc})"
+                else:
+                    what = f"the connection broke after sending ({exc}), so the server may have acted on it"
+                error = self._transport_error(ApiConnectionError, method, path, url, what)
             else:
                 if response.status_code < 300:
                     return response

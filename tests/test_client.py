@@ -18,7 +18,14 @@ import responses
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from sgp_action.client import SGPClient
-from sgp_action.errors import ContextError, InputError, NotFoundError, ServerError, ValidationError
+from sgp_action.errors import (
+    ApiConnectionError,
+    ContextError,
+    InputError,
+    NotFoundError,
+    ServerError,
+    ValidationError,
+)
 from sgp_action.models import Phase
 
 BASE = "http://127.0.0.1:5003/public"
@@ -197,7 +204,7 @@ def local_server() -> Iterator[Callable[[type[BaseHTTPRequestHandler]], str]]:
     def start(handler: type[BaseHTTPRequestHandler]) -> str:
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/prefix"
 
@@ -534,3 +541,32 @@ def test_log_stream_close_from_another_thread(local_server: Callable[..., str], 
     assert failures == []
     assert lines == ["first", "second"]
     assert _SlowSSE.saw_ack == [True]
+
+
+class _BrokenSSE(BaseHTTPRequestHandler):
+    """Sends one event, then half a chunk, then hangs up: a stream broken mid-body."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        event = b'data: {"line": "before the break"}\n\n'
+        self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+        self.wfile.write(b'64\r\ndata: {"line": "lost')
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_broken_stream_raises_after_the_lines_it_delivered(local_server: Callable[..., str]) -> None:
+    lines: list[str] = []
+    broke = pytest.raises(ApiConnectionError, match="GET /v5/builds/b1/logs: the build log stream broke")
+    with SGPClient(local_server(_BrokenSSE), "key", "acct") as client, client.open_build_logs("b1") as stream, broke:
+        for line in stream:
+            lines.append(line)
+    assert lines == ["before the break"]
