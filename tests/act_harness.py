@@ -16,11 +16,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import sysconfig
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from action_env import seed_environment
 
 from sgp_action.demo import run_git
 
@@ -58,13 +59,13 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def seed_tool_cache(dest: Path) -> Path:
-    """A tool cache whose Python environment is a venv that sees this interpreter's packages (no network needed).
+def seed_tool_cache(dest: Path, project_copy: Path) -> Path:
+    """A tool cache holding action.yml's Python environment, ready, so the action never calls pip (no network).
 
-    The venv is made from the interpreter behind the test venv and a `.pth` file adds the test environment's
-    site-packages, so `pip install -r requirements.txt` there finds every pin already satisfied.
+    act host mode forces RUNNER_TOOL_CACHE to `<action-cache-path>/tool_cache`, so the harness hands this folder to
+    the action through its `SGP_ACTION_TOOL_CACHE` override.
     """
-    dest.mkdir(parents=True, exist_ok=True)
+    seed_environment(dest, python=sys.executable, action_path=project_copy)
     return dest
 
 
@@ -148,14 +149,19 @@ def make_consumer_repo(
     return path, run_git(path, "rev-parse", "HEAD")
 
 
-def pr_payload(number: int, head_sha: str, action: str = "opened", **extra: Any) -> dict[str, Any]:
+def pr_payload(
+    number: int, head_sha: str, action: str = "opened", *, fork: bool = False, **extra: Any
+) -> dict[str, Any]:
     """A pull_request event payload as GitHub sends it (the fields the action reads)."""
     repo = {"full_name": CONSUMER_REPO, "name": "consumer", "owner": {"login": "owner"}, "default_branch": "main"}
+    head_repo = {**repo, "fork": fork}
+    if fork:
+        head_repo.update(full_name="someone/consumer", owner={"login": "someone"})
     pull = {
         "number": number,
         "state": "closed" if action == "closed" else "open",
         "merged": bool(extra.pop("merged", False)),
-        "head": {"ref": "feature", "sha": head_sha, "repo": {**repo, "fork": False}},
+        "head": {"ref": "feature", "sha": head_sha, "repo": head_repo},
         "base": {"ref": "main", "sha": "1" * 40, "repo": repo},
     }
     return {"action": action, "number": number, "pull_request": pull, "repository": repo, **extra}
@@ -195,7 +201,7 @@ class ActHarness:
             "--local-repository", f"{ACTION_REF}={self.project_copy}",
             "--env", f"GITHUB_REPOSITORY={CONSUMER_REPO}",
             "--env", f"RESULT_PATH={run_dir / 'outputs.json'}",
-            "--env", f"RUNNER_TOOL_CACHE={self.tool_cache}",
+            "--env", f"SGP_ACTION_TOOL_CACHE={self.tool_cache}",
         ]  # fmt: skip
         for name, value in variables.items():
             static += ["--var", f"{name}={value}"]
@@ -290,8 +296,3 @@ class ActHarness:
             stderr=(run_dir / "act.err").read_text(encoding="utf-8", errors="replace"),
             outputs=outputs,
         )
-
-
-def site_packages() -> str:
-    """This interpreter's site-packages (what the seeded venv's `.pth` points at)."""
-    return sysconfig.get_paths()["purelib"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from sgp_action.demo import (
     parse_output_file,
     prepare_repository,
     pull_request_event,
+    run_demo,
     sample_agent_dir,
 )
 
@@ -100,3 +102,39 @@ def test_environment_drops_the_callers_ci_variables(tmp_path: Path) -> None:
     for gone in ("INPUT_DRY_RUN", "GITHUB_TOKEN", "GITEA_OUTPUT", "RUNNER_DEBUG", "SGP_CLIENT_BASE_URL"):
         assert gone not in env, gone
     assert json.dumps(env).count("outer") == 0
+
+
+def test_run_demo_deploys_a_healthy_preview_of_the_sample_agent(tmp_path: Path) -> None:
+    log_path = tmp_path / "demo.log"
+    with log_path.open("w", encoding="utf-8") as log_file:
+        result = run_demo(stdout=log_file, build_seconds=0.3, deploy_seconds=0.3, workdir=tmp_path / "work")
+    log = log_path.read_text(encoding="utf-8")
+    assert result.returncode == 0, log
+    assert result.outputs["result"] == "success"
+    assert result.outputs["deployment-status"] == "healthy"
+    assert result.outputs["preview-label"] == f"pr-{PR_NUMBER}"
+    assert result.outputs["image-tag"] == result.head_sha[:7]
+    assert "sample-agent: image ready" in log  # the Dockerfile's RUN echo, as the build log shows it
+    assert result.outputs["deployment-id"] in result.summary
+    (build,) = result.state["builds"]
+    assert build["source_commit"] == result.head_sha
+    (deployment,) = result.state["deployments"]
+    assert deployment["preview_label"] == f"pr-{PR_NUMBER}"
+
+
+def test_demo_command_prints_outputs_and_summary() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sgp_action", "demo"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "== step outputs (exit code 0)" in out
+    assert "deployment-status  healthy" in out
+    assert "== job summary" in out
+    assert f"`pr-{PR_NUMBER}`" in out
+    assert "kept " not in out
