@@ -76,6 +76,11 @@ class LogStream:
                 return
             yield data
 
+    @property
+    def last_event_id(self) -> str:
+        """The stream's last event id so far (formats.md B.1): pass it to `open_build_logs` when reconnecting."""
+        return self._events.last_event_id
+
     def __iter__(self) -> Iterator[str]:
         """The log lines, in order, until the server closes the stream or `close()` is called."""
         for line in log_lines(self._events):
@@ -298,10 +303,17 @@ class SGPClient:
             raise ApiError("GET /v5/builds/undeployed: the answer is not a JSON array", method="GET")
         return [UndeployedAgent.from_api(item) for item in items]
 
-    def open_build_logs(self, build_id: str) -> LogStream:
-        """`GET /v5/builds/{id}/logs` as SSE, with no read timeout (T13); it may close before the build ends."""
+    def open_build_logs(self, build_id: str, *, last_event_id: str = "") -> LogStream:
+        """`GET /v5/builds/{id}/logs` as SSE, with no read timeout (T13); it may close before the build ends.
+
+        SGP documents no resume cursor and may replay from the first line; a non-empty `last_event_id` is still
+        sent as `Last-Event-ID`, as the SSE standard has a reconnecting client do.
+        """
         path = f"/v5/builds/{_segment(build_id)}/logs"
-        response = self.transport.request("GET", path, idempotent=True, stream=True, accept="text/event-stream")
+        extra = {"Last-Event-ID": last_event_id} if last_event_id else None
+        response = self.transport.request(
+            "GET", path, idempotent=True, stream=True, accept="text/event-stream", extra_headers=extra
+        )
         content_type = response.headers.get("Content-Type", "")
         if "text/event-stream" not in content_type:
             logger.debug("GET %s answered %r, not text/event-stream; parsing it as SSE anyway", path, content_type)

@@ -205,6 +205,7 @@ class Transport:
         body: BodyFactory | None = None,
         stream: bool = False,
         accept: str = "application/json",
+        extra_headers: Mapping[str, str] | None = None,
         retry_log: list[str] | None = None,
     ) -> requests.Response:
         """Send one API call with the retry policy of this module; return a 2xx response or raise an ApiError.
@@ -217,7 +218,7 @@ class Transport:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         attempt = 0
         while True:
-            headers = self.headers(accept)
+            headers = {**self.headers(accept), **(extra_headers or {})}
             data = None
             if body is not None:
                 data, headers["Content-Type"] = body()

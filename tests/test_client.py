@@ -448,6 +448,21 @@ def test_build_logs_over_sse(client: SGPClient) -> None:
         lines = list(logs)
     assert lines == ["Step 1/2 : FROM python", "Successfully built"]
     assert responses.calls[0].request.headers["Accept"] == "text/event-stream"
+    assert "Last-Event-ID" not in responses.calls[0].request.headers
+    assert logs.last_event_id == ""
+
+
+@responses.activate
+def test_build_logs_reconnect_sends_the_last_event_id(client: SGPClient) -> None:
+    url = f"{BASE}/v5/builds/b1/logs"
+    responses.get(url, body=b'id: 7\ndata: {"line": "a"}\n\ndata: {"line": "b"}\n\n', content_type="text/event-stream")
+    responses.get(url, body=b'data: {"line": "c"}\n\n', content_type="text/event-stream")
+    with client.open_build_logs("b1") as first:
+        assert list(first) == ["a", "b"]
+    assert first.last_event_id == "7"  # carried over to the event without an id
+    with client.open_build_logs("b1", last_event_id=first.last_event_id) as second:
+        assert list(second) == ["c"]
+    assert responses.calls[1].request.headers["Last-Event-ID"] == "7"
 
 
 @responses.activate
