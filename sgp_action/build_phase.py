@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -37,6 +38,8 @@ PROGRESS_STEP = 0.10
 PROGRESS_SECONDS = 3.0
 #: How far the agent-id lookup reads when an older server ignores the `agent_name` filter (T25).
 AGENT_SCAN_LIMIT = 200
+#: Tolerated difference between this machine's clock and the server's when matching "created since".
+CLOCK_SKEW = timedelta(seconds=30)
 #: After the build ended, how long the follower may take to print the last lines.
 DRAIN_SECONDS = 5.0
 
@@ -244,23 +247,52 @@ class BuildPhase(PhaseBase):
 
     def _send(self, spec: BuildSpec, *, agent_id: str | None) -> Build:
         progress = ProgressPrinter(self.console, self.token, clock=self.clock) if spec.archive_path else None
-        build = self.client.create_build(
-            image_name=spec.image_name,
-            image_tag=spec.image_tag,
-            archive_path=spec.archive_path,
-            image_url=spec.image_url,
-            agent_name=None if agent_id else spec.agent_name,
-            agent_id=agent_id,
-            build_args=dict(spec.build_args) or None,
-            platform=spec.platform,
-            source=dict(spec.source) or None,
-            working_tree_hash=spec.working_tree_hash,
-            progress=progress,
-        )
+        self.remote.creating_build(self._finder(spec, datetime.now(timezone.utc)))
+        try:
+            build = self.client.create_build(
+                image_name=spec.image_name,
+                image_tag=spec.image_tag,
+                archive_path=spec.archive_path,
+                image_url=spec.image_url,
+                agent_name=None if agent_id else spec.agent_name,
+                agent_id=agent_id,
+                build_args=dict(spec.build_args) or None,
+                platform=spec.platform,
+                source=dict(spec.source) or None,
+                working_tree_hash=spec.working_tree_hash,
+                progress=progress,
+            )
+        finally:
+            self.remote.creating_build(None)
         self.remote.building(build.id)
         self.report.record_build(build, reused=False)
         self.console.info(f"Build {build.id} created ({build.status or 'queued'})")
         return build
+
+    def _finder(self, spec: BuildSpec, since: datetime) -> Callable[[], list[str]] | None:
+        """How a cancellation finds the build an unanswered create made: same agent and hash, created since."""
+        if not spec.working_tree_hash:
+            return None
+        earliest = since - CLOCK_SKEW
+
+        def find() -> list[str]:
+            found = self.client.list_builds(
+                agent_name=spec.agent_name,
+                working_tree_hash=spec.working_tree_hash,
+                sort_by="created_at",
+                sort_order="desc",
+            )
+            return [
+                b.id
+                for b in itertools.islice(found, AGENT_SCAN_LIMIT)
+                if b.working_tree_hash == spec.working_tree_hash
+                and b.agent_name == spec.agent_name
+                and b.phase is Phase.IN_PROGRESS
+                and b.created_at is not None
+                and b.created_at >= earliest
+            ]
+
+        return find
 
     # --- follow ------------------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ Design, so that no signal handler ever touches a lock another frame of the main 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -33,6 +34,8 @@ T = TypeVar("T")
 
 #: Time budget from the first signal to the end of the remote cleanup (the runner kills at 10 s).
 CANCEL_BUDGET_SECONDS = 5.0
+#: How often the main thread gives the interpreter a chance to run a signal handler while it waits.
+SIGNAL_CHECK_SECONDS = 0.05
 #: Of that budget, how long the main thread lets the worker clean up by itself before abandoning it.
 WORKER_GRACE_SECONDS = 3.5
 
@@ -176,7 +179,10 @@ def supervise(
     try:
         try:
             worker.start()
-            finished.acquire()
+            # In slices: a process-directed signal may land on another thread, and then only the main thread's
+            # next bytecode runs the Python handler; an untimed acquire would never get there.
+            while not finished.acquire(timeout=SIGNAL_CHECK_SECONDS):
+                pass
             armed[0] = False
         except _Interrupted as interrupted:
             name = signal.Signals(interrupted.signum).name
@@ -205,7 +211,10 @@ class RemoteWork:
     """The remote work a run has under way, so that a cancellation knows what to stop, exactly once.
 
     The build phase registers the build while it runs, the deploy phase the deployment while it is being created;
-    both unregister once the work reached a terminal state (a healthy deployment is never deleted).
+    both unregister once the work reached a terminal state (a healthy deployment is never deleted). While a create
+    request is in flight its id is unknown: the phase registers a *finder* instead, which lists what this run
+    created on the server (same hash or build, created since the request), so that a cancellation that cannot
+    wait for the answer still stops it.
     """
 
     def __init__(self) -> None:
@@ -213,8 +222,20 @@ class RemoteWork:
         self._stop_lock = threading.Lock()
         self.build_id: str | None = None
         self.deployment_id: str | None = None
+        self.build_finder: Callable[[], list[str]] | None = None
+        self.deployment_finder: Callable[[], list[str]] | None = None
         self.stopped: list[str] = []
         self._done = False
+
+    def creating_build(self, finder: Callable[[], list[str]] | None) -> None:
+        """Register (or with None, forget) how to find the build a create request in flight may have made."""
+        with self._lock:
+            self.build_finder = finder
+
+    def creating_deployment(self, finder: Callable[[], list[str]] | None) -> None:
+        """Register (or with None, forget) how to find the deployment a create request in flight may have made."""
+        with self._lock:
+            self.deployment_finder = finder
 
     def building(self, build_id: str | None) -> None:
         """Register (or with None, forget) the build under way."""
@@ -240,12 +261,23 @@ class RemoteWork:
                 return list(self.stopped)
             self._done = True
             with self._lock:
-                build_id, deployment_id = self.build_id, self.deployment_id
-            if build_id:
-                ok, _ = call_with_deadline(lambda: client.cancel_build(build_id), deadline - time.monotonic())
+                builds = [self.build_id] if self.build_id else []
+                deployments = [self.deployment_id] if self.deployment_id else []
+                build_finder = None if builds else self.build_finder
+                deployment_finder = None if deployments else self.deployment_finder
+            for finder, found in ((build_finder, builds), (deployment_finder, deployments)):
+                if finder is not None:
+                    _, ids = call_with_deadline(finder, deadline - time.monotonic())
+                    found.extend(ids or [])
+            for build_id in builds:
+                ok, _ = call_with_deadline(
+                    functools.partial(client.cancel_build, build_id), deadline - time.monotonic()
+                )
                 self.stopped.append(f"build {build_id} {'cancelled' if ok else 'cancel requested (no answer)'}")
-            if deployment_id:
-                ok, _ = call_with_deadline(lambda: client.delete_deployment(deployment_id), deadline - time.monotonic())
+            for deployment_id in deployments:
+                ok, _ = call_with_deadline(
+                    functools.partial(client.delete_deployment, deployment_id), deadline - time.monotonic()
+                )
                 self.stopped.append(f"deployment {deployment_id} {'deleted' if ok else 'delete requested (no answer)'}")
             return list(self.stopped)
         finally:

@@ -8,16 +8,19 @@ non-empty `next_cursor` is kept, because an empty one would replay the whole log
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from sgp_action.build_phase import TAIL_LINES, PhaseBase, PhaseEnv
+from sgp_action.build_phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, TAIL_LINES, PhaseBase, PhaseEnv
 from sgp_action.durations import format_duration
 from sgp_action.errors import DeploymentFailed, OperationTimeout
 from sgp_action.models import DeployEvent, Deployment, LogLine, Phase
 from sgp_action.report import format_timestamp
+from sgp_action.teardown import is_deletable
 
 if TYPE_CHECKING:
     pass
@@ -70,19 +73,42 @@ class DeployPhase(PhaseBase):
     def create(self, spec: DeploySpec) -> Deployment:
         """Send the create request; the new deployment is registered for cancellation at once."""
         self.token.check()
-        deployment = self.client.create_deployment(
-            manifest_file=spec.manifest_text,
-            environment_config=spec.environment_text,
-            build_id=spec.build_id,
-            preview=spec.preview,
-            preview_label=spec.preview_label if spec.preview else None,
-            expires_at=spec.expires_at if spec.preview else None,
-        )
+        self.remote.creating_deployment(self._finder(spec, datetime.now(timezone.utc)))
+        try:
+            deployment = self.client.create_deployment(
+                manifest_file=spec.manifest_text,
+                environment_config=spec.environment_text,
+                build_id=spec.build_id,
+                preview=spec.preview,
+                preview_label=spec.preview_label if spec.preview else None,
+                expires_at=spec.expires_at if spec.preview else None,
+            )
+        finally:
+            self.remote.creating_deployment(None)
         self.remote.deploying(deployment.id)
         self.report.record_deployment(deployment)
         kind = f"preview {deployment.preview_label or spec.preview_label}" if spec.preview else "production"
         self.console.info(f"Deployment {deployment.id} created ({kind}, {deployment.status or 'pending'})")
         return deployment
+
+    def _finder(self, spec: DeploySpec, since: datetime) -> Callable[[], list[str]]:
+        """How a cancellation finds the deployment an unanswered create made: same build and label, created since."""
+        earliest = since - CLOCK_SKEW
+        label = spec.preview_label if spec.preview else None
+
+        def find() -> list[str]:
+            found = self.client.list_deployments(build_id=spec.build_id, sort_by="created_at", sort_order="desc")
+            return [
+                d.id
+                for d in itertools.islice(found, AGENT_SCAN_LIMIT)
+                if d.build_id == spec.build_id
+                and d.preview_label == label
+                and is_deletable(d)
+                and d.created_at is not None
+                and d.created_at >= earliest
+            ]
+
+        return find
 
     def wait(self, deployment: Deployment) -> Deployment:
         """Poll until terminal, printing new events and log lines; return the deployment once healthy."""

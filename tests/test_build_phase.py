@@ -240,3 +240,16 @@ def test_cancel_during_the_upload_creates_nothing(emulator: Any, tmp_path: Any) 
     with pytest.raises(Cancelled):
         phase.create(spec)
     assert emulator.state()["builds"] == []
+
+
+def test_the_finder_sees_the_build_an_unanswered_create_made(emulator: Any, tmp_path: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    phase, _ = _real_phase(emulator)
+    spec = _spec(archive_path=_archive(tmp_path))
+    since = datetime.now(timezone.utc)
+    created = phase.create(spec)
+    finder = phase._finder(spec, since)
+    assert finder() == [created.id]
+    assert phase._finder(spec, since + timedelta(minutes=5))() == []  # built before the request: not ours
+    assert phase._finder(_spec(archive_path=spec.archive_path, working_tree_hash="0" * 64), since)() == []

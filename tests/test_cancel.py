@@ -233,3 +233,20 @@ def test_sigint_to_a_real_run_stops_the_remote_work(
         assert deployment["status"] == "DELETED"
     assert "cancelled" in rest
     print(f"{phase}: exit {elapsed:.2f} s after SIGINT")
+
+
+def test_a_create_in_flight_is_found_and_stopped() -> None:
+    remote = RemoteWork()
+    remote.creating_build(lambda: ["b-7", "b-8"])
+    remote.creating_deployment(lambda: ["d-7"])
+    cleaner = FakeCleaner()
+    assert remote.stop(cleaner, 5) == ["build b-7 cancelled", "build b-8 cancelled", "deployment d-7 deleted"]
+    assert cleaner.calls == [("cancel", "b-7"), ("cancel", "b-8"), ("delete", "d-7")]
+
+
+def test_a_known_id_wins_over_the_finder() -> None:
+    remote = RemoteWork()
+    remote.creating_build(lambda: ["b-other"])
+    remote.building("b-1")
+    cleaner = FakeCleaner()
+    assert remote.stop(cleaner, 5) == ["build b-1 cancelled"]
