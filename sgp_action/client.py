@@ -153,7 +153,10 @@ class SGPClient:
 
     # --- plumbing ---------------------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any) -> Any:
+        """One call's decoded JSON; reads and deletes are idempotent unless said otherwise, POSTs only when said."""
+        if idempotent is None:
+            idempotent = method in ("GET", "DELETE")
         response = self.transport.request(method, path, idempotent=idempotent, **kwargs)
         try:
             return self.transport.json(method, path, response)
@@ -293,7 +296,7 @@ class SGPClient:
 
         Retried like a read: the server accepts a repeated cancel and does nothing more (sgp-api.md 2.4).
         """
-        return Build.from_api(self._call("POST", f"/v5/builds/{_segment(build_id)}/cancel"))
+        return Build.from_api(self._call("POST", f"/v5/builds/{_segment(build_id)}/cancel", idempotent=True))
 
     def list_undeployed(self) -> list[UndeployedAgent]:
         """`GET /v5/builds/undeployed`: a bare array, not a page (T26)."""
