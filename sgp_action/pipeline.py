@@ -18,7 +18,6 @@ import importlib
 import logging
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -189,10 +188,7 @@ class Pipeline:
         report = self.ctx.report
         report.result = exc.result
         report.message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        debug = bool(getattr(self.ctx.settings, "debug", False))
-        report_error(exc, debug=debug, runner=self.ctx.runner)
-        if debug and exc.__traceback__ is not None:
-            log.debug("".join(traceback.format_tb(exc.__traceback__)))
+        report_error(exc, debug=self.ctx.settings.debug, runner=self.ctx.runner)
         return Outcome(exc.result, exc.exit_code, report, exc)
 
     @staticmethod
@@ -243,9 +239,12 @@ class Pipeline:
         return ", ".join(parts)
 
     def _delegate(self, command: str) -> str:
+        name = DELEGATED_COMMANDS[command]
         try:
-            module: Any = importlib.import_module(DELEGATED_COMMANDS[command])
-        except ModuleNotFoundError:
+            module: Any = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
             raise InputError(f"command {command!r} is not available in this version of the action") from None
         module.run(self.ctx)
         return str(self.ctx.report.result or "success")

@@ -157,3 +157,30 @@ def test_bad_input_sends_nothing(workspace: Workspace, emulator: EmulatorHandle)
     run = workspace.run("pull_request", pull_request_event(workspace.head_sha), manifest="missing/manifest.yaml")
     assert (run.exit_code, run.result) == (2, "failure")
     assert emulator.state()["requests"] == []
+
+
+def test_rollback_deploys_an_existing_build(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    built = workspace.run("push", workspace.push("feature-x"))
+    dispatch = {"ref": "refs/heads/main", "repository": {"full_name": "demo/sample-agent", "default_branch": "main"}}
+    run = workspace.run("workflow_dispatch", dispatch, build_id=built.outputs["build-id"])
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    assert run.outputs["build-id"] == built.outputs["build-id"] and run.outputs["reused-build"] == "true"
+    assert run.outputs["deployment-status"] == "healthy"
+    assert len(emulator.state()["builds"]) == 1
+
+
+def test_an_unknown_build_id_is_an_api_error(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    dispatch = {"ref": "refs/heads/main", "repository": {"full_name": "demo/sample-agent", "default_branch": "main"}}
+    run = workspace.run("workflow_dispatch", dispatch, build_id="build_does_not_exist")
+    assert (run.exit_code, run.result) == (3, "failure")
+    assert emulator.state()["deployments"] == []
+
+
+@pytest.mark.parametrize("emulator", [{"api_key": "the-real-key"}], indirect=True)
+def test_a_wrong_key_is_an_api_error_and_stays_masked(workspace: Workspace, emulator: EmulatorHandle) -> None:
+    emulator.api_key = "a-wrong-key-123"
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert (run.exit_code, run.result) == (3, "failure")
+    lines = run.log.splitlines()
+    assert lines[0] == "::add-mask::a-wrong-key-123"
+    assert all("a-wrong-key-123" not in line for line in lines[1:])
