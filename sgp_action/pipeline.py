@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sgp_action.build_phase import BuildPhase, BuildSpec, PhaseEnv
-from sgp_action.cancel import CANCEL_BUDGET_SECONDS, CancelToken, RemoteWork
+from sgp_action.cancel import CANCEL_BUDGET_SECONDS, WORKER_GRACE_SECONDS, CancelToken, RemoteWork
 from sgp_action.deploy_phase import DeployPhase, DeploySpec
 from sgp_action.errors import EXIT_OK, ActionError, BuildFailed, Cancelled, InputError
 from sgp_action.models import Build, Phase
@@ -45,8 +45,10 @@ ClientFactory = Callable[["Settings"], "SGPClient"]
 #: Commands this module runs itself; others are delegated to `sgp_action.<name>.run(RunContext)`.
 PHASE_COMMANDS = ("preview", "deploy", "build", "teardown")
 DELEGATED_COMMANDS = {"cleanup": "sgp_action.cleanup", "detect": "sgp_action.detect"}
-#: Share of the cancel budget a worker spends on the remote cleanup (the rest is for writing the outputs).
-CLEANUP_BUDGET_SECONDS = CANCEL_BUDGET_SECONDS - 1.5
+#: Share of the cancel budget a worker spends on the remote cleanup (it must end within the supervisor's grace).
+CLEANUP_BUDGET_SECONDS = WORKER_GRACE_SECONDS - 0.5
+#: What is left for the main thread when it abandons a stuck worker (budget minus grace, minus time to write).
+ABANDON_BUDGET_SECONDS = CANCEL_BUDGET_SECONDS - WORKER_GRACE_SECONDS - 0.5
 
 
 def default_client_factory(settings: Settings) -> SGPClient:
@@ -156,9 +158,10 @@ class Pipeline:
                 result = self._run()
             ctx.report.result = result
             outcome = Outcome(result, EXIT_OK, ctx.report)
-        except Cancelled as exc:
+        except (Cancelled, KeyboardInterrupt) as exc:  # KeyboardInterrupt: run in the main thread, no supervisor
             stopped = ctx.remote.stop(ctx.client, CLEANUP_BUDGET_SECONDS) if ctx._client is not None else []
-            outcome = self._failed(Cancelled(self._cancel_message(exc, stopped)))
+            reason = exc if isinstance(exc, Cancelled) else Cancelled("the run was interrupted")
+            outcome = self._failed(Cancelled(self._cancel_message(reason, stopped)))
         except ActionError as exc:
             outcome = self._failed(exc)
         except Exception as exc:  # a bug: still report, so the workflow sees result=failure
@@ -175,7 +178,7 @@ class Pipeline:
     def abandon(self) -> Outcome:
         """Called from the main thread when the worker did not stop in time after a signal: stop, report, return."""
         ctx = self.ctx
-        stopped = ctx.remote.stop(ctx.client, CLEANUP_BUDGET_SECONDS) if ctx._client is not None else []
+        stopped = ctx.remote.stop(ctx.client, ABANDON_BUDGET_SECONDS) if ctx._client is not None else []
         outcome = self._failed(Cancelled(self._cancel_message(Cancelled(ctx.token.reason), stopped)))
         ctx.report.write(ctx.runner)
         return outcome

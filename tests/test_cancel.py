@@ -250,3 +250,37 @@ def test_a_known_id_wins_over_the_finder() -> None:
     remote.building("b-1")
     cleaner = FakeCleaner()
     assert remote.stop(cleaner, 5) == ["build b-1 cancelled"]
+
+
+def test_a_run_stuck_in_a_slow_request_still_exits_cancelled(tmp_path: Path, emulator_factory: Any) -> None:
+    """The worker is blocked in HTTP when SIGINT comes: the main thread abandons it, asks for the cancel, exits."""
+    emulator = emulator_factory(build_seconds=60)
+    workspace = Workspace(tmp_path, emulator)
+    env = workspace.environ("push", workspace.push("feature-x"), poll_interval="0.2s")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sgp_action", "run"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("::group::Build logs"):
+            break
+    emulator.set_faults(["slow=5"])  # the next status poll hangs past the grace period
+    time.sleep(0.5)  # let the worker enter that poll (no assertion depends on this timing)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 130, rest
+    outputs = parse_output_file((tmp_path / "github_output").read_text(encoding="utf-8"))
+    assert outputs["result"] == "cancelled"
+    assert "did not stop within" in rest
+    deadline = time.monotonic() + 20  # the slowed cancel request still reaches the server
+    while time.monotonic() < deadline:
+        (build,) = emulator.state()["builds"]
+        if build["build_status"] in {"cancelling", "cancelled"}:
+            break
+        time.sleep(0.2)
+    assert build["build_status"] in {"cancelling", "cancelled"}
