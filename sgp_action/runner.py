@@ -49,6 +49,7 @@ _SUMMARY_MARGIN = 1024
 _TRUNCATION_NOTE = "\n\n> **Note:** the rest of this summary was cut: GitHub limits a step summary to 1 MiB.\n"
 _OUTPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _ZWSP = "\u200b"
+_ACT_LINE_LIMIT = 64 * 1024  # bufio.Scanner's default token size in nektos/act's parseEnvFile
 _MIN_REDACT = 4  # shorter "secrets" are still masked by the runner, but not rewritten in our own text
 # Inputs that carry secrets, in every spelling they can reach us (product.md section 6: masked before anything else).
 SECRET_ENV_NAMES = (
@@ -287,6 +288,12 @@ class Runner:
                 raise ActionError(f"output {name!r}: the value contains the heredoc delimiter; refusing to write it")
             entry = f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
             _append(path, entry)
+        if any(len(line.encode("utf-8")) >= _ACT_LINE_LIMIT for line in value.split("\n")):
+            self.warning(
+                f"output {name} has a line over 64 KiB: act and the Gitea/Forgejo runners cannot read it "
+                "(their file reader stops at that size), so later steps there will not see this output",
+                title="Output too long for some runners",
+            )
 
     def append_summary(self, markdown: str) -> None:
         """Append Markdown to the job summary, kept under the runner's 1 MiB limit (cut with a note when over).

@@ -124,6 +124,19 @@ def test_bad_output_names_are_refused(tmp_path: Path, name: str) -> None:
         runner.set_output(name, "v")
 
 
+def test_a_line_act_cannot_read_is_written_with_a_warning(tmp_path: Path) -> None:
+    runner, stream = make(tmp_path)
+    long_line = "[" + ",".join(f'"deployment-{n:05d}"' for n in range(4000)) + "]"
+    runner.set_output("deleted", long_line)
+    content = (tmp_path / "out").read_text()
+    assert parse_github_file(content) == {"deleted": long_line}
+    with pytest.raises(FileCommandError, match="too long"):
+        parse_act_file(content)
+    assert stream.getvalue().startswith("::warning title=Output too long for some runners::output deleted has a line")
+    runner.set_output("deleted", long_line.replace(",", ",\n"))  # one id a line: fine everywhere
+    assert stream.getvalue().count("::warning") == 1
+
+
 def test_gitea_output_is_the_fallback(tmp_path: Path) -> None:
     stream = io.StringIO()
     runner = Runner({**ACTIONS, "GITEA_OUTPUT": str(tmp_path / "gitea-out")}, stream)
