@@ -122,7 +122,7 @@ class Runner:
         mask_inputs: bool = True,
     ) -> None:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
-        self.stream: TextIO = sys.stdout if stream is None else stream
+        self._stream = stream
         self.in_actions = self.environ.get("GITHUB_ACTIONS", "").lower() == "true"
         self.debug_enabled = self.environ.get("RUNNER_DEBUG") == "1" if debug is None else debug
         if self.environ.get("FORGEJO_ACTIONS", "").lower() == "true":
@@ -139,6 +139,11 @@ class Runner:
         if mask_inputs:
             for name in SECRET_ENV_NAMES:
                 self.mask(self.environ.get(name, ""))
+
+    @property
+    def stream(self) -> TextIO:
+        """The stream given, else whatever `sys.stdout` is now (so a long-lived runner follows redirections)."""
+        return sys.stdout if self._stream is None else self._stream
 
     # --- low-level writing --------------------------------------------------------------------------------------
 
@@ -363,6 +368,13 @@ def default_runner() -> Runner:
         if _DEFAULT is None:
             _DEFAULT = Runner()
         return _DEFAULT
+
+
+def reset_default_runner() -> None:
+    """Forget the process-wide Runner (tests that change the environment between runs)."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        _DEFAULT = None
 
 
 def report_error(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from runner_rules import (
     parse_github_file,
 )
 
+from sgp_action import cli
 from sgp_action import runner as runner_module
 from sgp_action.errors import ActionError, Cancelled, InputError
 from sgp_action.runner import (
@@ -425,3 +427,66 @@ def test_report_error_traceback_only_with_debug(tmp_path: Path, capsys: pytest.C
         report_error(exc, runner=runner, debug=True)
     assert "Traceback (most recent call last)" in stream.getvalue()
     assert "sk-trace-4242" not in stream.getvalue()
+
+
+# --- the CLI's error presentation (sgp_action.cli._report) ---------------------------------------------------------
+
+
+@pytest.fixture
+def actions_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in ("GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "RUNNER_DEBUG", "INPUT_DEBUG", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("INPUT_API_KEY", "sk-cli-key-31337")
+    monkeypatch.setenv("INPUT_ACCOUNT_ID", "acct")
+    monkeypatch.setenv("INPUT_COMMAND", "bogus")
+    monkeypatch.chdir(tmp_path)
+    runner_module.reset_default_runner()
+    yield tmp_path
+    runner_module.reset_default_runner()
+
+
+def test_cli_run_input_error_is_masked_first_then_one_annotation_and_result(
+    actions_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["run"]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "::add-mask::sk-cli-key-31337"
+    assert lines[1:] == [
+        "::error::command: 'bogus' is not one of auto, preview, deploy, build, teardown, cleanup, detect"
+    ]
+    assert parse_github_file((actions_env / "out").read_text()) == {"result": "failure"}
+
+
+def test_cli_debug_adds_the_traceback_without_the_key(actions_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "--debug"]) == 2
+    out = capsys.readouterr().out
+    assert "Traceback (most recent call last)" in out and "InputError" in out
+    assert out.count("sk-cli-key-31337") == 1  # only in the ::add-mask:: line
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["run"], {}, False),
+        (["run", "--debug"], {}, True),
+        (["run", "--debug", "false"], {}, False),
+        (["run", "--debug=yes"], {}, True),
+        (["run", "--debug", "--dry-run"], {}, True),
+        (["run"], {"RUNNER_DEBUG": "1"}, True),
+        (["run"], {"INPUT_DEBUG": "TRUE"}, True),
+    ],
+)
+def test_debug_switch(argv: list[str], env: dict[str, str], expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RUNNER_DEBUG", "INPUT_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli._debug_enabled(argv) is expected
+
+
+def test_other_commands_do_not_write_result(actions_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["context", "--root", str(actions_env / "missing")]) == 2
+    assert "::error::" in capsys.readouterr().out
+    assert not (actions_env / "out").exists()
