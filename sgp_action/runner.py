@@ -164,7 +164,8 @@ class Runner:
 
     def _command(self, name: str, message: str = "", properties: Mapping[str, str | None] | None = None) -> None:
         """Print one workflow command (commands are re-enabled first)."""
-        props = ",".join(f"{key}={escape_property(val)}" for key, val in (properties or {}).items() if val)
+        pairs = (properties or {}).items()
+        props = ",".join(f"{key}={escape_property(self._redact(val))}" for key, val in pairs if val)
         head = f"{name} {props}" if props else name
         with self._lock:
             self._resume_commands()

@@ -251,6 +251,12 @@ def test_groups_annotations_and_escaping(tmp_path: Path) -> None:
     assert escape_property("%\r\n:,") == "%25%0D%0A%3A%2C"
 
 
+def test_annotation_titles_are_redacted_too(tmp_path: Path) -> None:
+    runner, stream = make(tmp_path, INPUT_API_KEY="sk-title-5555")
+    runner.error("failed", title="key sk-title-5555")
+    assert stream.getvalue().splitlines()[1] == "::error title=key ***::failed"
+
+
 def test_debug_lines_follow_the_debug_setting(tmp_path: Path) -> None:
     quiet, quiet_stream = make(tmp_path)
     quiet.debug("detail")
