@@ -18,11 +18,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sgp_action.cancel import CancelToken, RemoteWork
 from sgp_action.durations import format_duration
-from sgp_action.errors import ApiError, BuildFailed, NotFoundError, OperationTimeout, ValidationError
+from sgp_action.errors import (
+    ApiConnectionError,
+    ApiError,
+    ApiTimeoutError,
+    BuildFailed,
+    NotFoundError,
+    OperationTimeout,
+    ServerError,
+    ValidationError,
+)
 from sgp_action.models import Build, Phase
 from sgp_action.report import Report
 
@@ -31,6 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R")
+
 #: How many log lines a failure message carries.
 TAIL_LINES = 20
 #: Upload progress: a line every 10 % or every few seconds, whichever comes first.
@@ -38,6 +49,9 @@ PROGRESS_STEP = 0.10
 PROGRESS_SECONDS = 3.0
 #: How far the agent-id lookup reads when an older server ignores the `agent_name` filter (T25).
 AGENT_SCAN_LIMIT = 200
+#: Errors after which a create may or may not have happened on the server (T16), and how often to try in all.
+AMBIGUOUS_ERRORS = (ServerError, ApiConnectionError, ApiTimeoutError)
+CREATE_ATTEMPTS = 3
 #: Tolerated difference between this machine's clock and the server's when matching "created since".
 CLOCK_SKEW = timedelta(seconds=30)
 #: After the build ended, how long the follower may take to print the last lines.
@@ -200,6 +214,27 @@ class PhaseBase:
         self.timeout = timeout
         self.clock = env.clock
 
+    def create_safely(self, what: str, send: Callable[[], R], find: Callable[[], list[R]] | None) -> R:
+        """Send a create request, retried safely: after an ambiguous failure, first look for what it may have made.
+
+        A 5xx, a cut connection or a timeout may come after the server acted (T16): sending again blindly would
+        make a duplicate (or, for a new agent's name, a 409). `find` lists what this run created (newest first);
+        without it an ambiguous failure is raised as it is.
+        """
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return send()
+            except AMBIGUOUS_ERRORS as exc:
+                if find is None or attempt == CREATE_ATTEMPTS:
+                    raise
+                self.token.sleep(min(0.5 * 2.0**attempt, 8.0))
+                found = find()
+                if found:
+                    self.console.info(f"Creating the {what} failed ({exc}), but the server made it; using it")
+                    return found[0]
+                self.console.info(f"Creating the {what} failed ({exc}); nothing was made, sending it again")
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
 
 class BuildPhase(PhaseBase):
     """Runs one build: reuse or create, follow, wait; fills the report and raises the errors of product.md 7."""
@@ -246,10 +281,21 @@ class BuildPhase(PhaseBase):
             return self._send(spec, agent_id=None)
 
     def _send(self, spec: BuildSpec, *, agent_id: str | None) -> Build:
-        progress = ProgressPrinter(self.console, self.token, clock=self.clock) if spec.archive_path else None
-        self.remote.creating_build(self._finder(spec, datetime.now(timezone.utc)))
+        since = datetime.now(timezone.utc)
+        self.remote.creating_build(lambda: [b.id for b in self.created_since(spec, since, active_only=True)])
         try:
-            build = self.client.create_build(
+            build = self._create_once(spec, agent_id, since)
+        finally:
+            self.remote.creating_build(None)
+        self.remote.building(build.id)
+        self.report.record_build(build, reused=False)
+        self.console.info(f"Build {build.id} created ({build.status or 'queued'})")
+        return build
+
+    def _create_once(self, spec: BuildSpec, agent_id: str | None, since: datetime) -> Build:
+        def send() -> Build:
+            progress = ProgressPrinter(self.console, self.token, clock=self.clock) if spec.archive_path else None
+            return self.client.create_build(
                 image_name=spec.image_name,
                 image_tag=spec.image_tag,
                 archive_path=spec.archive_path,
@@ -262,37 +308,30 @@ class BuildPhase(PhaseBase):
                 working_tree_hash=spec.working_tree_hash,
                 progress=progress,
             )
-        finally:
-            self.remote.creating_build(None)
-        self.remote.building(build.id)
-        self.report.record_build(build, reused=False)
-        self.console.info(f"Build {build.id} created ({build.status or 'queued'})")
-        return build
 
-    def _finder(self, spec: BuildSpec, since: datetime) -> Callable[[], list[str]] | None:
-        """How a cancellation finds the build an unanswered create made: same agent and hash, created since."""
+        find = (lambda: self.created_since(spec, since, active_only=False)) if spec.working_tree_hash else None
+        return self.create_safely("build", send, find)
+
+    def created_since(self, spec: BuildSpec, since: datetime, *, active_only: bool) -> list[Build]:
+        """Builds of this agent and working-tree hash created since `since` (newest first), checked client-side."""
         if not spec.working_tree_hash:
-            return None
+            return []
         earliest = since - CLOCK_SKEW
-
-        def find() -> list[str]:
-            found = self.client.list_builds(
-                agent_name=spec.agent_name,
-                working_tree_hash=spec.working_tree_hash,
-                sort_by="created_at",
-                sort_order="desc",
-            )
-            return [
-                b.id
-                for b in itertools.islice(found, AGENT_SCAN_LIMIT)
-                if b.working_tree_hash == spec.working_tree_hash
-                and b.agent_name == spec.agent_name
-                and b.phase is Phase.IN_PROGRESS
-                and b.created_at is not None
-                and b.created_at >= earliest
-            ]
-
-        return find
+        found = self.client.list_builds(
+            agent_name=spec.agent_name,
+            working_tree_hash=spec.working_tree_hash,
+            sort_by="created_at",
+            sort_order="desc",
+        )
+        return [
+            b
+            for b in itertools.islice(found, AGENT_SCAN_LIMIT)
+            if b.working_tree_hash == spec.working_tree_hash
+            and b.agent_name == spec.agent_name
+            and (b.phase is Phase.IN_PROGRESS or not active_only)
+            and b.created_at is not None
+            and b.created_at >= earliest
+        ]
 
     # --- follow ------------------------------------------------------------------------------------------------
 

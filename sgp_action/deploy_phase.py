@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -73,9 +72,11 @@ class DeployPhase(PhaseBase):
     def create(self, spec: DeploySpec) -> Deployment:
         """Send the create request; the new deployment is registered for cancellation at once."""
         self.token.check()
-        self.remote.creating_deployment(self._finder(spec, datetime.now(timezone.utc)))
-        try:
-            deployment = self.client.create_deployment(
+        since = datetime.now(timezone.utc)
+        self.remote.creating_deployment(lambda: [d.id for d in self.created_since(spec, since)])
+
+        def send() -> Deployment:
+            return self.client.create_deployment(
                 manifest_file=spec.manifest_text,
                 environment_config=spec.environment_text,
                 build_id=spec.build_id,
@@ -83,6 +84,9 @@ class DeployPhase(PhaseBase):
                 preview_label=spec.preview_label if spec.preview else None,
                 expires_at=spec.expires_at if spec.preview else None,
             )
+
+        try:
+            deployment = self.create_safely("deployment", send, lambda: self.created_since(spec, since))
         finally:
             self.remote.creating_deployment(None)
         self.remote.deploying(deployment.id)
@@ -91,24 +95,20 @@ class DeployPhase(PhaseBase):
         self.console.info(f"Deployment {deployment.id} created ({kind}, {deployment.status or 'pending'})")
         return deployment
 
-    def _finder(self, spec: DeploySpec, since: datetime) -> Callable[[], list[str]]:
-        """How a cancellation finds the deployment an unanswered create made: same build and label, created since."""
+    def created_since(self, spec: DeploySpec, since: datetime) -> list[Deployment]:
+        """Active deployments of this build and label created since `since` (newest first), checked client-side."""
         earliest = since - CLOCK_SKEW
         label = spec.preview_label if spec.preview else None
-
-        def find() -> list[str]:
-            found = self.client.list_deployments(build_id=spec.build_id, sort_by="created_at", sort_order="desc")
-            return [
-                d.id
-                for d in itertools.islice(found, AGENT_SCAN_LIMIT)
-                if d.build_id == spec.build_id
-                and d.preview_label == label
-                and is_deletable(d)
-                and d.created_at is not None
-                and d.created_at >= earliest
-            ]
-
-        return find
+        found = self.client.list_deployments(build_id=spec.build_id, sort_by="created_at", sort_order="desc")
+        return [
+            d
+            for d in itertools.islice(found, AGENT_SCAN_LIMIT)
+            if d.build_id == spec.build_id
+            and d.preview_label == label
+            and is_deletable(d)
+            and d.created_at is not None
+            and d.created_at >= earliest
+        ]
 
     def wait(self, deployment: Deployment) -> Deployment:
         """Poll until terminal, printing new events and log lines; return the deployment once healthy."""

@@ -84,6 +84,8 @@ class FakeClient:
         self.streams: list[FakeStream] = []
         self.opened: list[FakeStream] = []
         self.refuse_agent_id = False
+        self.create_errors: list[Exception] = []
+        self.listed_builds_after_create: list[Build] | None = None
         self.deploy_statuses: list[str] = ["in_progress", "healthy"]
         self.deploy_events: list[list[DeployEvent]] = []
         self.log_pages: list[LogPage] = []
@@ -102,10 +104,14 @@ class FakeClient:
     # builds
     def list_builds(self, **filters: Any) -> Iterator[Build]:
         self._record("list_builds", filters)
+        if "create_build" in self.names() and self.listed_builds_after_create is not None:
+            return iter(self.listed_builds_after_create)
         return iter(self.listed_builds)
 
     def create_build(self, **fields: Any) -> Build:
         self._record("create_build", fields)
+        if self.create_errors:
+            raise self.create_errors.pop(0)
         if fields.get("agent_id") and self.refuse_agent_id:
             raise ValidationError("agent_id is not a valid field", status_code=422)
         progress = fields.get("progress")
@@ -138,6 +144,8 @@ class FakeClient:
     # deployments
     def create_deployment(self, **fields: Any) -> Deployment:
         self._record("create_deployment", fields)
+        if self.create_errors:
+            raise self.create_errors.pop(0)
         return deployment("pending", preview_label=fields.get("preview_label"))
 
     def get_deployment(self, deployment_id: str) -> Deployment:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
 from sgp_action.build_phase import BuildPhase, BuildSpec, LogFollower, ProgressPrinter
 from sgp_action.cancel import CancelToken
-from sgp_action.errors import BuildFailed, Cancelled, OperationTimeout
+from sgp_action.errors import ApiConnectionError, BuildFailed, Cancelled, OperationTimeout, ServerError, ValidationError
 from sgp_action.models import Phase
 from tests.fakes import FakeClient, FakeConsole, FakeStream, build, phase_env, ticking_clock
 
@@ -242,14 +243,50 @@ def test_cancel_during_the_upload_creates_nothing(emulator: Any, tmp_path: Any) 
     assert emulator.state()["builds"] == []
 
 
-def test_the_finder_sees_the_build_an_unanswered_create_made(emulator: Any, tmp_path: Any) -> None:
-    from datetime import datetime, timedelta, timezone
+def test_created_since_finds_what_this_run_made(emulator: Any, tmp_path: Any) -> None:
+    from datetime import timedelta
 
     phase, _ = _real_phase(emulator)
     spec = _spec(archive_path=_archive(tmp_path))
     since = datetime.now(timezone.utc)
     created = phase.create(spec)
-    finder = phase._finder(spec, since)
-    assert finder() == [created.id]
-    assert phase._finder(spec, since + timedelta(minutes=5))() == []  # built before the request: not ours
-    assert phase._finder(_spec(archive_path=spec.archive_path, working_tree_hash="0" * 64), since)() == []
+    assert [b.id for b in phase.created_since(spec, since, active_only=False)] == [created.id]
+    assert phase.created_since(spec, since + timedelta(minutes=5), active_only=False) == []  # made before: not ours
+    other_hash = _spec(archive_path=spec.archive_path, working_tree_hash="0" * 64)
+    assert phase.created_since(other_hash, since, active_only=False) == []
+
+
+@pytest.mark.parametrize("emulator", [{"faults": ["lose-create-response"]}], indirect=True)
+def test_a_lost_create_answer_gives_the_build_the_server_made(emulator: Any, tmp_path: Any) -> None:
+    phase, env = _real_phase(emulator)
+    build = phase.create(_spec(archive_path=_archive(tmp_path)))
+    (stored,) = emulator.state()["builds"]
+    assert build.id == stored["id"] and phase.remote.build_id == build.id
+    assert any("the server made it" in line for line in env.console.of("info"))
+
+
+@pytest.mark.parametrize(
+    ("error", "listed", "creates"),
+    [
+        (ServerError("500", status_code=500), [], 2),  # nothing made: sent again
+        # made (created just now): adopted, not sent again
+        (ApiConnectionError("reset"), [build("queued", id="b-made", created_at=datetime.now(timezone.utc))], 1),
+    ],
+)
+def test_ambiguous_create_failures(error: Exception, listed: list[Any], creates: int) -> None:
+    client = FakeClient()
+    client.create_errors = [error]
+    phase, _ = _phase(client)
+    client.listed_builds_after_create = listed
+    result = phase.create(_spec())
+    assert client.names().count("create_build") == creates
+    assert result.id == ("b-made" if listed else "b-1")
+
+
+def test_a_refused_create_is_not_retried() -> None:
+    client = FakeClient()
+    client.create_errors = [ValidationError("image_name is invalid", status_code=400)]
+    phase, _ = _phase(client)
+    with pytest.raises(ValidationError):
+        phase.create(_spec())
+    assert client.names().count("create_build") == 1

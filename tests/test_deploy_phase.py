@@ -9,7 +9,7 @@ import pytest
 
 from sgp_action.cancel import CancelToken
 from sgp_action.deploy_phase import DeployPhase, DeploySpec, format_event, format_log_line
-from sgp_action.errors import Cancelled, DeploymentFailed, OperationTimeout
+from sgp_action.errors import Cancelled, DeploymentFailed, OperationTimeout, ServerError
 from sgp_action.models import DeployEvent, LogPage
 from tests.fakes import FakeClient, deployment, log_line, phase_env, ticking_clock
 
@@ -140,3 +140,23 @@ def test_format_event(event: DeployEvent, expected: str) -> None:
 
 def test_format_log_line() -> None:
     assert format_log_line(log_line(1, "boom", "error")) == "ERROR boom"
+
+
+@pytest.mark.parametrize("made", [True, False])
+def test_an_ambiguous_create_failure_adopts_what_the_server_made_or_sends_again(made: bool) -> None:
+    from datetime import timedelta
+
+    client = FakeClient()
+    client.create_errors = [ServerError("502 Bad Gateway", status_code=502)]
+    now = datetime.now(timezone.utc)
+    client.deployments = [
+        deployment("pending", id="d-old", created_at=now - timedelta(hours=1)),  # an earlier run's: not ours
+        deployment("pending", id="d-other-label", preview_label="pr-8", created_at=now),
+    ]
+    if made:
+        client.deployments.insert(0, deployment("pending", id="d-made", created_at=now + timedelta(seconds=1)))
+    phase, _ = _phase(client)
+    created = phase.create(_spec())
+    assert created.id == ("d-made" if made else "d-1")
+    assert client.names().count("create_deployment") == (1 if made else 2)
+    assert phase.remote.deployment_id == created.id

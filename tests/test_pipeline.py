@@ -184,3 +184,15 @@ def test_a_wrong_key_is_an_api_error_and_stays_masked(workspace: Workspace, emul
     lines = run.log.splitlines()
     assert lines[0] == "::add-mask::a-wrong-key-123"
     assert all("a-wrong-key-123" not in line for line in lines[1:])
+
+
+@pytest.mark.parametrize("fault", ["http-500=0.25", "rate-limit=4", "lose-create-response", "slow=0.2"])
+def test_a_full_preview_survives_a_fault_with_one_build_and_every_line_once(
+    workspace: Workspace, emulator: EmulatorHandle, fault: str
+) -> None:
+    emulator.set_faults([fault])
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    state = emulator.state()
+    assert len(state["builds"]) == 1 and len(state["deployments"]) == 1
+    assert build_log_lines(run.log) == server_build_log(emulator, run.outputs["build-id"])
