@@ -6,6 +6,7 @@ Validity is checked by nektos/act's own schema check (`act --validate --strict`)
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,32 @@ def test_cleanup_example_runs_on_a_schedule() -> None:
         assert "schedule" in _triggers(workflow)
         (step,) = _action_steps(workflow)
         assert step["with"]["command"] == "cleanup"
+
+
+def _action_spec() -> dict[Any, Any]:
+    return _load(ROOT / "action.yml")
+
+
+@pytest.mark.parametrize("path", GITHUB_EXAMPLES + GITEA_EXAMPLES + PROJECT_WORKFLOWS, ids=str)
+def test_workflows_use_only_inputs_and_outputs_the_action_declares(path: Path) -> None:
+    spec = _action_spec()
+    workflow = _load(path)
+    for step in _action_steps(workflow):
+        unknown = set(step.get("with") or {}) - set(spec["inputs"])
+        assert not unknown, f"{path.name}: inputs not in action.yml: {unknown}"
+    ids = {step["id"] for step in _action_steps(workflow) if "id" in step}
+    text = path.read_text(encoding="utf-8")
+    for step_id in ids:
+        used = set(re.findall(rf"steps\.{re.escape(step_id)}\.outputs\.([A-Za-z0-9_-]+)", text))
+        unknown = used - set(spec["outputs"])
+        assert not unknown, f"{path.name}: outputs not in action.yml: {unknown}"
+
+
+def test_readme_documents_the_action_for_both_forges() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"uses: {SHORT_REF}" in readme
+    assert f"uses: {FULL_REF}" in readme
+    for section in ("## Usage on GitHub", "## Usage on Gitea and Forgejo", "## Fork pull requests"):
+        assert section in readme
+    for name in ("preview", "deploy", "cleanup", "rollback", "monorepo"):
+        assert f"examples/github/{name}.yml" in readme
