@@ -355,9 +355,11 @@ class BuildPhase(PhaseBase):
             with self.console.group(f"Build logs ({build.id})"):
                 follower.start()
                 build = self._poll(build, follower, wake, deadline)
-                # The stream closes when the build ends; a stream that closed early is read once more to catch up.
-                if not follower.active:
-                    follower.start()
+                # The open connection ends once the server has sent everything. Whether an earlier one closed
+                # early cannot be told from a clean close, so the log is replayed once more: lines already
+                # printed are skipped, the ones an early close lost are printed.
+                follower.join(DRAIN_SECONDS)
+                follower.start()
                 follower.join(DRAIN_SECONDS)
                 follower.stop()
         finally:

@@ -328,9 +328,7 @@ class Pipeline:
             if settings.build_id:
                 runner.info(f"build: existing build {settings.build_id}")
             elif plan.build is not None:
-                runner.info(
-                    f"build: upload {plan.build.archive_path} (working-tree hash {plan.build.working_tree_hash})"
-                )
+                runner.info(f"build: upload the context above (working-tree hash {plan.build.working_tree_hash})")
                 if settings.reuse_build:
                     runner.info("build: reuse a successful build with the same working-tree hash if there is one")
             if command == "preview":

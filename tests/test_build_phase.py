@@ -290,3 +290,14 @@ def test_a_refused_create_is_not_retried() -> None:
     with pytest.raises(ValidationError):
         phase.create(_spec())
     assert client.names().count("create_build") == 1
+
+
+def test_lines_lost_by_a_close_just_before_the_end_are_caught_up() -> None:
+    client = FakeClient()
+    lines = [f"Step {i}/4" for i in range(1, 5)]
+    # The only connection during the build closes after two lines; the build is already done at the next poll.
+    client.streams = [FakeStream(lines[:2]), FakeStream(lines)]
+    client.build_statuses = ["success"]
+    phase, console = _phase(client)
+    phase.wait(build())
+    assert console.of("server") == lines
