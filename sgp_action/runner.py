@@ -109,7 +109,7 @@ class Runner:
     Args:
         environ: the environment to read (`os.environ` by default).
         stream: where log lines go (`sys.stdout` by default); every write is flushed at once.
-        debug: verbose mode (`debug` input); `None` reads `RUNNER_DEBUG=1`.
+        debug: verbose mode; `None` reads `RUNNER_DEBUG=1` and the `debug` input (`INPUT_DEBUG`).
         mask_inputs: register the secret inputs found in `environ` at once (product.md section 6).
     """
 
@@ -124,7 +124,10 @@ class Runner:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self._stream = stream
         self.in_actions = self.environ.get("GITHUB_ACTIONS", "").lower() == "true"
-        self.debug_enabled = self.environ.get("RUNNER_DEBUG") == "1" if debug is None else debug
+        if debug is None:  # the `debug` input can also be switched on later: `runner.debug_enabled = True`
+            debug_input = self.environ.get("INPUT_DEBUG", "").strip().lower() in {"true", "yes", "1", "on"}
+            debug = self.environ.get("RUNNER_DEBUG") == "1" or debug_input
+        self.debug_enabled = debug
         if self.environ.get("FORGEJO_ACTIONS", "").lower() == "true":
             self.forge = "forgejo"
         elif self.environ.get("GITEA_ACTIONS", "").lower() == "true":

@@ -262,6 +262,9 @@ def test_debug_lines_follow_the_debug_setting(tmp_path: Path) -> None:
     quiet.debug("detail")
     loud, loud_stream = make(tmp_path, RUNNER_DEBUG="1")
     loud.debug("detail")
+    from_input, input_stream = make(tmp_path, INPUT_DEBUG="True")
+    from_input.debug("detail")
+    assert input_stream.getvalue() == "debug: detail\n"
     assert quiet_stream.getvalue() == "::debug::detail\n"
     assert loud_stream.getvalue() == "debug: detail\n"
 
