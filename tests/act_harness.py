@@ -78,6 +78,9 @@ class ActRun:
     payload: Mapping[str, Any]
     workflow: str = ".github/workflows/e2e.yml"
     extra: Sequence[str] = ()
+    # Shell words evaluated inside the session script, e.g. an input taken from an earlier run's outputs file
+    # (`output_of(run_name, output)` writes such a word).
+    dynamic: str = ""
 
 
 @dataclass
@@ -179,6 +182,13 @@ def push_payload(branch: str, after: str, before: str = "0" * 40) -> dict[str, A
     }
 
 
+def output_of(session_dir_word: str, run_name: str, output: str) -> str:
+    """A shell word giving `output` of the earlier run `run_name` of the same session (from its results file)."""
+    code = "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])"
+    path = f"{session_dir_word}/{run_name}/outputs.json"
+    return f'"$({shlex.quote(sys.executable)} -c {shlex.quote(code)} "{path}" {shlex.quote(output)})"'
+
+
 class ActHarness:
     """Runs act sessions in `work` (a per-test temporary directory)."""
 
@@ -212,7 +222,7 @@ class ActHarness:
         out = shlex.quote(str(run_dir / "act.jsonl"))
         err = shlex.quote(str(run_dir / "act.err"))
         rc = shlex.quote(str(run_dir / "rc"))
-        return f"{shlex.join(static)} {dynamic} </dev/null >{out} 2>{err}; echo $? >{rc}"
+        return f"{shlex.join(static)} {dynamic} {run.dynamic} </dev/null >{out} 2>{err}; echo $? >{rc}"
 
     def run(
         self,
@@ -237,6 +247,7 @@ class ActHarness:
         state = shlex.quote(str(session_dir / "state.json"))
         lines = [
             "set -u",
+            f"SESSION={shlex.quote(str(session_dir))}",
             "ip link set lo up" if self.netns else ":",
             f"{shlex.join(emulator)} >{emu_out} 2>{emu_err} &",
             "EMU=$!",

@@ -8,6 +8,7 @@ that is possible here (see `act_harness`). Each consumer workflow ends with a st
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -25,6 +26,7 @@ from act_harness import (
     Session,
     copy_project,
     make_consumer_repo,
+    output_of,
     pr_payload,
     push_payload,
     seed_tool_cache,
@@ -159,9 +161,12 @@ def main_session(tmp_path_factory: pytest.TempPathFactory, act_env: tuple[Path, 
     """PR opened (ttl 2h), PR closed, push to main, push to a branch (no reuse), and the GitHub preview example."""
     base = tmp_path_factory.mktemp("e2e-main")
     example = (ROOT / "examples" / "github" / "preview.yml").read_text(encoding="utf-8")
-    repo, sha = make_consumer_repo(base / "consumer", {"e2e.yml": E2E_WORKFLOW, "example-preview.yml": example})
+    rollback = (ROOT / "examples" / "github" / "rollback.yml").read_text(encoding="utf-8")
+    workflows = {"e2e.yml": E2E_WORKFLOW, "example-preview.yml": example, "example-rollback.yml": rollback}
+    repo, sha = make_consumer_repo(base / "consumer", workflows)
     (base / "runs").mkdir()
     harness = ActHarness(base / "runs", *act_env)
+    secrets = ["-s", f"SGP_API_KEY={API_KEY}", "-s", f"SGP_ACCOUNT_ID={ACCOUNT_ID}"]
     started = datetime.now(timezone.utc)
     session = harness.run(
         repo,
@@ -174,7 +179,16 @@ def main_session(tmp_path_factory: pytest.TempPathFactory, act_env: tuple[Path, 
                 "pull_request",
                 pr_payload(EXAMPLE_PR, sha),
                 workflow=".github/workflows/example-preview.yml",
-                extra=["-s", f"SGP_API_KEY={API_KEY}", "-s", f"SGP_ACCOUNT_ID={ACCOUNT_ID}"],
+                extra=[*secrets],
+            ),
+            # The rollback example redeploys the pull request's build to production by id.
+            ActRun(
+                "example_rollback",
+                "workflow_dispatch",
+                {"repository": push_payload("main", sha)["repository"]},
+                workflow=".github/workflows/example-rollback.yml",
+                extra=[*secrets],
+                dynamic="--input build-id=" + output_of("$SESSION", "pr_opened", "build-id"),
             ),
             # A fork's pull request gets no secrets: the example workflow must end green, skipped.
             ActRun(
@@ -328,3 +342,19 @@ def test_a_fork_pull_request_is_skipped_not_failed(main_session: MainSession) ->
     assert "fork" in result.log()
     labels = {d.get("preview_label") for d in main_session.session.state["deployments"]}
     assert f"pr-{EXAMPLE_PR + 1}" not in labels
+
+
+def test_the_rollback_example_redeploys_a_build_by_id(main_session: MainSession) -> None:
+    result = main_session.session["example_rollback"]
+    assert result.returncode == 0, result.log()
+    assert result.job_results == ["success"]
+    build_id = main_session.session["pr_opened"].outputs["build-id"]  # type: ignore[index]
+    match = re.search(r"rolled back: deployment (\S+) is healthy", result.log())
+    assert match, result.log()
+    deployment = _record(main_session.session.state["deployments"], match.group(1))
+    assert deployment["build_id"] == build_id
+    assert not deployment.get("preview")
+    push_main = main_session.session["push_main"].outputs
+    assert push_main is not None and match.group(1) != push_main["deployment-id"]
+    # Nothing was built for the rollback: the only builds are the pull request's and the branch's.
+    assert len(main_session.session.state["builds"]) == 2
