@@ -3,10 +3,13 @@ independently in a thread pool (zlib releases the GIL while it deflates, so thre
 
 Each block is a raw deflate stream primed with the previous block's last 32 KiB as a preset dictionary (`zdict`),
 so back-references across the boundary still work and the size stays within a fraction of a percent of one
-`gzip -6` pass. Every block but the last ends with `Z_SYNC_FLUSH` (byte-aligned, no final bit); the last ends with
-`Z_FINISH`, so the concatenation is a single valid deflate stream. The header has no name and mtime 0 and the
-output depends only on the input bytes, the level and the block size (never on the thread count or timing), so
-the same input always gives the same bytes.
+`gzip -6` pass. A block whose samples do not compress (media, archives, random data) is stored instead of deflated:
+smaller than deflate's output for such data, and no CPU spent searching for matches that are not there.
+
+Every block but the last ends with `Z_SYNC_FLUSH` (byte-aligned, no final bit); the last ends with `Z_FINISH`, so
+the concatenation is a single valid deflate stream. The header has no name and mtime 0, and the output depends only
+on the input bytes, the level and the block size (never on the thread count or timing): the same input always
+gives the same bytes.
 
 Memory stays flat: at most `2 * threads` blocks are in flight; `write` waits for the oldest before queueing more.
 """
@@ -24,6 +27,7 @@ __all__ = ["DEFAULT_BLOCK_SIZE", "ParallelGzipWriter", "default_threads"]
 
 DEFAULT_BLOCK_SIZE = 256 * 1024
 WINDOW = 32 * 1024  # deflate's history window: the most a back-reference can reach
+_SAMPLE = 8 * 1024
 # Magic, CM=deflate, FLG=0 (no name, comment or extra), MTIME=0; then XFL and OS=255 ("unknown", as Python writes).
 _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00"
 
@@ -36,8 +40,20 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _incompressible(block: bytes) -> bool:
+    """Whether two 8 KiB samples (start and middle) gain under 2 % at level 1: already-compressed data."""
+    if len(block) < 4 * _SAMPLE:
+        return False
+    middle = len(block) // 2
+    sample = block[:_SAMPLE] + block[middle : middle + _SAMPLE]
+    return len(zlib.compress(sample, 1)) >= 0.98 * len(sample)
+
+
 def _deflate(block: bytes, dictionary: bytes, level: int, last: bool) -> bytes:
-    if dictionary:
+    if level and _incompressible(block):
+        # Stored blocks: 5 bytes per 64 KiB instead of a full match search that would win nothing (or lose).
+        compressor = zlib.compressobj(0, zlib.DEFLATED, -15)
+    elif dictionary:
         compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary)
     else:
         compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)

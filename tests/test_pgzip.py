@@ -131,3 +131,20 @@ def test_abort_writes_no_trailer() -> None:
 def test_bad_parameters(kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ParallelGzipWriter(io.BytesIO(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_incompressible_blocks_are_stored() -> None:
+    data = random.Random(5).randbytes(10 * BLOCK)
+    packed = compress(data)
+    assert gzip.decompress(packed) == data
+    # Stored deflate blocks: 5 bytes per 64 KiB, below what a match search gives for random bytes.
+    assert len(packed) <= len(data) * 1.001 + 64
+    assert len(packed) <= len(gzip.compress(data, compresslevel=6, mtime=0))
+
+
+def test_mixed_blocks_keep_their_dictionary() -> None:
+    # Text, then random bytes, then the same text again: the third part refers back across a stored block only
+    # when the window allows, and every variant must still inflate to the input.
+    part = text(3 * BLOCK)
+    data = part + random.Random(6).randbytes(2 * BLOCK) + part[: BLOCK // 2]
+    assert gzip.decompress(compress(data)) == data
