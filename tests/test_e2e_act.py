@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -29,6 +30,7 @@ from act_harness import (
     output_of,
     pr_payload,
     push_payload,
+    run_git,
     seed_tool_cache,
 )
 
@@ -358,3 +360,27 @@ def test_the_rollback_example_redeploys_a_build_by_id(main_session: MainSession)
     assert push_main is not None and match.group(1) != push_main["deployment-id"]
     # Nothing was built for the rollback: the only builds are the pull request's and the branch's.
     assert len(main_session.session.state["builds"]) == 2
+
+
+def test_the_projects_self_test_workflow_runs_uses_dot_against_its_emulator(
+    harness: ActHarness, tmp_path: Path
+) -> None:
+    """.github/workflows/self-test.yml as GitHub would run it on a pull request: `uses: ./`, preview, teardown."""
+    project = copy_project(tmp_path / "project")
+    run_git(project, "init", "-q", "-b", "feature")
+    run_git(project, "add", "-A")
+    run_git(project, "commit", "-q", "-m", "project")
+    sha = run_git(project, "rev-parse", "HEAD")
+    run = ActRun(
+        "self_test",
+        "pull_request",
+        pr_payload(11, sha),
+        workflow=".github/workflows/self-test.yml",
+        extra=["--env", f"SGP_SELFTEST_PYTHON={sys.executable}"],
+    )
+    result = harness.run(project, [run])["self_test"]
+    log = result.log()
+    assert result.returncode == 0, log
+    assert result.job_results == ["success"], log
+    assert "result=success build=success deployment=healthy label=pr-11" in log
+    assert "deleted=[" in log
