@@ -427,7 +427,11 @@ def build_context(
     output = Path(output)
     partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
     try:
-        with open(partial, "wb") as sink:
+        sink = open(partial, "wb")  # noqa: SIM115 (closed by the with below; opened apart to word its error)
+    except OSError as exc:
+        raise ContextError(f"cannot write the archive {output}: {exc.strerror or exc}") from None
+    try:
+        with sink:
             writer = _write_archive(members, sink, level, threads, max_bytes)
         os.replace(partial, output)
     except BaseException:

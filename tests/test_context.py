@@ -510,3 +510,9 @@ def test_mode_bits_kept_for_root_files(repo: Path, tmp_path: Path) -> None:
     )
     archived = members_of(result.path)
     assert stat.S_IMODE(archived["Dockerfile"].mode) == 0o640 == archived["agents/echo/Dockerfile"].mode
+
+
+def test_output_folder_missing(tmp_path: Path) -> None:
+    make_tree(tmp_path / "ctx", {"Dockerfile": "FROM a\n"})
+    with pytest.raises(ContextError, match=r"cannot write the archive .*nowhere"):
+        build_context(ContextSpec.plain(tmp_path / "ctx"), tmp_path / "nowhere" / "o.tgz")
