@@ -146,6 +146,7 @@ E2E_WORKFLOW = E2E_WORKFLOW.replace(
 )
 PR = 42
 EXAMPLE_PR = 43
+GITEA_PR = 50
 
 
 @dataclass
@@ -168,6 +169,8 @@ def main_session(tmp_path_factory: pytest.TempPathFactory, act_env: tuple[Path, 
     repo, sha = make_consumer_repo(base / "consumer", workflows)
     (base / "runs").mkdir()
     harness = ActHarness(base / "runs", *act_env)
+    gitea_payload = pr_payload(GITEA_PR, sha)
+    del gitea_payload["pull_request"]["head"]["repo"]["fork"]
     secrets = ["-s", f"SGP_API_KEY={API_KEY}", "-s", f"SGP_ACCOUNT_ID={ACCOUNT_ID}"]
     started = datetime.now(timezone.utc)
     session = harness.run(
@@ -183,6 +186,8 @@ def main_session(tmp_path_factory: pytest.TempPathFactory, act_env: tuple[Path, 
                 workflow=".github/workflows/example-preview.yml",
                 extra=[*secrets],
             ),
+            # As Gitea's runner would: GITEA_ACTIONS set, no `fork` field in the payload.
+            ActRun("gitea_pr", "pull_request", gitea_payload, extra=["--env", "GITEA_ACTIONS=true"]),
             # The rollback example redeploys the pull request's build to production by id.
             ActRun(
                 "example_rollback",
@@ -384,3 +389,10 @@ def test_the_projects_self_test_workflow_runs_uses_dot_against_its_emulator(
     assert result.job_results == ["success"], log
     assert "result=success build=success deployment=healthy label=pr-11" in log
     assert "deleted=[" in log
+
+
+def test_a_gitea_style_pull_request_gets_its_preview(main_session: MainSession) -> None:
+    outputs = _succeeded(main_session.session["gitea_pr"])
+    assert outputs["result"] == "success"
+    assert outputs["deployment-status"] == "healthy"
+    assert outputs["preview-label"] == f"pr-{GITEA_PR}"
