@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -281,12 +282,19 @@ class ActHarness:
             "ACT_DISABLE_VERSION_CHECK": "1",
             "LANG": "C.UTF-8",
         }
-        done = subprocess.run(
-            command, cwd=session_dir, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            timeout=timeout, check=False,
+        # Its own session: on a timeout the whole group (script, emulator, act and the steps) is ended, not just bash.
+        proc = subprocess.Popen(
+            command, cwd=session_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
-        if done.returncode != 0:
-            raise AssertionError(f"harness script failed ({done.returncode}): {done.stderr}\n{script}")
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise AssertionError(f"harness script timed out after {timeout}s; logs in {session_dir}") from None
+        if proc.returncode != 0:
+            raise AssertionError(f"harness script failed ({proc.returncode}): {stderr}\n{script}")
         results = {name: self._collect(name, run_dir) for name, run_dir in run_dirs.items()}
         return Session(
             results=results,
