@@ -355,13 +355,7 @@ class BuildPhase(PhaseBase):
             with self.console.group(f"Build logs ({build.id})"):
                 follower.start()
                 build = self._poll(build, follower, wake, deadline)
-                # The open connection ends once the server has sent everything. Whether an earlier one closed
-                # early cannot be told from a clean close, so the log is replayed once more: lines already
-                # printed are skipped, the ones an early close lost are printed.
-                follower.join(DRAIN_SECONDS)
-                follower.start()
-                follower.join(DRAIN_SECONDS)
-                follower.stop()
+                self._drain(follower)
         finally:
             unregister()
             follower.stop()
@@ -376,6 +370,23 @@ class BuildPhase(PhaseBase):
         raise BuildFailed(
             f"build {build.id} ended {build.status or 'unknown'} after {elapsed}; last log lines:\n{tail}"
         )
+
+    def _drain(self, follower: LogFollower) -> None:
+        """Print the lines an early-closed stream lost, once the build is over.
+
+        Whether a connection closed early cannot be told from a clean close, so the log is replayed: lines already
+        printed are skipped, the rest printed. A stream cut again part-way (a flaky proxy) is reopened as long as
+        each connection brings new lines, within a bounded time.
+        """
+        give_up = self.clock() + DRAIN_SECONDS * 4
+        follower.join(DRAIN_SECONDS)
+        while not self.token.cancelled and self.clock() < give_up:
+            before = follower.printed
+            follower.start()
+            follower.join(max(give_up - self.clock(), 0.0))
+            if follower.printed == before:
+                break
+        follower.stop()
 
     def _poll(self, build: Build, follower: LogFollower, wake: threading.Event, deadline: float) -> Build:
         last_reconnect = self.clock()

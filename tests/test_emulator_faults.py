@@ -54,14 +54,16 @@ def test_faults_never_touch_the_emulator_endpoints(emulator: Any) -> None:
     assert statuses_seen == [429, 200]  # /_emulator calls are not recorded either
 
 
-def test_sse_drop_after_closes_each_stream_after_n_lines(emulator: Any, make_context: Any) -> None:
+def test_sse_drop_after_cuts_each_stream_n_lines_further(emulator: Any, make_context: Any) -> None:
     client = emulator.sdk()
     with make_context({"Dockerfile": "FROM alpine\nRUN echo a\nRUN echo b\n"}).open("rb") as handle:
         build = client.build.create(image_name="echo", agent_name="echo-bot", context_archive=handle)
     full = [chunk.line for chunk in client.build.logs(build.id)]
     emulator.set_faults(["sse-drop-after=2"])
     assert [chunk.line for chunk in client.build.logs(build.id)] == full[:2]
-    assert [chunk.line for chunk in client.build.logs(build.id)] == full[:2]  # counted per connection
+    # each reconnect replays from the first line and brings two lines more than any connection before it
+    assert [chunk.line for chunk in client.build.logs(build.id)] == full[:4]
+    assert [chunk.line for chunk in client.build.logs(build.id)] == full[:6]
     emulator.set_faults([])
     assert [chunk.line for chunk in client.build.logs(build.id)] == full
 

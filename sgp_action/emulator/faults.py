@@ -4,7 +4,8 @@ Specs are strings, the same on the command line (`--fault SPEC`) and in `POST /_
 
 * `http-500=P`: that share (0..1) of API requests answers 500; `--seed` makes the choice reproducible;
 * `rate-limit=N`: every Nth API request answers 429 with `Retry-After: 1`;
-* `sse-drop-after=N`: a build-log stream closes after N lines (counted per connection);
+* `sse-drop-after=N`: a build-log stream replays from the first line and closes N lines past the furthest line an
+  earlier connection to that build delivered (the first connection after N lines);
 * `slow=S`: each API answer waits S seconds first;
 * `lose-create-response`: the next build create is stored, then the connection is cut before the answer;
 * `deploy-fail`: deployments created while it is set end FAILED with CrashLoopBackOff events and error logs.

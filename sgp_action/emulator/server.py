@@ -56,6 +56,8 @@ class EmulatorServer(ThreadingHTTPServer):
         self.config = config
         self.store = Store(config)
         self.faults = FaultInjector(parse_faults(config.faults), seed=config.seed)
+        # Furthest build-log line delivered per build, for the sse-drop-after fault.
+        self.sse_delivered: dict[str, int] = {}
         self.upload_dir = tempfile.mkdtemp(prefix="sgp-emulator-")
         self._thread: threading.Thread | None = None
         super().__init__((config.host, config.port), EmulatorHandler)
@@ -295,6 +297,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self._status = 200
         drop_after = self.server.faults.current.sse_drop_after
+        # sse-drop-after=N models a flaky proxy: every connection replays from the first line and is cut N lines
+        # past the furthest line any earlier connection delivered, so a client that reconnects and skips what it
+        # already printed still receives every line, N new lines per connection.
+        limit = 0
+        if drop_after:
+            with store.lock:
+                limit = self.server.sse_delivered.get(build_id, 0) + drop_after
         sent = 0
         while True:
             with store.changed:
@@ -306,17 +315,16 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                     store.changed.wait(timeout=0.5 if wait is None else min(max(wait, 0.001), 0.5))
                     continue
             if drop_after:
-                new = new[: drop_after - sent]
+                new = new[: limit - sent]
             if new:
                 frames = b"".join(b"data: " + json.dumps({"line": line}).encode() + b"\n\n" for line in new)
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(frames), frames))
                 self.wfile.flush()
             sent += len(new)
-            if (
-                (drop_after and sent >= drop_after)
-                or store.stopping
-                or (status in TERMINAL_BUILD and sent >= len(lines))
-            ):
+            if drop_after:
+                with store.lock:
+                    self.server.sse_delivered[build_id] = max(self.server.sse_delivered.get(build_id, 0), sent)
+            if (drop_after and sent >= limit) or store.stopping or (status in TERMINAL_BUILD and sent >= len(lines)):
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
                 return
