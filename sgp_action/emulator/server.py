@@ -115,9 +115,11 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self._status: int | str = 0
+        self._recorded = False
         self._body: BodyReader | None = None
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
+        self._path = path
         self._query = dict(parse_qsl(url.query, keep_blank_values=True))
         if path.startswith("/_emulator/"):
             self._internal(path)
@@ -137,7 +139,14 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._status = self._status or "disconnected"
         finally:
-            entry = {"method": self.command, "path": path, "status": self._status, "query": self._query}
+            self._record()
+
+    def _record(self) -> None:
+        # Recorded before the answer is written (see _send_json), so a client that asks /_emulator/state right
+        # after its answer arrived always finds its request there.
+        if not self._recorded:
+            self._recorded = True
+            entry = {"method": self.command, "path": self._path, "status": self._status, "query": self._query}
             self.server.store.record_request(entry)
 
     def _route(self, path: str) -> None:
@@ -191,10 +200,12 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         if self.close_connection:
             self.send_header("Connection", "close")
+        self._status = status
+        if not self._path.startswith("/_emulator/"):
+            self._record()
         self.end_headers()
         self.wfile.write(data)
         self.wfile.flush()
-        self._status = status
 
     def _json_body(self) -> Any:
         length = self._content_length()
