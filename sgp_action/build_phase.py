@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sgp_action.cancel import CancelToken, RemoteWork
+from sgp_action.context import human_size
 from sgp_action.durations import format_duration
 from sgp_action.errors import (
     ApiConnectionError,
@@ -104,15 +105,13 @@ class ProgressPrinter:
         fraction = sent / total if total else 1.0
         now = self.clock()
         if fraction >= self._next_fraction or now - self._last_time >= PROGRESS_SECONDS or sent >= total:
-            self.console.info(f"Uploading the build context: {fraction:4.0%} ({_mb(sent)} of {_mb(total)})")
+            self.console.info(
+                f"Uploading the build context: {fraction:4.0%} ({human_size(sent)} of {human_size(total)})"
+            )
             while self._next_fraction <= fraction:
                 self._next_fraction += PROGRESS_STEP
             self._last_time = now
             self._done = sent >= total
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB"
 
 
 class LogFollower:
