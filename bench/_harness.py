@@ -1,0 +1,58 @@
+"""Shared set-up for the run benchmarks: a consumer repository, an in-process emulator and a child `run`.
+
+The emulator runs in the benchmark's own process so its records (build log schedule, deployment timeline, request
+arrivals) can be read with the same monotonic clock the child's output is stamped with (CLOCK_MONOTONIC is
+system-wide on Linux).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sgp_action.demo import demo_environment, prepare_repository, pull_request_event  # noqa: E402
+from sgp_action.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
+
+API_KEY, ACCOUNT = "bench-key", "bench-account"
+
+
+def start_emulator(**overrides: Any) -> tuple[Any, list[tuple[float, str, str]]]:
+    """An emulator server plus a list it appends (monotonic arrival, method, path) to for every API request."""
+    server = EmulatorServer(EmulatorConfig(api_key=API_KEY, account_id=ACCOUNT, **overrides)).start()
+    arrivals: list[tuple[float, str, str]] = []
+    original = server.store.record_request
+
+    def stamped(entry: dict[str, Any]) -> None:
+        arrivals.append((time.monotonic(), str(entry.get("method", "")), str(entry.get("path", ""))))
+        original(entry)
+
+    server.store.record_request = stamped
+    return server, arrivals
+
+
+def workspace(workdir: Path, url: str, **inputs: str) -> tuple[Path, dict[str, str]]:
+    """A consumer repository with the sample agent and the environment of a `run` child for a pull request."""
+    repo, head_sha = prepare_repository(workdir)
+    event_path = workdir / "event.json"
+    event_path.write_text(json.dumps(pull_request_event(head_sha)), encoding="utf-8")
+    for name in ("github_output", "step_summary.md"):
+        (workdir / name).write_text("", encoding="utf-8")
+    env = demo_environment(
+        os.environ, workdir=workdir, repo=repo, event_path=event_path, url=url, api_key=API_KEY, account_id=ACCOUNT
+    )
+    env["PYTHONPATH"] = str(ROOT)
+    env.update({f"INPUT_{k.upper()}": v for k, v in inputs.items()})
+    return repo, env
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
