@@ -251,6 +251,9 @@ class Runner:
             prefix = f"{level}: {title}: " if title else f"{level}: "
             self.info(prefix + text)
             return
+        # act (and Gitea's act_runner) match `^::([^ ]+)( (.+))?::` greedily, so a `::` inside the message (server
+        # text in a failure's log tail) would swallow the command name or the properties.
+        text = self._redact(text).replace("::", ":" + _ZWSP + ":")
         self._command(level, text, {"title": title, "file": file, "line": str(line) if line else None})
 
     def notice(self, text: str, *, title: str | None = None, file: str | None = None) -> None:
