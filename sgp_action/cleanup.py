@@ -1,0 +1,193 @@
+"""`command: cleanup` (what `auto` runs on `schedule`): sweep away the previews nobody needs any more.
+
+product.md 5 and 9, issue 5 item 4. One pass over every deployment (all list pages, oldest first), then a delete for
+each active preview that is
+
+* past its `expires_at` (the server expires previews itself, but late; this catches what it has not done yet),
+* the preview of a closed pull request (`pr-<N>` label; its state asked of the forge, only with `github-token`),
+* replaced: an active preview with the same label was created after it (the newest one per label is kept).
+
+Terminal records (DELETED, CANCELLED, SUPERSEDED) are skipped, since deleting them is a 400 (T15); a 400/404 on delete
+means someone got there first and counts as done. Deletes run on a small thread pool; 429 and `Retry-After` are
+the transport's retries. No request is sent beyond the list pages, the deletes and one PR lookup per distinct PR.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import requests
+
+from sgp_action import USER_AGENT
+from sgp_action.report import md_escape
+from sgp_action.teardown import delete_quietly, is_deletable
+
+if TYPE_CHECKING:
+    from sgp_action.models import Deployment
+    from sgp_action.pipeline import RunContext
+
+log = logging.getLogger(__name__)
+
+#: Deletes (and PR lookups) in flight at once: enough to sweep 2,000 previews quickly, few enough not to flood.
+MAX_WORKERS = 4
+#: Connect and read timeouts of a forge request: a slow forge delays the sweep, never hangs it.
+FORGE_TIMEOUT = (5.0, 15.0)
+PR_LABEL = re.compile(r"^pr-(\d+)$")
+
+EXPIRED = "expired"
+CLOSED = "closed"
+REPLACED = "replaced"
+
+
+@dataclass(frozen=True)
+class Doomed:
+    """One preview the sweep deletes, and why (`expired`, `closed`, `replaced`) with a human detail."""
+
+    deployment: Deployment
+    reason: str
+    detail: str
+
+
+def pr_number(label: str | None) -> int | None:
+    """The PR number of a `pr-<N>` label, else None."""
+    match = PR_LABEL.match(label or "")
+    return int(match.group(1)) if match else None
+
+
+def fetch_pr_state(api_url: str, repository: str, number: int, token: str) -> str | None:
+    """`open` / `closed` from `GET {api}/repos/{owner}/{repo}/pulls/{N}` (GitHub, Gitea, Forgejo); None if unknown.
+
+    A failure is a warning only: an unknown state keeps the preview (deleting a live PR's preview is worse than
+    keeping a dead one until it expires).
+    """
+    url = f"{api_url.rstrip('/')}/repos/{repository}/pulls/{number}"
+    headers = {"Authorization": f"token {token}", "Accept": "application/json", "User-Agent": USER_AGENT}
+    try:
+        response = requests.get(url, headers=headers, timeout=FORGE_TIMEOUT)
+        try:
+            if response.status_code != 200:
+                log.warning("PR #%d: the forge answered HTTP %d; keeping its previews", number, response.status_code)
+                return None
+            state = response.json().get("state")
+        finally:
+            response.close()
+    except (requests.RequestException, ValueError, AttributeError) as exc:
+        log.warning("PR #%d: could not ask the forge for its state (%s); keeping its previews", number, exc)
+        return None
+    return str(state).lower() if state else None
+
+
+def plan(
+    deployments: Iterable[Deployment], now: datetime, pr_states: Mapping[int, str | None] | None = None
+) -> list[Doomed]:
+    """What to delete among `deployments` (oldest first), at time `now`, given the known PR states.
+
+    Only active previews are considered. The newest active preview of each label is never `replaced`.
+    """
+    active = [d for d in deployments if d.is_preview and is_deletable(d)]
+    newest: dict[str, Deployment] = {}
+    for deployment in active:
+        label = deployment.preview_label
+        if label is None:
+            continue
+        current = newest.get(label)
+        if current is None or not _older(deployment, current):
+            newest[label] = deployment
+    states = pr_states or {}
+    doomed: list[Doomed] = []
+    for deployment in active:
+        label = deployment.preview_label
+        number = pr_number(label)
+        if deployment.expires_at is not None and deployment.expires_at <= now:
+            doomed.append(Doomed(deployment, EXPIRED, f"expired at {deployment.expires_at.isoformat()}"))
+        elif number is not None and states.get(number) == CLOSED:
+            doomed.append(Doomed(deployment, CLOSED, f"PR #{number} is closed"))
+        elif label is not None and newest[label].id != deployment.id:
+            doomed.append(Doomed(deployment, REPLACED, f"replaced by {newest[label].id}"))
+    return doomed
+
+
+def _older(a: Deployment, b: Deployment) -> bool:
+    """True when `a` was created before `b`; without timestamps the list order (oldest first) decides."""
+    if a.created_at is not None and b.created_at is not None:
+        return a.created_at < b.created_at
+    return False
+
+
+def _pr_states(ctx: RunContext, numbers: Iterable[int]) -> dict[int, str | None]:
+    """One forge lookup per distinct PR, on the pool; empty without a token or a repository to ask about."""
+    token, event = ctx.settings.github_token, ctx.event
+    wanted = sorted(set(numbers))
+    if not token or not wanted:
+        return {}
+    if not event.api_url or not event.repository:
+        log.warning("cleanup: GITHUB_API_URL or GITHUB_REPOSITORY is unknown; closed PRs are not looked up")
+        return {}
+    with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
+        states = pool.map(lambda n: fetch_pr_state(event.api_url, event.repository, n, token), wanted)
+        return dict(zip(wanted, states, strict=True))
+
+
+def _delete(ctx: RunContext, item: Doomed) -> bool:
+    """Delete one doomed preview and record it at once, so a later failure cannot hide what was already deleted."""
+    ctx.token.check()
+    deployment = item.deployment
+    if not delete_quietly(ctx.client, deployment.id):
+        ctx.runner.info(f"{deployment.id} ({deployment.preview_label}) was already gone")
+        return False
+    ctx.report.add_deleted(deployment.id)
+    ctx.runner.info(f"Deleted {deployment.id} ({deployment.preview_label}): {item.detail}")
+    return True
+
+
+def summary_markdown(doomed: list[Doomed], deleted: set[str], *, dry_run: bool) -> str:
+    """The cleanup section of the job summary: each preview deleted (or, in a dry run, to delete) and why."""
+    title = "Cleanup plan (dry run: nothing deleted)" if dry_run else "Cleanup"
+    shown = doomed if dry_run else [d for d in doomed if d.deployment.id in deleted]
+    lines = [f"#### {title}", ""]
+    if not shown:
+        return "\n".join([*lines, "No preview to delete.", ""])
+    lines += ["| Deployment | Label | Why |", "| --- | --- | --- |"]
+    for item in shown:
+        label = md_escape(item.deployment.preview_label or "")
+        lines.append(f"| `{md_escape(item.deployment.id)}` | `{label}` | {md_escape(item.detail)} |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep(ctx: RunContext, *, now: datetime | None = None) -> list[str]:
+    """List, plan and delete; returns the ids deleted (also the `deleted` output). `now` is for tests."""
+    now = now or datetime.now(timezone.utc)
+    deployments = list(ctx.client.list_deployments(sort_by="created_at", sort_order="asc"))
+    first = plan(deployments, now)
+    # Only the previews not already doomed need their PR's state: fewer forge requests on a big sweep.
+    already = {item.deployment.id for item in first}
+    undecided = (d for d in deployments if d.id not in already and d.is_preview and is_deletable(d))
+    numbers = [n for n in (pr_number(d.preview_label) for d in undecided) if n is not None]
+    doomed = plan(deployments, now, _pr_states(ctx, numbers)) if numbers else first
+    ctx.report.deleted = []
+    ctx.runner.info(f"Cleanup: {len(deployments)} deployments listed, {len(doomed)} previews to delete")
+    if ctx.settings.dry_run:
+        for item in doomed:
+            ctx.runner.info(f"Would delete {item.deployment.id} ({item.deployment.preview_label}): {item.detail}")
+    else:
+        try:
+            with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
+                # list() re-raises the first failure (an API error, a cancellation) once every worker has stopped.
+                list(pool.map(lambda item: _delete(ctx, item), doomed))
+        finally:
+            ctx.runner.append_summary(summary_markdown(doomed, set(ctx.report.deleted), dry_run=False))
+        return list(ctx.report.deleted)
+    ctx.runner.append_summary(summary_markdown(doomed, set(), dry_run=True))
+    return list(ctx.report.deleted)
+
+
+def run(ctx: RunContext) -> None:
+    """`command: cleanup`: sweep every deployment; `dry-run` prints the plan and deletes nothing."""
+    sweep(ctx)
+    ctx.report.result = "success"
