@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
 import tarfile
 import uuid
 from pathlib import Path
@@ -27,6 +26,7 @@ from sgp_action.runner import Runner
 from tests.conftest import ROOT, EmulatorHandle
 from tests.run_helpers import Workspace
 from tests.runner_rules import act_processed_commands, github_processed_commands
+from tests.test_bad_input import run_action as run_subprocess
 
 TOKEN = "ghs_" + "T0kenValue" * 3
 HOSTILE_RUNS = [
@@ -46,15 +46,7 @@ def run_action(ws: Workspace, **inputs: str) -> tuple[subprocess.CompletedProces
     inputs = {"github_token": TOKEN, "comment": "false", "debug": "true", **inputs}
     env = ws.environ("pull_request", pull_request_event(ws.head_sha), **inputs)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-m", "sgp_action", "run"],
-        env=env,
-        cwd=ws.repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_subprocess(ws, env)
     return proc, env["INPUT_API_KEY"]
 
 
