@@ -175,15 +175,14 @@ def sweep(ctx: RunContext, *, now: datetime | None = None) -> list[str]:
     if ctx.settings.dry_run:
         for item in doomed:
             ctx.runner.info(f"Would delete {item.deployment.id} ({item.deployment.preview_label}): {item.detail}")
-    else:
-        try:
-            with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
-                # list() re-raises the first failure (an API error, a cancellation) once every worker has stopped.
-                list(pool.map(lambda item: _delete(ctx, item), doomed))
-        finally:
-            ctx.runner.append_summary(summary_markdown(doomed, set(ctx.report.deleted), dry_run=False))
-        return list(ctx.report.deleted)
-    ctx.runner.append_summary(summary_markdown(doomed, set(), dry_run=True))
+        ctx.runner.append_summary(summary_markdown(doomed, set(), dry_run=True))
+        return []
+    try:
+        with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
+            # list() re-raises the first failure (an API error, a cancellation) once every worker has stopped.
+            list(pool.map(lambda item: _delete(ctx, item), doomed))
+    finally:
+        ctx.runner.append_summary(summary_markdown(doomed, set(ctx.report.deleted), dry_run=False))
     return list(ctx.report.deleted)
 
 

@@ -308,3 +308,53 @@ def test_rate_limited_sweep_still_completes(emulator: EmulatorHandle, tmp_path: 
     statuses = [r["status"] for r in emulator.state()["requests"][before:]]
     assert 429 in statuses
     assert _statuses(emulator)[ids[-1]] != "deleted"
+
+
+# --- a whole scheduled run ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_scheduled_run_deletes_closed_pr_previews_and_keeps_open_ones(
+    emulator: EmulatorHandle, forge: Forge, tmp_path: Path, dry_run: bool
+) -> None:
+    from sgp_action.demo import parse_output_file
+    from sgp_action.event import load_event
+    from sgp_action.pipeline import run_pipeline
+    from sgp_action.settings import load_settings
+
+    with _client(emulator) as client:
+        closed = [_create(client, "pr-8"), _create(client, "pr-8")]
+        open_ = _create(client, "pr-9")
+    forge.states.update({8: "closed", 9: "open"})
+    event_path, output, summary = tmp_path / "event.json", tmp_path / "output", tmp_path / "summary.md"
+    event_path.write_text(json.dumps({"schedule": "0 3 * * *"}), encoding="utf-8")
+    output.write_text("", encoding="utf-8")
+    summary.write_text("", encoding="utf-8")
+    env = {
+        "GITHUB_EVENT_NAME": "schedule",
+        "GITHUB_EVENT_PATH": str(event_path),
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_API_URL": forge.url,
+        "INPUT_BASE_URL": emulator.url,
+        "INPUT_API_KEY": emulator.api_key,
+        "INPUT_ACCOUNT_ID": emulator.account_id,
+        "INPUT_GITHUB_TOKEN": TOKEN,
+        "INPUT_DRY_RUN": "true" if dry_run else "false",
+    }
+    event = load_event(env)
+    runner = Runner(environ=env, stream=io.StringIO())
+    outcome = run_pipeline(load_settings(env, event=event, cwd=tmp_path), event, runner)
+    outputs = parse_output_file(output.read_text(encoding="utf-8"))
+    assert (outcome.exit_code, outputs["result"]) == (0, "success")
+    statuses = _statuses(emulator)
+    assert statuses[open_] != "deleted"
+    if dry_run:
+        assert json.loads(outputs["deleted"]) == []
+        assert all(statuses[i] != "deleted" for i in closed)
+    else:
+        assert sorted(json.loads(outputs["deleted"])) == sorted(closed)
+        assert all(statuses[i] == "deleted" for i in closed)
+    assert "PR #8 is closed" in summary.read_text(encoding="utf-8")
+    assert TOKEN not in runner.stream.getvalue()  # type: ignore[attr-defined]
