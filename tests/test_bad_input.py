@@ -66,6 +66,15 @@ def _missing_event(ws: Workspace, env: dict[str, str]) -> None:
     env["GITHUB_EVENT_PATH"] = str(ws.dir / "no-such-event.json")
 
 
+def _event_not_json(ws: Workspace, env: dict[str, str]) -> None:
+    Path(env["GITHUB_EVENT_PATH"]).write_text("{not json", encoding="utf-8")
+
+
+def _working_directory_is_a_file(ws: Workspace, env: dict[str, str]) -> None:
+    (ws.dir / "a-file").write_text("", encoding="utf-8")
+    env["INPUT_WORKING_DIRECTORY"] = str(ws.dir / "a-file")
+
+
 def _escaping_symlink(ws: Workspace, env: dict[str, str]) -> None:
     outside = ws.dir / "outside.txt"
     outside.write_text("not part of the repository\n", encoding="utf-8")
@@ -122,6 +131,8 @@ CASES: list[tuple[str, dict[str, str], Setup | None, tuple[str, ...]]] = [
     ("missing-dockerfile", {}, _remove("Dockerfile"), ("Dockerfile",)),
     ("include-path-not-a-directory", {}, _not_a_directory_include, ("notes.txt",)),
     ("missing-event-file", {}, _missing_event, ("no-such-event.json",)),
+    ("event-file-not-json", {}, _event_not_json, ("event",)),
+    ("working-directory-is-a-file", {}, _working_directory_is_a_file, ("working-directory",)),
 ]
 
 
