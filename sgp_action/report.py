@@ -148,7 +148,9 @@ class Report:
             "expires-at": self.expires_at,
             "helm-release-name": self.helm_release_name,
             "namespace": self.namespace,
-            "deleted": "" if self.deleted is None else json.dumps(self.deleted),
+            # One id a line: act and the Gitea/Forgejo runners cannot read an output line over 64 KiB (bufio.Scanner),
+            # which a sweep of 2,000 previews on one line would reach.
+            "deleted": "" if self.deleted is None else json.dumps(self.deleted, indent=0),
         }
         return {name: values[name] for name in OUTPUT_NAMES if values[name]}
 

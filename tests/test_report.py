@@ -158,3 +158,13 @@ def test_write_happens_once() -> None:
     report.result = "failure"
     assert report.write(sink) is False
     assert sink.outputs == {"result": "success"} and len(sink.summaries) == 1
+
+
+def test_a_long_deleted_list_keeps_every_line_short() -> None:
+    report = Report()
+    ids = [f"deploy_{n:024x}" for n in range(2000)]
+    for deployment_id in ids:
+        report.add_deleted(deployment_id)
+    value = report.outputs()["deleted"]
+    assert json.loads(value) == ids
+    assert max(len(line) for line in value.splitlines()) < 100  # act's line limit is 64 KiB

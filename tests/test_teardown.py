@@ -48,7 +48,7 @@ def test_already_gone_on_delete_is_not_an_error_and_not_reported_deleted() -> No
     }
     env = _env(client)
     assert teardown(env, "pr-7") == ["d-3"]
-    assert env.report.outputs()["deleted"] == '["d-3"]'
+    assert json.loads(env.report.outputs()["deleted"]) == ["d-3"]
 
 
 def test_nothing_to_delete_still_writes_an_empty_array() -> None:
