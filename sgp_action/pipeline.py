@@ -172,6 +172,9 @@ class Pipeline:
         finally:
             self._cleanup_local()
             ctx.close()
+        from sgp_action.comment import update_pr_comment
+
+        update_pr_comment(ctx)  # never raises: a forge failure is a warning
         ctx.report.write(ctx.runner)
         return outcome
 

@@ -1,0 +1,174 @@
+"""The sticky PR comment: one per PR and agent, found by a hidden marker, created once and then edited.
+
+The marker carries the head SHA and the start time of the run that wrote it:
+`<!-- sgp-agentex-action:<agent> sha=<sha> at=<iso> -->`. A run does not overwrite a comment written by a run
+that started later for another commit (a re-run of an old workflow must not hide the newest preview); a run of
+the same commit always updates it (its result is the newest word on that commit). On Gitea and Forgejo a commit
+status is posted too (product.md 3, platforms.md A.8). Every forge failure is a warning, never a failed run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sgp_action.errors import ActionError
+from sgp_action.forge import Comment, ForgeClient
+from sgp_action.report import Report, format_timestamp, md_escape
+
+if TYPE_CHECKING:
+    from sgp_action.pipeline import RunContext
+
+log = logging.getLogger(__name__)
+
+MARKER_PREFIX = "<!-- sgp-agentex-action:"
+_MARKER = re.compile(r"<!-- sgp-agentex-action:(?P<agent>[^\s>]+)(?: sha=(?P<sha>\w*))?(?: at=(?P<at>\S+))? -->")
+#: Commands whose outcome the comment describes.
+COMMENT_COMMANDS = ("preview", "teardown")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What the hidden marker of a comment records."""
+
+    agent: str
+    sha: str = ""
+    at: datetime | None = None
+
+    def render(self) -> str:
+        """The marker as an HTML comment (invisible in the rendered markdown)."""
+        at = f" at={format_timestamp(self.at)}" if self.at else ""
+        sha = f" sha={self.sha}" if self.sha else ""
+        return f"{MARKER_PREFIX}{self.agent}{sha}{at} -->"
+
+
+def parse_marker(body: str) -> Marker | None:
+    """The first marker in a comment body, else None."""
+    match = _MARKER.search(body)
+    if not match:
+        return None
+    at: datetime | None = None
+    if match.group("at"):
+        try:
+            at = datetime.fromisoformat(match.group("at").replace("Z", "+00:00"))
+        except ValueError:
+            at = None
+    return Marker(match.group("agent"), match.group("sha") or "", at)
+
+
+def find_comment(comments: list[Comment], agent: str) -> tuple[Comment, Marker] | None:
+    """The comment whose marker names `agent`."""
+    for comment in comments:
+        marker = parse_marker(comment.body)
+        if marker is not None and marker.agent == agent:
+            return comment, marker
+    return None
+
+
+def is_superseded(existing: Marker, ours: Marker) -> bool:
+    """True when the existing comment comes from a run of another commit that started after ours."""
+    if existing.sha and existing.sha == ours.sha:
+        return False
+    return existing.at is not None and ours.at is not None and existing.at > ours.at
+
+
+def _cell(text: str) -> str:
+    return f"`{md_escape(text)}`" if text else "-"
+
+
+def render_body(marker: Marker, report: Report, command: str, run_url: str) -> str:
+    """The comment's markdown; every server or user text is escaped (md_escape), no secret is ever included."""
+    if report.result == "success" and command == "teardown":
+        status = "🗑️ preview deleted"
+    elif report.result == "success":
+        status = f"✅ {md_escape(report.deployment_status or 'deployed')}"
+    else:
+        first = report.message.splitlines()[0] if report.message else ""
+        status = f"❌ {md_escape(report.result or 'failure')}" + (f": {md_escape(first)}" if first else "")
+    build = _cell(report.build_id) + (" (reused)" if report.reused_build else "")
+    image = f"{report.image_name}:{report.image_tag}" if report.image_name else ""
+    rows = [
+        ("Status", status),
+        ("Deployment", _cell(report.deployment_id)),
+        ("Label", _cell(report.preview_label)),
+        ("Expires", _cell(report.expires_at)),
+        ("Build", build),
+        ("Image", _cell(image)),
+        ("Commit", _cell(marker.sha[:12])),
+    ]
+    lines = [marker.render(), f"### SGP Agentex preview: {_cell(marker.agent)}", "", "| | |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    if run_url.startswith(("https://", "http://")):
+        lines += ["", f"[Workflow run]({md_escape(run_url).replace('(', '%28').replace(')', '%29')})"]
+    return "\n".join(lines) + "\n"
+
+
+def _agent_name(ctx: RunContext) -> str:
+    from sgp_action.manifest import load_manifest
+
+    try:
+        name = load_manifest(ctx.settings.manifest).agent_name
+    except (ActionError, OSError):
+        name = ""
+    return re.sub(r"[^\w.-]", "-", name or ctx.report.image_name or "agent")
+
+
+def _redact(ctx: RunContext, text: str) -> str:
+    """Remove the token, the API key and every masked value: a server message may echo a credential back."""
+    for secret in (ctx.settings.github_token, getattr(ctx.settings, "api_key", "")):
+        if secret:
+            text = text.replace(secret, "***")
+    return ctx.runner.redact(text)
+
+
+def _status_state(report: Report) -> str:
+    return {"success": "success", "cancelled": "error"}.get(report.result, "failure")
+
+
+def update_pr_comment(ctx: RunContext) -> bool:
+    """Create or edit the sticky comment (and on Gitea/Forgejo the commit status); False if skipped or failed.
+
+    Never raises: a forge failure becomes a warning annotation.
+    """
+    settings, event = ctx.settings, ctx.event
+    if ctx.command not in COMMENT_COMMANDS or settings.dry_run or not settings.should_comment(event.is_pull_request):
+        return False
+    if not (event.api_url and event.repository and event.pr_number and settings.github_token):
+        ctx.runner.warning("no forge API URL, repository or PR number: the PR comment is skipped", title="PR comment")
+        return False
+    agent = _agent_name(ctx)
+    ours = Marker(agent, event.head_sha, ctx.started_at.replace(microsecond=0))
+    forge = ForgeClient(event.api_url, event.repository, settings.github_token)
+    try:
+        found = find_comment(forge.list_comments(event.pr_number), agent)
+        body = _redact(ctx, render_body(ours, ctx.report, ctx.command, event.run_url))
+        if found is None:
+            forge.create_comment(event.pr_number, body)
+        elif is_superseded(found[1], ours):
+            ctx.runner.info(f"the PR comment describes a newer run ({found[1].sha[:7]}): left as it is")
+            return False
+        else:
+            forge.edit_comment(found[0].id, body)
+        if event.forge != "github" and event.head_sha:
+            target = event.run_url
+            forge.create_status(
+                event.head_sha, _status_state(ctx.report), f"sgp-agentex/{agent}", _redact(ctx, _describe(ctx)), target
+            )
+    except ActionError as exc:
+        ctx.runner.warning(f"could not update the PR comment: {exc}", title="PR comment")
+        return False
+    finally:
+        forge.close()
+    return True
+
+
+def _describe(ctx: RunContext) -> str:
+    report = ctx.report
+    if report.result != "success":
+        return f"{report.result}: {report.message.splitlines()[0] if report.message else ''}"
+    if ctx.command == "teardown":
+        return "preview deleted"
+    return f"preview {report.deployment_status or 'deployed'} {report.deployment_id}".strip()

@@ -1,0 +1,106 @@
+"""A small REST client for the forge's issue comments and commit statuses (GitHub, Gitea, Forgejo).
+
+The three forges share the paths used here (`/repos/{o}/{r}/issues/{n}/comments`, `/issues/comments/{id}`,
+`/statuses/{sha}`) and accept `Authorization: token <t>` (../shared/platforms.md A.8). Paging differs: GitHub
+takes `per_page` (max 100), Gitea/Forgejo take `limit` (max 50); both take `page`, so both are sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from sgp_action import USER_AGENT
+from sgp_action.errors import ActionError
+
+log = logging.getLogger(__name__)
+
+#: Seconds per forge request: a slow forge must not hold a deploy up for long.
+TIMEOUT = 15.0
+#: Gitea's default MAX_RESPONSE_ITEMS is 50; GitHub allows 100. 50 works on both.
+PAGE_SIZE = 50
+#: A PR with more comments than this is not searched further (a bound against a forge that ignores `page`).
+MAX_PAGES = 40
+
+
+class ForgeError(ActionError):
+    """The forge API refused or failed a request (only ever reported as a warning)."""
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One issue comment: its id and markdown body."""
+
+    id: int
+    body: str
+
+
+class ForgeClient:
+    """Comments and statuses of one repository, through `api_url` with a token."""
+
+    def __init__(self, api_url: str, repository: str, token: str, *, session: requests.Session | None = None) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.repository = repository
+        self._session = session or requests.Session()
+        self._session.headers.update(
+            {
+                "Authorization": f"token {token}",
+                "Accept": "application/vnd.github+json",
+                "User-Agent": USER_AGENT,
+            }
+        )
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._session.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = f"{self.api_url}/repos/{self.repository}{path}"
+        try:
+            response = self._session.request(method, url, timeout=TIMEOUT, **kwargs)
+        except requests.RequestException as exc:
+            raise ForgeError(f"{method} {path}: {type(exc).__name__}") from None
+        with response:
+            if response.status_code >= 300:
+                raise ForgeError(
+                    f"{method} {path}: HTTP {response.status_code}; check that github-token may write issues "
+                    "and statuses of this repository"
+                )
+            try:
+                return response.json() if response.content else None
+            except ValueError:
+                raise ForgeError(f"{method} {path}: the answer is not JSON") from None
+
+    def list_comments(self, number: int) -> list[Comment]:
+        """Every comment of issue/PR `number`, following pages until a short or empty one."""
+        found: list[Comment] = []
+        for page in range(1, MAX_PAGES + 1):
+            params = {"per_page": PAGE_SIZE, "limit": PAGE_SIZE, "page": page}
+            items = self._request("GET", f"/issues/{number}/comments", params=params)
+            if not isinstance(items, list):
+                raise ForgeError(f"GET /issues/{number}/comments: expected a list")
+            for item in items:
+                if isinstance(item, dict) and isinstance(item.get("id"), int):
+                    found.append(Comment(item["id"], str(item.get("body") or "")))
+            if len(items) < PAGE_SIZE:
+                break
+        return found
+
+    def create_comment(self, number: int, body: str) -> int:
+        """Post a new comment on issue/PR `number`; its id."""
+        item = self._request("POST", f"/issues/{number}/comments", json={"body": body})
+        return int(item["id"]) if isinstance(item, dict) and "id" in item else 0
+
+    def edit_comment(self, comment_id: int, body: str) -> None:
+        """Replace the body of comment `comment_id`."""
+        self._request("PATCH", f"/issues/comments/{comment_id}", json={"body": body})
+
+    def create_status(self, sha: str, state: str, context: str, description: str, target_url: str) -> None:
+        """Post a commit status (`state`: pending, success, failure, error)."""
+        payload = {"state": state, "context": context, "description": description[:140]}
+        if target_url:
+            payload["target_url"] = target_url
+        self._request("POST", f"/statuses/{sha}", json=payload)

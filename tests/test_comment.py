@@ -1,0 +1,207 @@
+"""The sticky PR comment: marker, ordering, escaping, Gitea statuses, warnings; and a whole preview with a forge."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from sgp_action.comment import Marker, is_superseded, parse_marker, render_body, update_pr_comment
+from sgp_action.demo import pull_request_event
+from sgp_action.report import Report
+from sgp_action.runner import Runner
+from tests.conftest import EmulatorHandle
+from tests.run_helpers import Workspace
+from tests.test_forge import REPO, FakeForge, serve_forge
+
+SHA_OLD, SHA_NEW = "a" * 40, "b" * 40
+T0 = datetime(2026, 11, 29, 4, 0, tzinfo=timezone.utc)
+
+
+def _report(**fields: Any) -> Report:
+    base = dict(
+        command="preview",
+        result="success",
+        deployment_id="dep-1",
+        deployment_status="healthy",
+        preview_label="pr-7",
+        expires_at="2026-11-29T12:00:00Z",
+        build_id="bld-1",
+        image_name="sample-agent",
+        image_tag="abcdef0",
+    )
+    base.update(fields)
+    return Report(**base)
+
+
+def _ctx(
+    forge_url: str, *, sha: str = SHA_NEW, started: datetime = T0, forge_kind: str = "github", **report: Any
+) -> Any:
+    settings = SimpleNamespace(
+        dry_run=False,
+        github_token="tok-SECRET",
+        manifest=Path("/nonexistent/manifest.yaml"),
+        should_comment=lambda is_pr: is_pr,
+    )
+    event = SimpleNamespace(
+        api_url=forge_url,
+        repository=REPO,
+        pr_number=7,
+        head_sha=sha,
+        is_pull_request=True,
+        forge=forge_kind,
+        run_url="https://forge.example/demo/sample-agent/actions/runs/12",
+    )
+    stream = io.StringIO()
+    runner = Runner(environ={}, stream=stream)
+    ctx = SimpleNamespace(
+        settings=settings, event=event, runner=runner, command="preview", report=_report(**report), started_at=started
+    )
+    ctx.stream = stream
+    return ctx
+
+
+@pytest.fixture
+def forge() -> Iterator[FakeForge]:
+    with serve_forge() as state:
+        yield state
+
+
+def _bodies(forge: FakeForge) -> list[str]:
+    return [c["body"] for c in forge.comments.values() if c["issue"] == 7]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<!-- sgp-agentex-action:a sha=abc at=2026-11-29T04:00:00Z -->", Marker("a", "abc", T0)),
+        ("x\n<!-- sgp-agentex-action:my-agent -->\ny", Marker("my-agent")),
+        ("<!-- sgp-agentex-action:a sha=abc at=garbage -->", Marker("a", "abc", None)),
+        ("no marker here", None),
+    ],
+)
+def test_parse_marker(text: str, expected: Marker | None) -> None:
+    assert parse_marker(text) == expected
+
+
+def test_marker_round_trips() -> None:
+    marker = Marker("a", SHA_NEW, T0)
+    assert parse_marker(marker.render()) == marker
+
+
+@pytest.mark.parametrize(
+    ("existing", "ours", "superseded"),
+    [
+        (Marker("a", SHA_NEW, T0 + timedelta(minutes=5)), Marker("a", SHA_OLD, T0), True),
+        (Marker("a", SHA_OLD, T0), Marker("a", SHA_NEW, T0 + timedelta(minutes=5)), False),
+        (Marker("a", SHA_NEW, T0 + timedelta(minutes=5)), Marker("a", SHA_NEW, T0), False),  # same commit: update
+        (Marker("a"), Marker("a", SHA_OLD, T0), False),  # no timestamp: overwrite
+    ],
+)
+def test_is_superseded(existing: Marker, ours: Marker, superseded: bool) -> None:
+    assert is_superseded(existing, ours) is superseded
+
+
+def test_body_escapes_server_text() -> None:
+    report = _report(result="failure", message="<img src=x onerror=alert(1)> | `boom`\nsecond line")
+    body = render_body(Marker("a", SHA_NEW, T0), report, "preview", "https://x/run")
+    assert "<img" not in body and "&lt;img" in body and "\\|" in body and "\\`boom\\`" in body
+    assert "second line" not in body
+    assert body.startswith("<!-- sgp-agentex-action:a ")
+
+
+def test_two_runs_create_one_comment_then_edit_it(forge: FakeForge) -> None:
+    assert update_pr_comment(_ctx(forge.url, sha=SHA_OLD))
+    assert update_pr_comment(_ctx(forge.url, sha=SHA_NEW, started=T0 + timedelta(minutes=1), deployment_id="dep-2"))
+    (body,) = _bodies(forge)
+    assert "dep-2" in body and f"sha={SHA_NEW}" in body
+    assert [m for m, _ in forge.writes()] == ["POST", "PATCH"]
+
+
+def test_marker_found_on_the_second_page(forge: FakeForge) -> None:
+    for n in range(60):
+        forge.add(7, f"chatter {n}")
+    forge.add(7, Marker("sample-agent", SHA_OLD, T0).render() + "\nold")
+    assert update_pr_comment(_ctx(forge.url))
+    assert len(_bodies(forge)) == 61 and forge.writes() == [
+        ("PATCH", "/api/v1/repos/demo/sample-agent/issues/comments/61")
+    ]
+
+
+def test_an_older_run_does_not_overwrite(forge: FakeForge) -> None:
+    update_pr_comment(_ctx(forge.url, sha=SHA_NEW, started=T0 + timedelta(minutes=5)))
+    assert not update_pr_comment(_ctx(forge.url, sha=SHA_OLD, started=T0, deployment_id="dep-old"))
+    (body,) = _bodies(forge)
+    assert "dep-old" not in body and f"sha={SHA_NEW}" in body
+
+
+def test_failure_updates_the_comment(forge: FakeForge) -> None:
+    update_pr_comment(_ctx(forge.url))
+    update_pr_comment(_ctx(forge.url, result="failure", message="build failed: step 3\ntrace"))
+    (body,) = _bodies(forge)
+    assert "❌ failure: build failed: step 3" in body and "trace" not in body
+
+
+def test_teardown_says_deleted(forge: FakeForge) -> None:
+    ctx = _ctx(forge.url)
+    ctx.command = "teardown"
+    update_pr_comment(ctx)
+    (body,) = _bodies(forge)
+    assert "preview deleted" in body
+
+
+def test_forge_500_is_a_warning(forge: FakeForge) -> None:
+    forge.fail = True
+    ctx = _ctx(forge.url)
+    assert update_pr_comment(ctx) is False
+    assert "could not update the PR comment" in ctx.stream.getvalue()
+    assert "tok-SECRET" not in ctx.stream.getvalue()
+
+
+@pytest.mark.parametrize(("kind", "statuses"), [("gitea", 1), ("forgejo", 1), ("github", 0)])
+def test_gitea_posts_a_commit_status(forge: FakeForge, kind: str, statuses: int) -> None:
+    update_pr_comment(_ctx(forge.url, forge_kind=kind))
+    assert len(forge.statuses) == statuses
+    if statuses:
+        (status,) = forge.statuses
+        assert status["sha"] == SHA_NEW and status["state"] == "success"
+        assert status["context"] == "sgp-agentex/sample-agent" and status["target_url"].startswith("https://")
+
+
+def test_token_never_in_the_comment(forge: FakeForge) -> None:
+    update_pr_comment(_ctx(forge.url, result="failure", message="auth tok-SECRET rejected"))
+    (body,) = _bodies(forge)
+    assert "tok-SECRET" not in body and "auth *** rejected" in body
+    assert all(r[3].find("tok-SECRET") == -1 for r in forge.requests)
+
+
+class ForgeWorkspace(Workspace):
+    """A Workspace whose runs see GITHUB_API_URL pointing at the local forge."""
+
+    api_url = ""
+
+    def environ(self, event_name: str, payload: dict[str, Any], **inputs: str) -> dict[str, str]:
+        env = super().environ(event_name, payload, **inputs)
+        env["GITHUB_API_URL"] = self.api_url
+        return env
+
+
+def test_a_preview_run_posts_and_edits_the_comment(tmp_path: Path, emulator: EmulatorHandle, forge: FakeForge) -> None:
+    workspace = ForgeWorkspace(tmp_path, emulator)
+    workspace.api_url = forge.url
+    first = workspace.run("pull_request", pull_request_event(workspace.head_sha), github_token="ghs_tokenvalue")
+    assert (first.exit_code, first.result) == (0, "success"), first.log
+    second = workspace.run("pull_request", pull_request_event(workspace.head_sha), github_token="ghs_tokenvalue")
+    assert (second.exit_code, second.result) == (0, "success"), second.log
+    bodies = [c["body"] for c in forge.comments.values()]
+    assert len(bodies) == 1 and [m for m, _ in forge.writes()] == ["POST", "PATCH"]
+    assert second.outputs["deployment-id"] in bodies[0] and "ghs_tokenvalue" not in bodies[0]
+    assert emulator.api_key not in bodies[0]
+    forge.fail = True
+    third = workspace.run("pull_request", pull_request_event(workspace.head_sha), github_token="ghs_tokenvalue")
+    assert (third.exit_code, third.result) == (0, "success") and "could not update the PR comment" in third.log

@@ -1,0 +1,151 @@
+"""The forge REST client against a tiny local forge API (comments with paging, statuses), recording requests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from sgp_action.forge import PAGE_SIZE, ForgeClient, ForgeError
+
+REPO = "demo/sample-agent"
+
+
+@dataclass
+class FakeForge:
+    """Issue comments and commit statuses of one repository; `fail` makes every request answer HTTP 500."""
+
+    url: str = ""
+    comments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> {"issue": n, "body": text}
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str, str, dict[str, str], str]] = field(default_factory=list)  # method, path, headers, body
+    fail: bool = False
+    max_page: int = 50
+    next_id: int = 1
+
+    def add(self, issue: int, body: str) -> int:
+        comment_id, self.next_id = self.next_id, self.next_id + 1
+        self.comments[comment_id] = {"issue": issue, "body": body}
+        return comment_id
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [(m, p) for m, p, _, _ in self.requests if m != "GET"]
+
+
+def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
+    prefix = f"/api/v1/repos/{REPO}"
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _answer(self, status: int, payload: Any) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            parts = urlsplit(self.path)
+            forge.requests.append((self.command, parts.path, dict(self.headers.items()), body))
+            if forge.fail:
+                return self._answer(500, {"message": "boom"})
+            path = parts.path.removeprefix(prefix)
+            segments = path.strip("/").split("/")
+            if self.command == "GET" and segments[0] == "issues" and segments[2:] == ["comments"]:
+                query = parse_qs(parts.query)
+                size = min(int(query.get("limit", ["30"])[0]), forge.max_page)
+                page = int(query.get("page", ["1"])[0])
+                mine = [{"id": i, "body": c["body"]} for i, c in sorted(forge.comments.items())]
+                mine = [c for c in mine if forge.comments[c["id"]]["issue"] == int(segments[1])]
+                return self._answer(200, mine[(page - 1) * size : page * size])
+            if self.command == "POST" and segments[0] == "issues" and segments[2:] == ["comments"]:
+                comment_id = forge.add(int(segments[1]), json.loads(body)["body"])
+                return self._answer(201, {"id": comment_id, "body": json.loads(body)["body"]})
+            if self.command == "PATCH" and segments[:2] == ["issues", "comments"]:
+                comment = forge.comments.get(int(segments[2]))
+                if comment is None:
+                    return self._answer(404, {"message": "not found"})
+                comment["body"] = json.loads(body)["body"]
+                return self._answer(200, {"id": int(segments[2]), "body": comment["body"]})
+            if self.command == "POST" and segments[0] == "statuses":
+                forge.statuses.append({"sha": segments[1], **json.loads(body)})
+                return self._answer(201, {})
+            return self._answer(404, {"message": "not found"})
+
+        do_GET = do_POST = do_PATCH = _handle
+
+    return Handler
+
+
+@contextlib.contextmanager
+def serve_forge() -> Iterator[FakeForge]:
+    """A running FakeForge on 127.0.0.1; its `url` is the API base (like Gitea's `/api/v1`)."""
+    state = FakeForge()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/api/v1"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def forge() -> Iterator[FakeForge]:
+    with serve_forge() as state:
+        yield state
+
+
+def test_list_follows_pages_until_a_short_one(forge: FakeForge) -> None:
+    for n in range(PAGE_SIZE + 13):
+        forge.add(7, f"comment {n}")
+    forge.add(8, "another PR")
+    client = ForgeClient(forge.url, REPO, "tok")
+    comments = client.list_comments(7)
+    assert [c.body for c in comments] == [f"comment {n}" for n in range(PAGE_SIZE + 13)]
+    gets = [r for r in forge.requests if r[0] == "GET"]
+    assert len(gets) == 2
+
+
+def test_create_edit_status_and_headers(forge: FakeForge) -> None:
+    client = ForgeClient(forge.url, REPO, "s3cret")
+    comment_id = client.create_comment(3, "hello")
+    client.edit_comment(comment_id, "edited")
+    client.create_status("abc123", "success", "sgp-agentex/a", "ok", "http://run")
+    assert forge.comments[comment_id]["body"] == "edited"
+    assert forge.statuses == [
+        {
+            "sha": "abc123",
+            "state": "success",
+            "context": "sgp-agentex/a",
+            "description": "ok",
+            "target_url": "http://run",
+        }
+    ]
+    for _, _, headers, _ in forge.requests:
+        assert headers["Authorization"] == "token s3cret"
+        assert headers["Accept"] == "application/vnd.github+json"
+
+
+@pytest.mark.parametrize("fail", ["http500", "unreachable"])
+def test_failures_are_forge_errors_without_the_token(forge: FakeForge, fail: str) -> None:
+    forge.fail = True
+    url = forge.url if fail == "http500" else "http://127.0.0.1:9/api/v1"
+    client = ForgeClient(url, REPO, "s3cret")
+    with pytest.raises(ForgeError) as info:
+        client.list_comments(1)
+    assert "s3cret" not in str(info.value)
