@@ -136,6 +136,8 @@ def update_pr_comment(ctx: RunContext) -> bool:
     settings, event = ctx.settings, ctx.event
     if ctx.command not in COMMENT_COMMANDS or settings.dry_run or not settings.should_comment(event.is_pull_request):
         return False
+    if ctx.token.cancelled:  # the cancel budget (cancel.py) leaves no time for forge round trips
+        return False
     if not (event.api_url and event.repository and event.pr_number and settings.github_token):
         ctx.runner.warning("no forge API URL, repository or PR number: the PR comment is skipped", title="PR comment")
         return False

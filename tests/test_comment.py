@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sgp_action.cancel import CancelToken
 from sgp_action.comment import Marker, is_superseded, parse_marker, render_body, update_pr_comment
 from sgp_action.demo import pull_request_event
 from sgp_action.report import Report
@@ -60,7 +61,13 @@ def _ctx(
     stream = io.StringIO()
     runner = Runner(environ={}, stream=stream)
     ctx = SimpleNamespace(
-        settings=settings, event=event, runner=runner, command="preview", report=_report(**report), started_at=started
+        settings=settings,
+        event=event,
+        runner=runner,
+        command="preview",
+        report=_report(**report),
+        started_at=started,
+        token=CancelToken(),
     )
     ctx.stream = stream
     return ctx
@@ -173,6 +180,15 @@ def test_gitea_posts_a_commit_status(forge: FakeForge, kind: str, statuses: int)
         assert status["context"] == "sgp-agentex/sample-agent" and status["target_url"].startswith("https://")
 
 
+def test_dry_run_cancelled_and_other_commands_post_nothing(forge: FakeForge) -> None:
+    dry, cancelled, build = _ctx(forge.url), _ctx(forge.url), _ctx(forge.url)
+    dry.settings.dry_run = True
+    cancelled.token.cancel()
+    build.command = "build"
+    assert not any(update_pr_comment(ctx) for ctx in (dry, cancelled, build))
+    assert forge.requests == []
+
+
 def test_token_never_in_the_comment(forge: FakeForge) -> None:
     update_pr_comment(_ctx(forge.url, result="failure", message="auth tok-SECRET rejected"))
     (body,) = _bodies(forge)
@@ -205,3 +221,15 @@ def test_a_preview_run_posts_and_edits_the_comment(tmp_path: Path, emulator: Emu
     forge.fail = True
     third = workspace.run("pull_request", pull_request_event(workspace.head_sha), github_token="ghs_tokenvalue")
     assert (third.exit_code, third.result) == (0, "success") and "could not update the PR comment" in third.log
+
+
+def test_a_failed_preview_updates_the_comment(tmp_path: Path, emulator: EmulatorHandle, forge: FakeForge) -> None:
+    workspace = ForgeWorkspace(tmp_path, emulator)
+    workspace.api_url = forge.url
+    good = workspace.run("pull_request", pull_request_event(workspace.head_sha), github_token="ghs_tokenvalue")
+    assert good.result == "success", good.log
+    workspace.set_dockerfile("FROM python:3.12-slim\nRUN exit 3\n")
+    bad = workspace.run("pull_request", pull_request_event(workspace.head_sha), github_token="ghs_tokenvalue")
+    assert bad.result == "failure", bad.log
+    (body,) = [c["body"] for c in forge.comments.values()]
+    assert "❌ failure" in body and f"sha={workspace.head_sha}" in body
