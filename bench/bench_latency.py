@@ -9,9 +9,9 @@ thread reads, stamping each line with `time.monotonic()` on arrival. Three figur
 * build -> deploy: the build's scheduled success moment to the arrival of the deployment create request.
 * healthy -> exit: the deployment's scheduled HEALTHY moment to the child's exit (waitpid returning).
 
-Run with the action's default poll interval (1 s, unless --poll-interval). No assertions; 2 busy cores add noise.
+Run with the action's default poll interval (5 s, unless --poll-interval). No assertions; 2 busy cores add noise.
 
-    python bench/bench_latency.py [--runs 3] [--steps 60] [--build-seconds 6] [--poll-interval 1s]
+    python bench/bench_latency.py [--runs 3] [--steps 60] [--build-seconds 6] [--poll-interval 5s]
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--build-seconds", type=float, default=6.0)
-    parser.add_argument("--poll-interval", default="1s")
+    parser.add_argument("--poll-interval", default="5s")
     args = parser.parse_args()
     lags: list[float] = []
     to_deploy: list[float] = []

@@ -122,6 +122,44 @@ def test_cancellation_stops_the_wait() -> None:
     assert phase.remote.deployment_id == "d-1"  # still registered: the pipeline deletes it
 
 
+class _SteppingToken(CancelToken):
+    """A token whose sleeps advance a fake clock instead of waiting, and are recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_status_is_read_every_half_second_and_logs_every_poll_interval() -> None:
+    """The step ends within 0.5 s of the deployment turning healthy, whatever poll-interval says (product.md 9)."""
+    client = FakeClient()
+    client.deploy_statuses = ["pending"] + ["in_progress"] * 12 + ["healthy"]
+    token = _SteppingToken()
+    phase, _ = _phase(client, token=token, clock=lambda: token.now)
+    phase.poll_interval = 5.0
+    phase.wait(deployment())
+    assert client.names().count("get_deployment") == 14
+    assert token.sleeps == [0.5] * 13
+    # Log pages at 0 s and 5 s while in progress, then once more after the terminal status.
+    assert client.names().count("deployment_logs") == 3
+
+
+def test_a_poll_interval_shorter_than_the_status_interval_is_kept() -> None:
+    client = FakeClient()
+    client.deploy_statuses = ["in_progress", "in_progress", "healthy"]
+    token = _SteppingToken()
+    phase, _ = _phase(client, token=token, clock=lambda: token.now)
+    phase.poll_interval = 0.2
+    phase.wait(deployment())
+    assert token.sleeps == [0.2, 0.2]
+    assert client.names().count("deployment_logs") == 3
+
+
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
