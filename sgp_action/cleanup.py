@@ -188,5 +188,6 @@ def sweep(ctx: RunContext, *, now: datetime | None = None) -> list[str]:
 
 def run(ctx: RunContext) -> None:
     """`command: cleanup`: sweep every deployment; `dry-run` prints the plan and deletes nothing."""
+    ctx.settings.require_credentials("cleanup")
     sweep(ctx)
     ctx.report.result = "success"

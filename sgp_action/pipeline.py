@@ -394,6 +394,7 @@ class Pipeline:
         if not label:
             raise InputError("teardown needs a label: set preview-label, or run on a pull_request event")
         if ctx.settings.dry_run:
+            ctx.settings.require_credentials("teardown")
             ctx.report.preview_label = label
             for deployment in previews_with_label(ctx.client, label):
                 ctx.runner.info(f"would delete {deployment.id} ({deployment.status})")

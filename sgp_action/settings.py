@@ -123,6 +123,16 @@ class Settings:
     debug: bool
     temp_dir: str | None = None  # $RUNNER_TEMP: where packaging writes the archive
 
+    def require_credentials(self, what: str) -> None:
+        """Raise InputError when api-key or account-id is missing: a dry run that reads the server needs both."""
+        missing = [name for name, value in (("api-key", self.api_key), ("account-id", self.account_id)) if not value]
+        if missing:
+            raise InputError(
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required: {what} reads the "
+                "deployments on SGP even with dry-run. Pass them from secrets/variables, "
+                "e.g. api-key: ${{ secrets.SGP_API_KEY }}"
+            )
+
     def should_comment(self, is_pull_request: bool) -> bool:
         """Whether to post the sticky PR comment (`comment: auto` means: with a token, on PR events)."""
         if self.comment is None:

@@ -133,6 +133,14 @@ CASES: list[tuple[str, dict[str, str], Setup | None, tuple[str, ...]]] = [
     ("missing-event-file", {}, _missing_event, ("no-such-event.json",)),
     ("event-file-not-json", {}, _event_not_json, ("event",)),
     ("working-directory-is-a-file", {}, _working_directory_is_a_file, ("working-directory",)),
+    # A dry run needs no key, except where the plan itself is read from the server.
+    ("cleanup-dry-run-without-key", {"command": "cleanup", "dry_run": "true", "api_key": ""}, None, ("api-key",)),
+    (
+        "teardown-dry-run-without-account",
+        {"command": "teardown", "dry_run": "true", "account_id": ""},
+        None,
+        ("account-id", "teardown"),
+    ),
 ]
 
 
