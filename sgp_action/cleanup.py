@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-import requests
-
-from sgp_action import USER_AGENT
+from sgp_action.forge import ForgeClient, ForgeError
 from sgp_action.report import md_escape
 from sgp_action.teardown import delete_quietly, is_deletable
 
@@ -36,8 +34,6 @@ log = logging.getLogger(__name__)
 
 #: Deletes (and PR lookups) in flight at once: enough to sweep 2,000 previews quickly, few enough not to flood.
 MAX_WORKERS = 4
-#: Connect and read timeouts of a forge request: a slow forge delays the sweep, never hangs it.
-FORGE_TIMEOUT = (5.0, 15.0)
 PR_LABEL = re.compile(r"^pr-(\d+)$")
 
 EXPIRED = "expired"
@@ -60,27 +56,20 @@ def pr_number(label: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def fetch_pr_state(api_url: str, repository: str, number: int, token: str) -> str | None:
+def fetch_pr_state(forge: ForgeClient, number: int) -> str | None:
     """`open` / `closed` from `GET {api}/repos/{owner}/{repo}/pulls/{N}` (GitHub, Gitea, Forgejo); None if unknown.
 
     A failure is a warning only: an unknown state keeps the preview (deleting a live PR's preview is worse than
     keeping a dead one until it expires).
     """
-    url = f"{api_url.rstrip('/')}/repos/{repository}/pulls/{number}"
-    headers = {"Authorization": f"token {token}", "Accept": "application/json", "User-Agent": USER_AGENT}
     try:
-        response = requests.get(url, headers=headers, timeout=FORGE_TIMEOUT)
-        try:
-            if response.status_code != 200:
-                log.warning("PR #%d: the forge answered HTTP %d; keeping its previews", number, response.status_code)
-                return None
-            state = response.json().get("state")
-        finally:
-            response.close()
-    except (requests.RequestException, ValueError, AttributeError) as exc:
+        state = forge.pull_state(number)
+    except ForgeError as exc:
         log.warning("PR #%d: could not ask the forge for its state (%s); keeping its previews", number, exc)
         return None
-    return str(state).lower() if state else None
+    if state is None:
+        log.warning("PR #%d: the forge does not know it; keeping its previews", number)
+    return state
 
 
 def plan(
@@ -129,9 +118,13 @@ def _pr_states(ctx: RunContext, numbers: Iterable[int]) -> dict[int, str | None]
     if not event.api_url or not event.repository:
         log.warning("cleanup: GITHUB_API_URL or GITHUB_REPOSITORY is unknown; closed PRs are not looked up")
         return {}
-    with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
-        states = pool.map(lambda n: fetch_pr_state(event.api_url, event.repository, n, token), wanted)
-        return dict(zip(wanted, states, strict=True))
+    forge = ForgeClient(event.api_url, event.repository, token)
+    try:
+        with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
+            states = pool.map(lambda n: fetch_pr_state(forge, n), wanted)
+            return dict(zip(wanted, states, strict=True))
+    finally:
+        forge.close()
 
 
 def _delete(ctx: RunContext, item: Doomed) -> bool:

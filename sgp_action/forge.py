@@ -3,11 +3,18 @@
 The three forges share the paths used here (`/repos/{o}/{r}/issues/{n}/comments`, `/issues/comments/{id}`,
 `/statuses/{sha}`) and accept `Authorization: token <t>` (../shared/platforms.md A.8). Paging differs: GitHub
 takes `per_page` (max 100), Gitea/Forgejo take `limit` (max 50); both take `page`, so both are sent.
+
+A forge hiccup is retried a little (429 and 502/503/504 answers, connection errors), honouring `Retry-After` up to
+a cap: the comment and the cleanup's PR states are worth a few seconds, never a stalled deploy. Creating a comment
+is not idempotent, so it is sent again only when the forge surely did not take it (429, 503, no connection).
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +22,7 @@ import requests
 
 from sgp_action import USER_AGENT
 from sgp_action.errors import ActionError
+from sgp_action.transport import never_sent, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +32,12 @@ TIMEOUT = 15.0
 PAGE_SIZE = 50
 #: A PR with more comments than this is not searched further (a bound against a forge that ignores `page`).
 MAX_PAGES = 40
+#: Attempts per request, and the longest wait between two (a `Retry-After` beyond it is cut to it).
+ATTEMPTS = 3
+MAX_WAIT = 10.0
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Answers that mean the forge did not act on the request, so even a create may be sent again.
+NOT_TAKEN_STATUSES = frozenset({429, 503})
 
 
 class ForgeError(ActionError):
@@ -41,9 +55,18 @@ class Comment:
 class ForgeClient:
     """Comments and statuses of one repository, through `api_url` with a token."""
 
-    def __init__(self, api_url: str, repository: str, token: str, *, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        repository: str,
+        token: str,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.api_url = api_url.rstrip("/")
         self.repository = repository
+        self._sleep = sleep
         self._session = session or requests.Session()
         self._session.headers.update(
             {
@@ -57,22 +80,42 @@ class ForgeClient:
         """Release the connection pool."""
         self._session.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
         url = f"{self.api_url}/repos/{self.repository}{path}"
-        try:
-            response = self._session.request(method, url, timeout=TIMEOUT, **kwargs)
-        except requests.RequestException as exc:
-            raise ForgeError(f"{method} {path}: {type(exc).__name__}") from None
-        with response:
-            if response.status_code >= 300:
-                raise ForgeError(
-                    f"{method} {path}: HTTP {response.status_code}; check that github-token may write issues "
-                    "and statuses of this repository"
-                )
+        for attempt in range(1, ATTEMPTS + 1):
+            wait: float | None = None
             try:
-                return response.json() if response.content else None
-            except ValueError:
-                raise ForgeError(f"{method} {path}: the answer is not JSON") from None
+                response = self._session.request(method, url, timeout=TIMEOUT, **kwargs)
+            except requests.ConnectionError as exc:
+                # A connection never opened cannot have created anything; a broken one may have.
+                if attempt == ATTEMPTS or (not idempotent and not never_sent(exc)):
+                    raise ForgeError(f"{method} {path}: {type(exc).__name__}") from None
+            except requests.RequestException as exc:
+                if attempt == ATTEMPTS or not idempotent:
+                    raise ForgeError(f"{method} {path}: {type(exc).__name__}") from None
+            else:
+                with response:
+                    status = response.status_code
+                    retry = status in (RETRY_STATUSES if idempotent else NOT_TAKEN_STATUSES)
+                    if status < 300 or not retry or attempt == ATTEMPTS:
+                        return self._result(method, path, response)
+                    wait = parse_retry_after(response.headers.get("Retry-After"))
+            delay = min(MAX_WAIT, wait if wait is not None else 0.5 * 2 ** (attempt - 1) * (1 + random.random()))
+            log.info("forge: %s %s failed (attempt %d of %d); again in %.1f s", method, path, attempt, ATTEMPTS, delay)
+            self._sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @staticmethod
+    def _result(method: str, path: str, response: requests.Response) -> Any:
+        if response.status_code >= 300:
+            raise ForgeError(
+                f"{method} {path}: HTTP {response.status_code}; check that github-token may write issues "
+                "and statuses of this repository"
+            )
+        try:
+            return response.json() if response.content else None
+        except ValueError:
+            raise ForgeError(f"{method} {path}: the answer is not JSON") from None
 
     def list_comments(self, number: int) -> list[Comment]:
         """Every comment of issue/PR `number`, following pages until a short or empty one."""
@@ -91,12 +134,23 @@ class ForgeClient:
 
     def create_comment(self, number: int, body: str) -> int:
         """Post a new comment on issue/PR `number`; its id."""
-        item = self._request("POST", f"/issues/{number}/comments", json={"body": body})
+        item = self._request("POST", f"/issues/{number}/comments", idempotent=False, json={"body": body})
         return int(item["id"]) if isinstance(item, dict) and "id" in item else 0
 
     def edit_comment(self, comment_id: int, body: str) -> None:
         """Replace the body of comment `comment_id`."""
         self._request("PATCH", f"/issues/comments/{comment_id}", json={"body": body})
+
+    def pull_state(self, number: int) -> str | None:
+        """`open` or `closed` for PR `number`; None when the forge does not know it (404)."""
+        try:
+            item = self._request("GET", f"/pulls/{number}")
+        except ForgeError as exc:
+            if "HTTP 404" in str(exc):
+                return None
+            raise
+        state = item.get("state") if isinstance(item, dict) else None
+        return str(state).lower() if state else None
 
     def create_status(self, sha: str, state: str, context: str, description: str, target_url: str) -> None:
         """Post a commit status (`state`: pending, success, failure, error)."""

@@ -109,7 +109,7 @@ def error_detail(response: requests.Response, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _never_sent(exc: BaseException) -> bool:
+def never_sent(exc: BaseException) -> bool:
     """True when the connection could not even be opened, so the server cannot have seen the request."""
     seen: set[int] = set()
     stack: list[Any] = [exc]
@@ -243,7 +243,7 @@ class Transport:
                 reason, retryable = "read timeout", idempotent
                 error = self._transport_error(ApiTimeoutError, method, path, url, f"no answer in time ({exc})")
             except requests.exceptions.RequestException as exc:
-                unsent = _never_sent(exc)
+                unsent = never_sent(exc)
                 reason, retryable = "connection error", idempotent or unsent
                 if unsent:
                     what = f"could not connect ({exc})"

@@ -19,6 +19,7 @@ from sgp_action.cancel import CancelToken, RemoteWork
 from sgp_action.cleanup import CLOSED, EXPIRED, REPLACED, fetch_pr_state, plan, pr_number, sweep
 from sgp_action.client import SGPClient
 from sgp_action.event import EventContext
+from sgp_action.forge import ForgeClient
 from sgp_action.pipeline import RunContext
 from sgp_action.report import Report
 from sgp_action.runner import Runner
@@ -127,10 +128,14 @@ def forge() -> Iterator[Forge]:
 
 def test_fetch_pr_state(forge: Forge) -> None:
     forge.states.update({1: "open", 2: "closed"})
-    assert fetch_pr_state(forge.url, REPO, 1, TOKEN) == "open"
-    assert fetch_pr_state(forge.url + "/", REPO, 2, TOKEN) == "closed"
-    assert fetch_pr_state(forge.url, REPO, 99, TOKEN) is None  # 404: unknown, so its previews are kept
-    assert fetch_pr_state("http://127.0.0.1:9", REPO, 1, TOKEN) is None  # nothing listens: a warning, not a crash
+
+    def client(url: str) -> ForgeClient:
+        return ForgeClient(url, REPO, TOKEN, sleep=lambda seconds: None)
+
+    assert fetch_pr_state(client(forge.url), 1) == "open"
+    assert fetch_pr_state(client(forge.url + "/"), 2) == "closed"
+    assert fetch_pr_state(client(forge.url), 99) is None  # 404: unknown, so its previews are kept
+    assert fetch_pr_state(client("http://127.0.0.1:9"), 1) is None  # nothing listens: a warning, not a crash
     assert {auth for _, auth in forge.asked} == {f"token {TOKEN}"}
 
 

@@ -27,6 +27,8 @@ class FakeForge:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, dict[str, str], str]] = field(default_factory=list)  # method, path, headers, body
     fail: bool = False
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # forced (status, headers), in order
+    pulls: dict[int, str] = field(default_factory=dict)  # PR number -> state
     max_page: int = 50
     next_id: int = 1
 
@@ -46,9 +48,11 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def _answer(self, status: int, payload: Any) -> None:
+        def _answer(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -61,8 +65,13 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
             forge.requests.append((self.command, parts.path, dict(self.headers.items()), body))
             if forge.fail:
                 return self._answer(500, {"message": "boom"})
+            if forge.answers:
+                status, headers = forge.answers.pop(0)
+                return self._answer(status, {"message": "forced"}, headers)
             path = parts.path.removeprefix(prefix)
             segments = path.strip("/").split("/")
+            if self.command == "GET" and segments[0] == "pulls" and int(segments[1]) in forge.pulls:
+                return self._answer(200, {"number": int(segments[1]), "state": forge.pulls[int(segments[1])]})
             if self.command == "GET" and segments[0] == "issues" and segments[2:] == ["comments"]:
                 query = parse_qs(parts.query)
                 size = min(int(query.get("limit", ["30"])[0]), forge.max_page)
@@ -145,7 +154,61 @@ def test_create_edit_status_and_headers(forge: FakeForge) -> None:
 def test_failures_are_forge_errors_without_the_token(forge: FakeForge, fail: str) -> None:
     forge.fail = True
     url = forge.url if fail == "http500" else "http://127.0.0.1:9/api/v1"
-    client = ForgeClient(url, REPO, "s3cret")
+    client = ForgeClient(url, REPO, "s3cret", sleep=lambda seconds: None)
     with pytest.raises(ForgeError) as info:
         client.list_comments(1)
     assert "s3cret" not in str(info.value)
+
+
+def _client(forge: FakeForge, sleeps: list[float]) -> ForgeClient:
+    return ForgeClient(forge.url, REPO, "tok", sleep=sleeps.append)
+
+
+def test_reads_are_retried_on_429_and_5xx_honouring_retry_after(forge: FakeForge) -> None:
+    forge.pulls[4] = "closed"
+    forge.answers = [(429, {"Retry-After": "2"}), (503, {"Retry-After": "999"})]
+    sleeps: list[float] = []
+    assert _client(forge, sleeps).pull_state(4) == "closed"
+    assert sleeps == [2.0, 10.0]  # the second Retry-After is capped
+    assert len(forge.requests) == 3
+
+
+def test_reads_give_up_after_three_attempts(forge: FakeForge) -> None:
+    forge.answers = [(502, {})] * 3
+    sleeps: list[float] = []
+    with pytest.raises(ForgeError, match="HTTP 502"):
+        _client(forge, sleeps).list_comments(1)
+    assert len(sleeps) == 2 and all(0.5 <= s <= 4.0 for s in sleeps)
+    assert len(forge.requests) == 3
+
+
+@pytest.mark.parametrize(("status", "sent"), [(429, 2), (503, 2), (502, 1), (500, 1)])
+def test_a_comment_is_sent_again_only_when_the_forge_surely_did_not_take_it(
+    forge: FakeForge, status: int, sent: int
+) -> None:
+    forge.answers = [(status, {"Retry-After": "0"})]
+    sleeps: list[float] = []
+    client = _client(forge, sleeps)
+    if sent == 2:
+        client.create_comment(5, "hello")
+        assert [c["body"] for c in forge.comments.values()] == ["hello"]
+    else:
+        with pytest.raises(ForgeError, match=f"HTTP {status}"):
+            client.create_comment(5, "hello")
+        assert forge.comments == {}
+    assert len(forge.writes()) == sent
+
+
+def test_a_comment_is_sent_again_when_the_connection_never_opened() -> None:
+    sleeps: list[float] = []
+    client = ForgeClient("http://127.0.0.1:9/api/v1", REPO, "tok", sleep=sleeps.append)
+    with pytest.raises(ForgeError, match="ConnectionError"):
+        client.create_comment(5, "hello")
+    assert len(sleeps) == 2  # refused every time: three attempts
+
+
+def test_pull_state_of_an_unknown_pr_is_none(forge: FakeForge) -> None:
+    forge.pulls[1] = "OPEN"
+    client = _client(forge, [])
+    assert client.pull_state(1) == "open"
+    assert client.pull_state(2) is None
