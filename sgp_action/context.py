@@ -1,18 +1,14 @@
 """Packaging a build context into a reproducible tar.gz (product.md section 4, formats.md A.6, sgp-api.md 9.1).
 
-Two layouts. Manifest mode (the agentex layout): the archive root is `build.context.root`, only the `include_paths`
-directories are walked (at their paths relative to the root), and the manifest's Dockerfile and dockerignore are
-stored at the root as `Dockerfile` and `.dockerignore`; a file is left out when Docker's `.dockerignore` rules
-exclude it **or** when the agentex CLI's basename patterns would (`shutil.ignore_patterns`: each line, text after
-`#` dropped and trimmed, fnmatch'ed against every entry's base name). Plain mode: the whole root with exactly
-Docker's rules, the chosen Dockerfile and `.dockerignore` always sent at their own paths.
+What goes in (the two layouts, the ignore rules, links) is `sgp_action.context_files`; this module describes the
+context (`ContextSpec`) and writes the archive. The archive: members sorted byte-lexically (directories end with
+`/`, so each follows its parent), directory entries included, uid/gid 0 and empty owner names, permission bits kept
+(setuid/setgid/sticky too; links 0777), mtime 0, USTAR headers with PAX records only when needed, gzip header without
+name or time: the same tree gives the same bytes.
 
-The archive: members sorted byte-lexically (directories end with `/`, so each follows its parent), directory
-entries included, uid/gid 0 and empty owner names, permission bits kept (setuid/setgid/sticky too; links 0777),
-mtime 0, USTAR headers with PAX records only when needed, gzip header without name or time: the same tree gives the
-same bytes. `.git` is never walked; symlinks are stored as links unless followed (only to targets inside the
-repository); sockets, FIFOs and devices are skipped. Excluded folders are not walked unless a `!` exception could
-re-include something below them.
+Packaging can be cancelled: `build_context` calls its `check` between members, per folder walked and per chunk of a
+large file; whatever `check` raises (the run's `Cancelled`) stops the compressor threads and removes the partial
+archive before it propagates.
 
 Working-tree hash (computed while the archive streams, never by a second read): SHA-256 of
 `b"sgp-action working-tree-hash v1\\n"` followed by, for each member in archive order:
@@ -35,11 +31,12 @@ import re
 import stat
 import struct
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from sgp_action.dockerignore import DockerIgnore
+from sgp_action.context_files import Member, Walker, cli_ignore_patterns, list_members
 from sgp_action.errors import ContextError
 from sgp_action.pgzip import ParallelGzipWriter
 from sgp_action.provenance import find_git_root
@@ -49,7 +46,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_CONTEXT_BYTES", "ContextResult", "ContextSpec", "Member", "build_context", "list_members"]
+__all__ = [
+    "MAX_CONTEXT_BYTES",
+    "ContextResult",
+    "ContextSpec",
+    "Member",
+    "build_context",
+    "cli_ignore_patterns",
+    "human_size",
+    "is_secret_like",
+    "list_members",
+]
 
 MAX_CONTEXT_BYTES = 500 * 1024 * 1024  # the build API's upload limit (sgp-api.md 2.1, trap T5)
 HASH_PREFIX = b"sgp-action working-tree-hash v1\n"
@@ -60,23 +67,6 @@ SECRET_NAMES = frozenset(
 _SECRET_RE = re.compile("|".join(fnmatch.translate(p) for p in SECRET_LIKE))
 _READ_CHUNK = 1024 * 1024
 _BLOCK = tarfile.BLOCKSIZE
-
-
-@dataclass(frozen=True)
-class Member:
-    """One archive entry: `name` relative to the archive root without a trailing `/`; `kind` is file/dir/symlink."""
-
-    name: str
-    kind: str
-    mode: int
-    size: int = 0
-    source: str | None = None
-    target: str = ""
-
-    @property
-    def sort_key(self) -> bytes:
-        """Byte-lexical order of the names as stored (directories with their trailing `/`)."""
-        return (self.name + "/" if self.kind == "dir" else self.name).encode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)
@@ -139,144 +129,6 @@ def _inside_root(root: Path, rel: str, flag: str) -> str:
     return clean
 
 
-def cli_ignore_patterns(text: str) -> tuple[str, ...]:
-    """The agentex CLI's reading of a dockerignore file (sgp-api.md 9.1 step 6): text after `#` dropped, trimmed."""
-    return tuple(p for p in (line.split("#", 1)[0].strip() for line in text.splitlines()) if p)
-
-
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError as exc:
-        raise ContextError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
-
-
-class _Walker:
-    """Collects the members of a spec; see the module docstring for the rules."""
-
-    def __init__(self, spec: ContextSpec) -> None:
-        self.spec = spec
-        self.root = str(spec.root)
-        self.repo_real = os.path.realpath(spec.repo_root or spec.root)
-        self.members: dict[str, Member] = {}
-        text = _read_text(spec.root / spec.dockerignore, "dockerignore") if spec.dockerignore else ""
-        source = str(spec.root / spec.dockerignore) if spec.dockerignore else ".dockerignore"
-        docker = DockerIgnore.parse(text, source=source)
-        manifest = spec.mode == "manifest"
-        always = (
-            ("Dockerfile", ".dockerignore") if manifest else (spec.dockerfile, spec.dockerignore or ".dockerignore")
-        )
-        self.docker = docker.with_always_included(*always)
-        cli = cli_ignore_patterns(text) if manifest else ()
-        self.cli = re.compile("|".join(fnmatch.translate(p) for p in cli)).match if cli else None
-        self.reserved = frozenset(always) if manifest else frozenset()
-        self.includes = frozenset(spec.include_paths)
-        self.ancestors = frozenset(
-            "/".join(parts[:i]) for parts in (p.split("/") for p in self.includes) for i in range(1, len(parts))
-        )
-
-    def walk(self) -> list[Member]:
-        spec = self.spec
-        if spec.mode == "manifest":
-            self._root_file("Dockerfile", spec.dockerfile)
-            if spec.dockerignore:
-                self._root_file(".dockerignore", spec.dockerignore)
-        seen = frozenset({os.path.realpath(self.root)}) if spec.follow_symlinks else frozenset()
-        self._walk(self.root, "", False, "." in self.includes, seen)
-        return sorted(self.members.values(), key=lambda m: m.sort_key)
-
-    def _root_file(self, name: str, rel: str) -> None:
-        # The agentex CLI copies these two files' content to the archive root, whatever they are links to.
-        real = os.path.realpath(os.path.join(self.root, rel))
-        info = _stat(real, rel)
-        self.members[name] = Member(name, "file", stat.S_IMODE(info.st_mode), info.st_size, real)
-
-    def _walk(self, path: str, rel: str, excluded: bool, in_scope: bool, seen: frozenset[str]) -> bool:
-        """Walk the directory `path` (archive path `rel`); True when a member was added below it."""
-        try:
-            entries = list(os.scandir(path))
-        except OSError as exc:
-            raise ContextError(f"cannot read the folder {rel or '.'} ({path}): {exc.strerror or exc}") from None
-        added = False
-        for entry in entries:
-            name = entry.name
-            if name == ".git":  # may hold the checkout token; never uploaded, at any level
-                continue
-            child = f"{rel}/{name}" if rel else name
-            child_in_scope = in_scope or child in self.includes
-            if not child_in_scope and child not in self.ancestors:
-                continue
-            if in_scope and self.cli is not None and self.cli(name):
-                log.debug("%s: left out by the agentex CLI's basename patterns", child)
-                continue
-            child_excluded = self.docker.excluded(child, parent_excluded=excluded)
-            if entry.is_dir(follow_symlinks=False):
-                if child_excluded and not self.docker.may_reinclude_under(child):
-                    continue
-                info = _stat(entry.path, child, follow=False)
-                # While following links every walked path is a real path (the root is resolved and followed
-                # folders are walked through their target), so `seen` holds the real folders of this branch.
-                inner = seen | {entry.path} if seen else seen
-                added |= self._dir(entry.path, child, info, child_excluded, child_in_scope, inner)
-                continue
-            if child_excluded or not child_in_scope or (not rel and child in self.reserved):
-                continue
-            added |= self._other(entry.path, child, _stat(entry.path, child, follow=False), child_excluded, seen)
-        return added
-
-    def _dir(
-        self, path: str, rel: str, info: os.stat_result, excluded: bool, in_scope: bool, seen: frozenset[str]
-    ) -> bool:
-        below = self._walk(path, rel, excluded, in_scope, seen)
-        if below or (in_scope and not excluded):
-            self.members[rel] = Member(rel, "dir", stat.S_IMODE(info.st_mode))
-            return True
-        return False
-
-    def _other(self, path: str, rel: str, info: os.stat_result, excluded: bool, seen: frozenset[str]) -> bool:
-        mode = info.st_mode
-        if stat.S_ISLNK(mode):
-            if not self.spec.follow_symlinks:
-                self.members[rel] = Member(rel, "symlink", 0o777, target=os.readlink(path))
-                return True
-            return self._follow(path, rel, excluded, seen)
-        if stat.S_ISREG(mode):
-            self.members[rel] = Member(rel, "file", stat.S_IMODE(mode), info.st_size, path)
-            return True
-        if stat.S_ISSOCK(mode):
-            log.info("skipped the socket %s (a tar cannot hold sockets)", rel)
-        else:
-            log.warning("skipped %s: a FIFO or device file cannot be packaged", rel)
-        return False
-
-    def _follow(self, path: str, rel: str, excluded: bool, seen: frozenset[str]) -> bool:
-        target = os.readlink(path)
-        real = os.path.realpath(path)
-        if real != self.repo_real and not real.startswith(self.repo_real.rstrip("/") + "/"):
-            raise ContextError(
-                f"symlink {rel} -> {target} leaves the repository ({self.repo_real}); with follow-symlinks every "
-                "link must point inside it: remove the link or turn follow-symlinks off"
-            )
-        info = _stat(real, rel, what=f"symlink {rel} -> {target} points at nothing; fix or remove it")
-        if stat.S_ISDIR(info.st_mode):
-            if real in seen:
-                raise ContextError(f"symlink {rel} -> {target} makes a loop; remove it or turn follow-symlinks off")
-            return self._dir(real, rel, info, excluded, True, seen | {real})
-        return self._other(real, rel, info, excluded, seen)
-
-
-def _stat(path: str, rel: str, *, follow: bool = True, what: str | None = None) -> os.stat_result:
-    try:
-        return os.stat(path, follow_symlinks=follow)
-    except OSError as exc:
-        raise ContextError(what or f"cannot read {rel} ({path}): {exc.strerror or exc}") from None
-
-
-def list_members(spec: ContextSpec) -> list[str]:
-    """The archive's file members (regular files and symlinks, no directories), sorted as in the archive."""
-    return [m.name for m in _Walker(spec).walk() if m.kind != "dir"]
-
-
 # --- the archive ---------------------------------------------------------------------------------------------
 
 
@@ -325,9 +177,10 @@ def is_secret_like(name: str) -> bool:
 class _TarWriter:
     """Streams members as tar into `out`, feeding the working-tree hash as it goes (module docstring)."""
 
-    def __init__(self, out: ParallelGzipWriter, limit: int) -> None:
+    def __init__(self, out: ParallelGzipWriter, limit: int, check: Callable[[], None]) -> None:
         self.out = out
         self.limit = limit
+        self.check = check
         self.hash = hashlib.sha256(HASH_PREFIX)
         self.raw_bytes = 0
         self.file_count = 0
@@ -339,6 +192,7 @@ class _TarWriter:
         self.tar_bytes += len(data)
 
     def add(self, member: Member) -> None:
+        self.check()
         info = tarfile.TarInfo(member.name)
         info.mode = member.mode
         info.mtime = 0
@@ -384,6 +238,7 @@ class _TarWriter:
             self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
             remaining = size
             while remaining:
+                self.check()  # per 1 MiB read: a large file stops within milliseconds of a cancellation
                 try:
                     chunk = os.read(fd, min(_READ_CHUNK, remaining))
                 except OSError as exc:
@@ -415,13 +270,16 @@ def build_context(
     level: int = 6,
     threads: int | None = None,
     max_bytes: int = MAX_CONTEXT_BYTES,
+    check: Callable[[], None] | None = None,
 ) -> ContextResult:
     """Package `spec` into the tar.gz `output` (written atomically) and describe it.
 
     Raises ContextError, before anything could be uploaded, for a bad `.dockerignore`, an unreadable file, a
     symlink leaving the repository (with follow-symlinks), an empty context or one over `max_bytes` compressed.
+    `check` (e.g. a `CancelToken.check`) is called often and cheaply while the walk and the archive go on; what it
+    raises propagates once the compressor threads are stopped and the partial archive is removed.
     """
-    members = _Walker(spec).walk()
+    members = Walker(spec, check).walk()
     if not any(m.kind == "file" for m in members):
         raise ContextError(f"the build context under {spec.root} holds no files; check include_paths and .dockerignore")
     output = Path(output)
@@ -432,7 +290,7 @@ def build_context(
         raise ContextError(f"cannot write the archive {output}: {exc.strerror or exc}") from None
     try:
         with sink:
-            writer = _write_archive(members, sink, level, threads, max_bytes)
+            writer = _write_archive(members, sink, level, threads, max_bytes, check or (lambda: None))
         os.replace(partial, output)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -453,10 +311,10 @@ def build_context(
 
 
 def _write_archive(
-    members: list[Member], sink: BinaryIO, level: int, threads: int | None, max_bytes: int
+    members: list[Member], sink: BinaryIO, level: int, threads: int | None, max_bytes: int, check: Callable[[], None]
 ) -> _TarWriter:
     gz = ParallelGzipWriter(sink, level=level, threads=threads)
-    writer = _TarWriter(gz, max_bytes)
+    writer = _TarWriter(gz, max_bytes, check)
     try:
         for member in members:
             writer.add(member)

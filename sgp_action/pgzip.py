@@ -144,14 +144,16 @@ class ParallelGzipWriter:
             self._pool.shutdown(wait=True)
 
     def abort(self) -> None:
-        """Stop without writing the trailer (after an error): drop queued blocks and stop the threads."""
+        """Stop without writing the trailer (after an error or a cancellation): drop queued blocks, end the threads.
+
+        Returns once every compressor thread has exited (at most one block's work each), so nothing is left
+        running or holding memory after a cancelled packaging.
+        """
         if self.closed:
             return
         self.closed = True
-        for future in self._pending:
-            future.cancel()
         self._pending.clear()
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _submit(self, block: bytes, *, last: bool) -> None:
         while len(self._pending) >= self._max_pending:

@@ -295,7 +295,7 @@ class Pipeline:
         output = Path(self._tempdir.name) / "context.tar.gz"
         with ctx.report.timed("packaging"), ctx.runner.group("Build context"):
             spec = ContextSpec.from_manifest(manifest, follow_symlinks=settings.follow_symlinks)
-            result = build_context(spec, output)
+            result = build_context(spec, output, check=ctx.token.check)  # a cancel stops packaging at once
             for line in result.summary_lines():
                 ctx.runner.info(line)
             for path in result.secret_like:

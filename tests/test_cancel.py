@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -15,10 +17,11 @@ from typing import Any
 import pytest
 
 from sgp_action.cancel import CancelToken, RemoteWork, call_with_deadline, supervise
-from sgp_action.demo import parse_output_file
+from sgp_action.demo import AGENT_FOLDER, parse_output_file
 from sgp_action.errors import Cancelled
 from tests.conftest import ROOT
 from tests.run_helpers import Workspace
+from tests.throttle import ThrottleProxy
 
 
 def _signal_soon(signum: int, after: threading.Event) -> threading.Thread:
@@ -188,6 +191,46 @@ def test_call_with_deadline_reports_errors_as_not_finished() -> None:
     assert call_with_deadline(fail, 5) == (False, None)
 
 
+# --- real runs: `python -m sgp_action run` gets SIGINT, then SIGTERM, as the runner sends them (A.9) -------------
+
+#: The runner kills the job 10 s after its SIGINT (platforms.md A.9): a run still alive then has failed the contract.
+RUNNER_KILL_SECONDS = 10.0
+
+
+def _start_run(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sgp_action", "run"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for_line(proc: subprocess.Popen[str], marker: str) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(marker):
+            return
+    raise AssertionError(f"the run ended (exit {proc.wait()}) without printing a line starting {marker!r}")
+
+
+def _cancel_run(proc: subprocess.Popen[str], *, second_signal: bool = True) -> tuple[str, float]:
+    """SIGINT (and SIGTERM right after, which must not abort the cleanup); (the rest of the output, exit seconds)."""
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    if second_signal:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=RUNNER_KILL_SECONDS)
+    return rest, time.monotonic() - sent
+
+
+def _result(tmp_path: Path) -> str:
+    return parse_output_file((tmp_path / "github_output").read_text(encoding="utf-8"))["result"]
+
+
 @pytest.mark.parametrize(
     ("phase", "overrides", "marker"),
     [
@@ -198,31 +241,14 @@ def test_call_with_deadline_reports_errors_as_not_finished() -> None:
 def test_sigint_to_a_real_run_stops_the_remote_work(
     tmp_path: Path, emulator_factory: Any, phase: str, overrides: dict[str, float], marker: str
 ) -> None:
-    """`python -m sgp_action run` gets SIGINT (then SIGTERM, as the runner sends them) mid-phase."""
+    """SIGINT mid-phase: the build is cancelled, or the deployment being created deleted."""
     emulator = emulator_factory(**overrides)
     workspace = Workspace(tmp_path, emulator)
-    env = workspace.environ("push", workspace.push("main"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sgp_action", "run"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:  # wait until the phase is under way
-        if line.startswith(marker):
-            break
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)  # a second signal must not abort the cleanup
-    rest, _ = proc.communicate(timeout=15)
-    elapsed = time.monotonic() - sent
+    proc = _start_run(workspace.environ("push", workspace.push("main")))
+    _wait_for_line(proc, marker)  # the phase is under way
+    rest, elapsed = _cancel_run(proc)
     assert proc.returncode == 130, rest
-    outputs = parse_output_file((tmp_path / "github_output").read_text(encoding="utf-8"))
-    assert outputs["result"] == "cancelled"
+    assert _result(tmp_path) == "cancelled"
     state = emulator.state()
     if phase == "build":
         (build,) = state["builds"]
@@ -233,6 +259,82 @@ def test_sigint_to_a_real_run_stops_the_remote_work(
         assert deployment["status"] == "DELETED"
     assert "cancelled" in rest
     print(f"{phase}: exit {elapsed:.2f} s after SIGINT")
+
+
+def test_sigint_while_packaging_stops_the_packaging(tmp_path: Path, emulator_factory: Any) -> None:
+    """SIGINT while the context is packaged: the worker itself stops at once; nothing was sent, nothing is left.
+
+    A 1 GiB sparse file (no disk used) takes seconds to package, longer than the grace period after which the
+    main thread would abandon a worker that does not stop: an exit without "did not stop within" is the worker's.
+    """
+    emulator = emulator_factory()
+    workspace = Workspace(tmp_path, emulator)
+    big = workspace.repo / AGENT_FOLDER / "data" / "zeros.bin"
+    big.parent.mkdir()
+    with open(big, "wb") as sparse:
+        sparse.truncate(1 << 30)
+    proc = _start_run(workspace.environ("push", workspace.push("main")))
+    _wait_for_line(proc, "::group::Build context")
+    rest, elapsed = _cancel_run(proc)
+    assert proc.returncode == 130, rest
+    assert _result(tmp_path) == "cancelled"
+    assert "no remote work was under way" in rest
+    assert "did not stop within" not in rest, rest  # the worker stopped by itself, well within the grace period
+    assert list(tmp_path.glob("sgp-context-*")) == []  # the temporary folder and the partial archive are gone
+    state = emulator.state()
+    assert state["requests"] == [] and state["builds"] == []  # packaging comes before the first API request
+    print(f"packaging: exit {elapsed:.2f} s after SIGINT")
+
+
+#: The proxy's uplink in bytes/s, and a context of incompressible bytes that takes seconds to upload through it.
+UPLOAD_RATE = 4 * 1024 * 1024
+UPLOAD_BYTES = 32 * 1024 * 1024
+
+
+def test_sigint_during_the_upload_creates_nothing(tmp_path: Path, emulator_factory: Any) -> None:
+    """SIGINT while the context streams up (a throttled proxy makes it last): the body is cut, no build is made."""
+    emulator = emulator_factory(build_seconds=60)
+    with ThrottleProxy(emulator.url, upload_rate=UPLOAD_RATE) as proxy:
+        workspace = Workspace(tmp_path, dataclasses.replace(emulator, url=proxy.url))
+        noise = workspace.repo / AGENT_FOLDER / "data" / "noise.bin"
+        noise.parent.mkdir()
+        noise.write_bytes(random.Random(9).randbytes(UPLOAD_BYTES))  # stored, not deflated: quick to package
+        proc = _start_run(workspace.environ("push", workspace.push("main")))
+        _wait_for_line(proc, "Uploading the build context:")
+        rest, elapsed = _cancel_run(proc)
+    assert proc.returncode == 130, rest
+    assert _result(tmp_path) == "cancelled"
+    assert "did not stop within" not in rest, rest  # the upload's own progress callback stopped it
+    state = emulator.state()
+    creates = [r for r in state["requests"] if (r["method"], r["path"]) == ("POST", "/v5/builds")]
+    assert len(creates) == 1 and creates[0]["status"] != 200  # the upload reached the server, cut short
+    assert state["builds"] == []
+    print(f"upload: exit {elapsed:.2f} s after SIGINT (create request ended {creates[0]['status']})")
+
+
+def test_a_create_answered_but_not_received_is_found_and_cancelled(tmp_path: Path, emulator_factory: Any) -> None:
+    """The create's body went up and the server made the build, but its answer is held back when SIGINT comes.
+
+    The worker sits in a request that ignores the token, so the main thread abandons it after the grace period and
+    stops the remote work itself: the build finder lists what this run created, and that build is cancelled.
+    """
+    emulator = emulator_factory(build_seconds=60)
+    with ThrottleProxy(emulator.url, hold_marker=b"POST /v5/builds HTTP/1.1\r\n") as proxy:
+        workspace = Workspace(tmp_path, dataclasses.replace(emulator, url=proxy.url))
+        proc = _start_run(workspace.environ("push", workspace.push("main")))
+        if not proxy.holding.wait(60):
+            proc.kill()
+            raise AssertionError(f"the create's answer never came: {proc.communicate()[0]}")
+        (made,) = emulator.state()["builds"]
+        assert made["build_status"] not in {"cancelling", "cancelled"}
+        rest, elapsed = _cancel_run(proc)
+    assert proc.returncode == 130, rest
+    assert _result(tmp_path) == "cancelled"
+    assert "did not stop within" in rest
+    assert f"build {made['id']} cancelled" in rest
+    (build,) = emulator.state()["builds"]
+    assert build["build_status"] in {"cancelling", "cancelled"}
+    print(f"create answer held: exit {elapsed:.2f} s after SIGINT")
 
 
 def test_a_create_in_flight_is_found_and_stopped() -> None:
@@ -256,26 +358,13 @@ def test_a_run_stuck_in_a_slow_request_still_exits_cancelled(tmp_path: Path, emu
     """The worker is blocked in HTTP when SIGINT comes: the main thread abandons it, asks for the cancel, exits."""
     emulator = emulator_factory(build_seconds=60)
     workspace = Workspace(tmp_path, emulator)
-    env = workspace.environ("push", workspace.push("feature-x"), poll_interval="0.2s")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sgp_action", "run"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("::group::Build logs"):
-            break
+    proc = _start_run(workspace.environ("push", workspace.push("feature-x"), poll_interval="0.2s"))
+    _wait_for_line(proc, "::group::Build logs")
     emulator.set_faults(["slow=5"])  # the next status poll hangs past the grace period
     time.sleep(0.5)  # let the worker enter that poll (no assertion depends on this timing)
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=15)
+    rest, _ = _cancel_run(proc, second_signal=False)
     assert proc.returncode == 130, rest
-    outputs = parse_output_file((tmp_path / "github_output").read_text(encoding="utf-8"))
-    assert outputs["result"] == "cancelled"
+    assert _result(tmp_path) == "cancelled"
     assert "did not stop within" in rest
     deadline = time.monotonic() + 20  # the slowed cancel request still reaches the server
     while time.monotonic() < deadline:

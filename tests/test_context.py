@@ -6,10 +6,12 @@ import gzip
 import hashlib
 import logging
 import os
+import random
 import socket
 import stat
 import struct
 import tarfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 
 from sgp_action import context as context_module
 from sgp_action.context import ContextSpec, build_context, cli_ignore_patterns, is_secret_like, list_members
-from sgp_action.errors import ContextError
+from sgp_action.errors import Cancelled, ContextError
 from sgp_action.manifest import load_manifest
 
 MANIFEST = """\
@@ -252,7 +254,7 @@ def test_archive_properties(special: Path, tmp_path: Path, caplog: pytest.LogCap
         sock.bind("app.sock")
     finally:
         os.chdir(cwd)
-    caplog.set_level(logging.INFO, logger="sgp_action.context")
+    caplog.set_level(logging.INFO, logger="sgp_action.context_files")
     try:
         result = build_context(ContextSpec.plain(special), tmp_path / "o.tgz")
     finally:
@@ -516,3 +518,44 @@ def test_output_folder_missing(tmp_path: Path) -> None:
     make_tree(tmp_path / "ctx", {"Dockerfile": "FROM a\n"})
     with pytest.raises(ContextError, match=r"cannot write the archive .*nowhere"):
         build_context(ContextSpec.plain(tmp_path / "ctx"), tmp_path / "nowhere" / "o.tgz")
+
+
+class CancelAt:
+    """A `check` that counts its calls and raises Cancelled at call `at` (never when `at` is 0)."""
+
+    def __init__(self, at: int = 0) -> None:
+        self.at = at
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.calls == self.at:
+            raise Cancelled("the job was cancelled (SIGINT)")
+
+
+@pytest.fixture
+def large(tmp_path: Path) -> Path:
+    """A context with a few small files and one 6 MiB file of seeded random bytes (six 1 MiB reads)."""
+    noise = random.Random(6).randbytes(6 * 1024 * 1024)
+    return make_tree(tmp_path / "ctx", {"Dockerfile": "FROM a\n", "a/one.txt": "1\n", "b/big.bin": noise})
+
+
+def _pgzip_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("pgzip")]
+
+
+@pytest.mark.parametrize("where", ["walk", "members", "large file", "last call"])
+def test_cancellation_check_stops_packaging_cleanly(large: Path, tmp_path: Path, where: str) -> None:
+    full = CancelAt()
+    build_context(ContextSpec.plain(large), tmp_path / "full.tgz", check=full)
+    # At least once per folder walked, per member and per 1 MiB read of the large file.
+    assert full.calls >= 3 + 6 + 6
+    at = {"walk": 1, "members": 6, "large file": full.calls - 3, "last call": full.calls}[where]
+    check = CancelAt(at)
+    out = tmp_path / "out" / "context.tar.gz"
+    out.parent.mkdir()
+    with pytest.raises(Cancelled, match="SIGINT"):
+        build_context(ContextSpec.plain(large), out, check=check, threads=2)
+    assert check.calls == at  # nothing called the check after it raised
+    assert list(out.parent.iterdir()) == []  # neither the archive nor its partial file
+    assert _pgzip_threads() == []

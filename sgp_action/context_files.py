@@ -1,0 +1,201 @@
+"""Which files a build context holds: the walk of the context root and its ignore rules (product.md section 4).
+
+Two layouts (`sgp_action.context.ContextSpec`). Manifest mode (the agentex layout): the archive root is
+`build.context.root`, only the `include_paths` directories are walked (at their paths relative to the root), and the
+manifest's Dockerfile and dockerignore are stored at the root as `Dockerfile` and `.dockerignore`; a file is left out
+when Docker's `.dockerignore` rules exclude it **or** when the agentex CLI's basename patterns would
+(`shutil.ignore_patterns`: each line, text after `#` dropped and trimmed, fnmatch'ed against every entry's base
+name). Plain mode: the whole root with exactly Docker's rules, the chosen Dockerfile and `.dockerignore` always sent
+at their own paths.
+
+`.git` is never walked; symlinks are stored as links unless followed (only to targets inside the repository);
+sockets, FIFOs and devices are skipped. Excluded folders are not walked unless a `!` exception could re-include
+something below them. Members come out sorted byte-lexically, directories ending with `/` (each follows its parent).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sgp_action.dockerignore import DockerIgnore
+from sgp_action.errors import ContextError
+
+if TYPE_CHECKING:
+    from sgp_action.context import ContextSpec
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Member", "Walker", "cli_ignore_patterns", "list_members"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One archive entry: `name` relative to the archive root without a trailing `/`; `kind` is file/dir/symlink."""
+
+    name: str
+    kind: str
+    mode: int
+    size: int = 0
+    source: str | None = None
+    target: str = ""
+
+    @property
+    def sort_key(self) -> bytes:
+        """Byte-lexical order of the names as stored (directories with their trailing `/`)."""
+        return (self.name + "/" if self.kind == "dir" else self.name).encode("utf-8", "surrogateescape")
+
+
+def cli_ignore_patterns(text: str) -> tuple[str, ...]:
+    """The agentex CLI's reading of a dockerignore file (sgp-api.md 9.1 step 6): text after `#` dropped, trimmed."""
+    return tuple(p for p in (line.split("#", 1)[0].strip() for line in text.splitlines()) if p)
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise ContextError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+
+
+class Walker:
+    """Collects the members of a spec; see the module docstring for the rules.
+
+    `check` is called before each folder is read (a cancellation point: whatever it raises ends the walk).
+    """
+
+    def __init__(self, spec: ContextSpec, check: Callable[[], None] | None = None) -> None:
+        self.spec = spec
+        self.check = check or _no_check
+        self.root = str(spec.root)
+        self.repo_real = os.path.realpath(spec.repo_root or spec.root)
+        self.members: dict[str, Member] = {}
+        text = _read_text(spec.root / spec.dockerignore, "dockerignore") if spec.dockerignore else ""
+        source = str(spec.root / spec.dockerignore) if spec.dockerignore else ".dockerignore"
+        docker = DockerIgnore.parse(text, source=source)
+        manifest = spec.mode == "manifest"
+        always = (
+            ("Dockerfile", ".dockerignore") if manifest else (spec.dockerfile, spec.dockerignore or ".dockerignore")
+        )
+        self.docker = docker.with_always_included(*always)
+        cli = cli_ignore_patterns(text) if manifest else ()
+        self.cli = re.compile("|".join(fnmatch.translate(p) for p in cli)).match if cli else None
+        self.reserved = frozenset(always) if manifest else frozenset()
+        self.includes = frozenset(spec.include_paths)
+        self.ancestors = frozenset(
+            "/".join(parts[:i]) for parts in (p.split("/") for p in self.includes) for i in range(1, len(parts))
+        )
+
+    def walk(self) -> list[Member]:
+        """The members to archive, in archive order."""
+        spec = self.spec
+        if spec.mode == "manifest":
+            self._root_file("Dockerfile", spec.dockerfile)
+            if spec.dockerignore:
+                self._root_file(".dockerignore", spec.dockerignore)
+        seen = frozenset({os.path.realpath(self.root)}) if spec.follow_symlinks else frozenset()
+        self._walk(self.root, "", False, "." in self.includes, seen)
+        return sorted(self.members.values(), key=lambda m: m.sort_key)
+
+    def _root_file(self, name: str, rel: str) -> None:
+        # The agentex CLI copies these two files' content to the archive root, whatever they are links to.
+        real = os.path.realpath(os.path.join(self.root, rel))
+        info = _stat(real, rel)
+        self.members[name] = Member(name, "file", stat.S_IMODE(info.st_mode), info.st_size, real)
+
+    def _walk(self, path: str, rel: str, excluded: bool, in_scope: bool, seen: frozenset[str]) -> bool:
+        """Walk the directory `path` (archive path `rel`); True when a member was added below it."""
+        self.check()
+        try:
+            entries = list(os.scandir(path))
+        except OSError as exc:
+            raise ContextError(f"cannot read the folder {rel or '.'} ({path}): {exc.strerror or exc}") from None
+        added = False
+        for entry in entries:
+            name = entry.name
+            if name == ".git":  # may hold the checkout token; never uploaded, at any level
+                continue
+            child = f"{rel}/{name}" if rel else name
+            child_in_scope = in_scope or child in self.includes
+            if not child_in_scope and child not in self.ancestors:
+                continue
+            if in_scope and self.cli is not None and self.cli(name):
+                log.debug("%s: left out by the agentex CLI's basename patterns", child)
+                continue
+            child_excluded = self.docker.excluded(child, parent_excluded=excluded)
+            if entry.is_dir(follow_symlinks=False):
+                if child_excluded and not self.docker.may_reinclude_under(child):
+                    continue
+                info = _stat(entry.path, child, follow=False)
+                # While following links every walked path is a real path (the root is resolved and followed
+                # folders are walked through their target), so `seen` holds the real folders of this branch.
+                inner = seen | {entry.path} if seen else seen
+                added |= self._dir(entry.path, child, info, child_excluded, child_in_scope, inner)
+                continue
+            if child_excluded or not child_in_scope or (not rel and child in self.reserved):
+                continue
+            added |= self._other(entry.path, child, _stat(entry.path, child, follow=False), child_excluded, seen)
+        return added
+
+    def _dir(
+        self, path: str, rel: str, info: os.stat_result, excluded: bool, in_scope: bool, seen: frozenset[str]
+    ) -> bool:
+        below = self._walk(path, rel, excluded, in_scope, seen)
+        if below or (in_scope and not excluded):
+            self.members[rel] = Member(rel, "dir", stat.S_IMODE(info.st_mode))
+            return True
+        return False
+
+    def _other(self, path: str, rel: str, info: os.stat_result, excluded: bool, seen: frozenset[str]) -> bool:
+        mode = info.st_mode
+        if stat.S_ISLNK(mode):
+            if not self.spec.follow_symlinks:
+                self.members[rel] = Member(rel, "symlink", 0o777, target=os.readlink(path))
+                return True
+            return self._follow(path, rel, excluded, seen)
+        if stat.S_ISREG(mode):
+            self.members[rel] = Member(rel, "file", stat.S_IMODE(mode), info.st_size, path)
+            return True
+        if stat.S_ISSOCK(mode):
+            log.info("skipped the socket %s (a tar cannot hold sockets)", rel)
+        else:
+            log.warning("skipped %s: a FIFO or device file cannot be packaged", rel)
+        return False
+
+    def _follow(self, path: str, rel: str, excluded: bool, seen: frozenset[str]) -> bool:
+        target = os.readlink(path)
+        real = os.path.realpath(path)
+        if real != self.repo_real and not real.startswith(self.repo_real.rstrip("/") + "/"):
+            raise ContextError(
+                f"symlink {rel} -> {target} leaves the repository ({self.repo_real}); with follow-symlinks every "
+                "link must point inside it: remove the link or turn follow-symlinks off"
+            )
+        info = _stat(real, rel, what=f"symlink {rel} -> {target} points at nothing; fix or remove it")
+        if stat.S_ISDIR(info.st_mode):
+            if real in seen:
+                raise ContextError(f"symlink {rel} -> {target} makes a loop; remove it or turn follow-symlinks off")
+            return self._dir(real, rel, info, excluded, True, seen | {real})
+        return self._other(real, rel, info, excluded, seen)
+
+
+def _no_check() -> None:
+    """The default cancellation check: never cancelled."""
+
+
+def _stat(path: str, rel: str, *, follow: bool = True, what: str | None = None) -> os.stat_result:
+    try:
+        return os.stat(path, follow_symlinks=follow)
+    except OSError as exc:
+        raise ContextError(what or f"cannot read {rel} ({path}): {exc.strerror or exc}") from None
+
+
+def list_members(spec: ContextSpec) -> list[str]:
+    """The archive's file members (regular files and symlinks, no directories), sorted as in the archive."""
+    return [m.name for m in Walker(spec).walk() if m.kind != "dir"]
