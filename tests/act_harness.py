@@ -130,6 +130,8 @@ class Session:
     emulator_log: str
     used_netns: bool
     script: str = field(repr=False, default="")
+    # What the `forge` server of `ActHarness.run` printed after its first line (its request log), if one ran.
+    forge_log: str = ""
 
     def __getitem__(self, name: str) -> ActResult:
         return self.results[name]
@@ -219,7 +221,7 @@ class ActHarness:
         static += list(run.extra)
         # The emulator's URL is known only inside the script: both forge URLs point at it (loopback), so a stray
         # remote `uses:` or forge API call fails fast on loopback instead of leaving the machine.
-        dynamic = '--env "GITHUB_SERVER_URL=$URL" --env "GITHUB_API_URL=$URL/api/v3" --var "SGP_BASE_URL=$URL"'
+        dynamic = '--env "GITHUB_SERVER_URL=$URL" --env "GITHUB_API_URL=$API" --var "SGP_BASE_URL=$URL"'
         out = shlex.quote(str(run_dir / "act.jsonl"))
         err = shlex.quote(str(run_dir / "act.err"))
         rc = shlex.quote(str(run_dir / "rc"))
@@ -233,8 +235,15 @@ class ActHarness:
         emulator_flags: Sequence[str] = (),
         variables: Mapping[str, str] | None = None,
         timeout: float = 120,
+        forge: Sequence[str] = (),
+        setup: str = "",
     ) -> Session:
-        """Start the emulator, run every act invocation in order against it, collect results and its state."""
+        """Start the emulator, run every act invocation in order against it, collect results and its state.
+
+        `forge`: the command of a forge API server started beside the emulator (same namespace), whose first
+        stdout line ends with ` listening on <url>`; GITHUB_API_URL is then that url, and what it prints after is
+        `Session.forge_log`. `setup`: shell lines run before the first act run, with `$URL` and `$API` set.
+        """
         runs = list(runs)
         session_dir = self.work / f"session-{len(list(self.work.glob('session-*')))}"
         session_dir.mkdir(parents=True)
@@ -255,7 +264,20 @@ class ActHarness:
             f"for _ in $(seq 300); do grep -q '^SGP emulator listening on ' {emu_out} && break; sleep 0.05; done",
             f"URL=$(sed -n 's/^SGP emulator listening on //p' {emu_out} | head -n 1)",
             'if [ -z "$URL" ]; then echo "the emulator did not start" >&2; kill "$EMU"; exit 97; fi',
+            'API="$URL/api/v3"',
         ]
+        forge_out = shlex.quote(str(session_dir / "forge.out"))
+        if forge:
+            lines += [
+                f"{shlex.join(forge)} >{forge_out} 2>{shlex.quote(str(session_dir / 'forge.err'))} &",
+                "FORGE=$!",
+                f"for _ in $(seq 300); do grep -q ' listening on ' {forge_out} && break; sleep 0.05; done",
+                f"API=$(sed -n 's/^.* listening on //p' {forge_out} | head -n 1)",
+                'if [ -z "$API" ]; then echo "the forge did not start" >&2; kill "$EMU" "$FORGE"; exit 96; fi',
+            ]
+        if setup:
+            fail = 'echo "the setup failed" >&2; kill "$EMU" ${FORGE:+"$FORGE"}; exit 95'
+            lines.append(f"if ! {{ {setup}\n}}; then {fail}; fi")
         run_dirs: dict[str, Path] = {}
         for run in runs:
             run_dir = session_dir / run.name
@@ -263,6 +285,8 @@ class ActHarness:
             run_dirs[run.name] = run_dir
             lines.append(self._act_command(repo, run, run_dir, merged_vars))
         fetch_state = "import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())"
+        if forge:
+            lines.append('kill -TERM "$FORGE"; wait "$FORGE"')
         lines += [
             f'{shlex.quote(sys.executable)} -c {shlex.quote(fetch_state)} "$URL/_emulator/state" >{state}',
             'kill -TERM "$EMU"; wait "$EMU"',
@@ -302,6 +326,9 @@ class ActHarness:
             emulator_log=(session_dir / "emulator.err").read_text(encoding="utf-8"),
             used_netns=self.netns,
             script=script,
+            forge_log="".join((session_dir / "forge.out").read_text(encoding="utf-8").splitlines(True)[1:])
+            if forge
+            else "",
         )
 
     @staticmethod

@@ -6,9 +6,13 @@ cannot be made to do on cue (a status sequence, a stream that breaks mid-line, a
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from sgp_action.errors import NotFoundError, ValidationError
@@ -256,3 +260,83 @@ def ticking_clock(step: float = 1.0) -> Any:
         return now[0]
 
     return clock
+
+
+# --- a tiny forge API: pull request states -----------------------------------------------------------------------
+# Used in-process by tests/test_cleanup.py, and as a subprocess (`python tests/fakes.py forge ...`) by the act runs,
+# which live in a loopback-only network namespace that an in-process thread could not serve.
+
+
+@dataclass
+class Forge:
+    """`GET {url}/repos/{repo}/pulls/{n}` answers `{"number", "state"}` from `states` (404 when unknown)."""
+
+    url: str
+    states: dict[int, str]
+    asked: list[tuple[str, str]] = field(default_factory=list)  # (path, Authorization header)
+
+
+@contextlib.contextmanager
+def serve_pr_states(repo: str, base: str = "/api/v1", states: dict[int, str] | None = None) -> Iterator[Forge]:
+    """A running Forge on 127.0.0.1; `base` is the API prefix (Gitea's `/api/v1`, GitHub's empty one)."""
+    forge = Forge("", dict(states or {}))
+    prefix = f"{base}/repos/{repo}/pulls/"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            forge.asked.append((self.path, self.headers.get("Authorization", "")))
+            number = self.path[len(prefix) :] if self.path.startswith(prefix) else ""
+            if not number.isdigit() or int(number) not in forge.states:
+                self.send_response(404)
+                self.end_headers()
+                return
+            body = json.dumps({"number": int(number), "state": forge.states[int(number)]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    forge.url = f"http://127.0.0.1:{server.server_address[1]}{base}"
+    try:
+        yield forge
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _serve_forge_main(argv: list[str]) -> int:
+    """`fakes.py forge --repo O/R [--base P] N=STATE...`: print `fake forge listening on URL`, then serve until
+    SIGTERM and print every request seen, one JSON `[path, authorization]` per line."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="fakes.py forge")
+    parser.add_argument("--repo", required=True)
+    parser.add_argument("--base", default="")
+    parser.add_argument("states", nargs="*", metavar="N=STATE")
+    args = parser.parse_args(argv)
+    states = {int(n): state for n, _, state in (item.partition("=") for item in args.states)}
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with serve_pr_states(args.repo, args.base, states) as forge:
+        print(f"fake forge listening on {forge.url}", flush=True)
+        while not stop.wait(0.05):
+            pass
+        for asked in forge.asked:
+            print(json.dumps(asked), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] != ["forge"]:
+        raise SystemExit("usage: fakes.py forge --repo OWNER/REPO [--base PREFIX] N=STATE...")
+    raise SystemExit(_serve_forge_main(sys.argv[2:]))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,7 +22,7 @@ from sgp_action.pipeline import RunContext
 from sgp_action.report import Report
 from sgp_action.runner import Runner
 from tests.conftest import EmulatorHandle, agent_yaml
-from tests.fakes import T0, deployment
+from tests.fakes import T0, Forge, deployment, serve_pr_states
 
 REPO = "octo/mono"
 TOKEN = "forge-token-123"
@@ -87,43 +85,10 @@ def test_pr_number(label: str | None, number: int | None) -> None:
 # --- a tiny forge API -------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Forge:
-    url: str
-    states: dict[int, str]
-    asked: list[tuple[str, str]] = field(default_factory=list)
-
-
 @pytest.fixture
 def forge() -> Iterator[Forge]:
-    states: dict[int, str] = {}
-    asked: list[tuple[str, str]] = []
-    prefix = f"/api/v1/repos/{REPO}/pulls/"
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.append((self.path, self.headers.get("Authorization", "")))
-            number = self.path[len(prefix) :] if self.path.startswith(prefix) else ""
-            if not number.isdigit() or int(number) not in states:
-                self.send_response(404)
-                self.end_headers()
-                return
-            body = json.dumps({"number": int(number), "state": states[int(number)]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Forge(f"http://127.0.0.1:{server.server_address[1]}/api/v1", states, asked)
-    server.shutdown()
-    server.server_close()
+    with serve_pr_states(REPO) as served:
+        yield served
 
 
 def test_fetch_pr_state(forge: Forge) -> None:
