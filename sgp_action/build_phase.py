@@ -10,11 +10,12 @@ no line is printed twice, and a closed or broken stream never fails a good build
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +29,7 @@ from sgp_action.errors import (
     ApiError,
     ApiTimeoutError,
     BuildFailed,
+    Cancelled,
     NotFoundError,
     OperationTimeout,
     ServerError,
@@ -213,6 +215,26 @@ class PhaseBase:
         self.timeout = timeout
         self.clock = env.clock
 
+    @contextlib.contextmanager
+    def in_flight(
+        self, register: Callable[[Callable[[], list[str]] | None], None], finder: Callable[[], list[str]]
+    ) -> Iterator[None]:
+        """Register `finder` with `register` (a `RemoteWork.creating_*`) while a create request is in flight.
+
+        Forgotten afterwards, except when the run is cancelled meanwhile: the request may have made something on
+        the server even though its answer was cut or never read (T16), and the run's cleanup needs the finder to
+        find it and stop it.
+        """
+        register(finder)
+        try:
+            yield
+        except (Cancelled, KeyboardInterrupt):
+            raise
+        except BaseException:
+            register(None)
+            raise
+        register(None)
+
     def create_safely(self, what: str, send: Callable[[], R], find: Callable[[], list[R]] | None) -> R:
         """Send a create request, retried safely: after an ambiguous failure, first look for what it may have made.
 
@@ -281,11 +303,10 @@ class BuildPhase(PhaseBase):
 
     def _send(self, spec: BuildSpec, *, agent_id: str | None) -> Build:
         since = datetime.now(timezone.utc)
-        self.remote.creating_build(lambda: [b.id for b in self.created_since(spec, since, active_only=True)])
-        try:
+        with self.in_flight(
+            self.remote.creating_build, lambda: [b.id for b in self.created_since(spec, since, active_only=True)]
+        ):
             build = self._create_once(spec, agent_id, since)
-        finally:
-            self.remote.creating_build(None)
         self.remote.building(build.id)
         self.report.record_build(build, reused=False)
         self.console.info(f"Build {build.id} created ({build.status or 'queued'})")

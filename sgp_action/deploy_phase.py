@@ -73,7 +73,6 @@ class DeployPhase(PhaseBase):
         """Send the create request; the new deployment is registered for cancellation at once."""
         self.token.check()
         since = datetime.now(timezone.utc)
-        self.remote.creating_deployment(lambda: [d.id for d in self.created_since(spec, since)])
 
         def send() -> Deployment:
             return self.client.create_deployment(
@@ -85,10 +84,8 @@ class DeployPhase(PhaseBase):
                 expires_at=spec.expires_at if spec.preview else None,
             )
 
-        try:
+        with self.in_flight(self.remote.creating_deployment, lambda: [d.id for d in self.created_since(spec, since)]):
             deployment = self.create_safely("deployment", send, lambda: self.created_since(spec, since))
-        finally:
-            self.remote.creating_deployment(None)
         self.remote.deploying(deployment.id)
         self.report.record_deployment(deployment)
         kind = f"preview {deployment.preview_label or spec.preview_label}" if spec.preview else "production"

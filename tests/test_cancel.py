@@ -312,29 +312,104 @@ def test_sigint_during_the_upload_creates_nothing(tmp_path: Path, emulator_facto
     print(f"upload: exit {elapsed:.2f} s after SIGINT (create request ended {creates[0]['status']})")
 
 
-def test_a_create_answered_but_not_received_is_found_and_cancelled(tmp_path: Path, emulator_factory: Any) -> None:
-    """The create's body went up and the server made the build, but its answer is held back when SIGINT comes.
+@dataclasses.dataclass(frozen=True)
+class HeldCreate:
+    """A create whose answer the proxy holds back: its request line, where the emulator lists what it made."""
+
+    request_line: bytes
+    records: str
+    status_key: str
+    stopped_status: frozenset[str]
+    stopped_text: str
+    emulator: dict[str, float]
+
+
+HELD_CREATES = {
+    "build": HeldCreate(
+        b"POST /v5/builds HTTP/1.1\r\n",
+        "builds",
+        "build_status",
+        frozenset({"cancelling", "cancelled"}),
+        "build {} cancelled",
+        {"build_seconds": 60},
+    ),
+    "deploy": HeldCreate(
+        b"POST /v5/agentex/deployments HTTP/1.1\r\n",
+        "deployments",
+        "status",
+        frozenset({"DELETED"}),
+        "deployment {} deleted",
+        {"build_seconds": 0.2, "deploy_seconds": 60},
+    ),
+}
+
+
+def _held_run(
+    tmp_path: Path, emulator: Any, proxy: ThrottleProxy, case: HeldCreate
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Start a run through `proxy`; return once the server made the record and its answer is held back."""
+    workspace = Workspace(tmp_path, dataclasses.replace(emulator, url=proxy.url))
+    proc = _start_run(workspace.environ("push", workspace.push("main")))
+    if not proxy.holding.wait(60):
+        proc.kill()
+        raise AssertionError(f"the create's answer never came: {proc.communicate()[0]}")
+    (made,) = emulator.state()[case.records]
+    assert made[case.status_key] not in case.stopped_status
+    return proc, made
+
+
+def _assert_stopped(tmp_path: Path, emulator: Any, case: HeldCreate, made: dict[str, Any], rest: str) -> None:
+    assert _result(tmp_path) == "cancelled"
+    assert case.stopped_text.format(made["id"]) in rest, rest
+    (record,) = emulator.state()[case.records]
+    assert record[case.status_key] in case.stopped_status
+
+
+@pytest.mark.parametrize("kind", sorted(HELD_CREATES))
+def test_a_create_answered_but_not_received_is_found_and_stopped(
+    tmp_path: Path, emulator_factory: Any, kind: str
+) -> None:
+    """The create's body went up and the server made the record, but its answer is held back when SIGINT comes.
 
     The worker sits in a request that ignores the token, so the main thread abandons it after the grace period and
-    stops the remote work itself: the build finder lists what this run created, and that build is cancelled.
+    stops the remote work itself: the finder lists what this run created, and that is cancelled or deleted.
     """
-    emulator = emulator_factory(build_seconds=60)
-    with ThrottleProxy(emulator.url, hold_marker=b"POST /v5/builds HTTP/1.1\r\n") as proxy:
-        workspace = Workspace(tmp_path, dataclasses.replace(emulator, url=proxy.url))
-        proc = _start_run(workspace.environ("push", workspace.push("main")))
-        if not proxy.holding.wait(60):
-            proc.kill()
-            raise AssertionError(f"the create's answer never came: {proc.communicate()[0]}")
-        (made,) = emulator.state()["builds"]
-        assert made["build_status"] not in {"cancelling", "cancelled"}
+    case = HELD_CREATES[kind]
+    emulator = emulator_factory(**case.emulator)
+    with ThrottleProxy(emulator.url, hold_marker=case.request_line) as proxy:
+        proc, made = _held_run(tmp_path, emulator, proxy, case)
         rest, elapsed = _cancel_run(proc)
     assert proc.returncode == 130, rest
-    assert _result(tmp_path) == "cancelled"
     assert "did not stop within" in rest
-    assert f"build {made['id']} cancelled" in rest
-    (build,) = emulator.state()["builds"]
-    assert build["build_status"] in {"cancelling", "cancelled"}
-    print(f"create answer held: exit {elapsed:.2f} s after SIGINT")
+    _assert_stopped(tmp_path, emulator, case, made, rest)
+    print(f"{kind} create answer held: exit {elapsed:.2f} s after SIGINT")
+
+
+@pytest.mark.parametrize("kind", sorted(HELD_CREATES))
+def test_a_create_whose_answer_is_lost_after_sigint_is_found_and_stopped(
+    tmp_path: Path, emulator_factory: Any, kind: str
+) -> None:
+    """SIGINT while the create's answer is held, then the connection drops without it (an ambiguous failure).
+
+    The worker wakes with a connection error after the token is set; what the server made must still be found (by
+    the finder of the create in flight) and stopped by the worker's own cleanup, not left running.
+    """
+    case = HELD_CREATES[kind]
+    emulator = emulator_factory(**case.emulator)
+    with ThrottleProxy(emulator.url, hold_marker=case.request_line) as proxy:
+        proc, made = _held_run(tmp_path, emulator, proxy, case)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        # Give the main thread time to set the token first; if it is slower, the worker retries, finds the record
+        # and adopts it, and the cancellation then stops it all the same.
+        time.sleep(0.5)
+        proxy.cut()
+        rest, _ = proc.communicate(timeout=RUNNER_KILL_SECONDS)
+        elapsed = time.monotonic() - sent
+    assert proc.returncode == 130, rest
+    assert "did not stop within" not in rest, rest
+    _assert_stopped(tmp_path, emulator, case, made, rest)
+    print(f"{kind} create answer lost after SIGINT: exit {elapsed:.2f} s after SIGINT")
 
 
 def test_a_create_in_flight_is_found_and_stopped() -> None:

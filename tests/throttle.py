@@ -4,7 +4,8 @@ The action talks to the proxy (its base-url), the proxy to the emulator. Client-
 `upload_rate` bytes per second, so that uploading a context of some tens of MB takes seconds while packaging it (with
 incompressible data) takes a fraction of one; small kernel buffers keep the client's view of its progress close to
 what actually went through. With `hold_marker`, the first answer on a connection whose request bytes contained the
-marker is held until `release()`: the request was fully sent and handled, but its answer is not back yet.
+marker is held until `release()`: the request was fully sent and handled, but its answer is not back yet; `cut()`
+drops it instead, closing the connection (the answer is lost).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class ThrottleProxy:
         #: Set when an answer is being held back; `release()` lets it (and later ones) through.
         self.holding = threading.Event()
         self._released = threading.Event()
+        self._cut = threading.Event()
         self._closed = threading.Event()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -51,6 +53,11 @@ class ThrottleProxy:
 
     def release(self) -> None:
         """Let held answers through."""
+        self._released.set()
+
+    def cut(self) -> None:
+        """Drop held answers instead: their connections close without them (an answer lost on the way)."""
+        self._cut.set()
         self._released.set()
 
     def close(self) -> None:
@@ -124,12 +131,13 @@ class ThrottleProxy:
         return before_send
 
     def _downlink(self, marked: threading.Event) -> Callable[[bytes], bool]:
-        """Server to client: hold the answer of a marked connection until `release()`."""
+        """Server to client: hold the answer of a marked connection until `release()` (or drop it on `cut()`)."""
 
         def before_send(chunk: bytes) -> bool:
             if marked.is_set() and not self._released.is_set():
                 self.holding.set()
                 self._released.wait()
+                return not (self._closed.is_set() or self._cut.is_set())
             return not self._closed.is_set()
 
         return before_send
