@@ -3,8 +3,8 @@
 The cleanup session seeds the emulator (from inside the session's network namespace, see `seed_previews`), starts a
 GitHub-style forge API (`tests/fakes.py forge`) that knows the pull requests' states, then runs
 examples/github/cleanup.yml twice: a `workflow_dispatch` dry run, then the `schedule` run. The monorepo sessions run
-examples/github/monorepo.yml on a push that changes one agent of three, then on one that changes the other two: act
-expands `matrix.include: ${{ fromJSON(needs.detect.outputs.matrix) }}` into one `deploy` job per changed agent.
+examples/github/monorepo.yml on pushes that change no agent, one agent of three, then the other two: act expands
+`matrix.include: ${{ fromJSON(needs.detect.outputs.matrix) }}` into one `deploy` job per changed agent (none for `[]`).
 """
 
 from __future__ import annotations
@@ -243,9 +243,9 @@ def _add_agent(repo: Path, name: str) -> None:
 class MonorepoSession:
     """Two pushes to main, each run by the example in its own session (the checkout is the pushed commit)."""
 
-    one: Session  # only beta's code changed (plus a README, no agent's build input)
-    two: Session  # alpha's Dockerfile and gamma's environments.yaml changed
-    commits: list[str]  # the three agents, the beta change, the alpha+gamma change
+    one: Session  # runs `readme` (a push changing no agent's build input), then `push` (only beta's code changed)
+    two: Session  # `push`: alpha's Dockerfile and gamma's environments.yaml changed
+    commits: list[str]  # the three agents, the README change, the beta change, the alpha+gamma change
 
 
 @pytest.fixture(scope="module")
@@ -258,17 +258,23 @@ def monorepo_session(tmp_path_factory: pytest.TempPathFactory, act_env: tuple[Pa
         _add_agent(repo, name)
     (repo / "README.md").write_text("three agents\n", encoding="utf-8")
     commits = [_commit(repo, "three agents")]
+    _append(repo / "README.md", "and a README\n")
+    commits.append(_commit(repo, "change the README"))
     _append(repo / "agents" / "beta" / "project" / "acp.py", "# beta changes\n")
-    _append(repo / "README.md", "one changed\n")
     commits.append(_commit(repo, "change beta"))
     (base / "runs").mkdir()
     harness = ActHarness(base / "runs", *act_env)
     workflow = ".github/workflows/sgp-monorepo.yml"
-    one = harness.run(repo, [ActRun("push", "push", push_payload("main", commits[1], commits[0]), workflow, SECRETS)])
+
+    def push(name: str, before: str, after: str) -> ActRun:
+        return ActRun(name, "push", push_payload("main", after, before), workflow, SECRETS)
+
+    # The checkout is the working tree (pitfall 1): the README push builds nothing, so it may run on the beta commit.
+    one = harness.run(repo, [push("readme", commits[0], commits[1]), push("push", commits[1], commits[2])])
     _append(repo / "agents" / "alpha" / "Dockerfile", 'RUN echo "alpha changes"\n')
     _append(repo / "agents" / "gamma" / "environments.yaml", "# gamma changes\n")
     commits.append(_commit(repo, "change alpha and gamma"))
-    two = harness.run(repo, [ActRun("push", "push", push_payload("main", commits[2], commits[1]), workflow, SECRETS)])
+    two = harness.run(repo, [push("push", commits[2], commits[3])])
     return MonorepoSession(one, two, commits)
 
 
@@ -316,7 +322,7 @@ def test_the_matrix_deploy_job_runs_once_and_deploys_only_that_agent(monorepo_se
     assert _jobs(session["push"]) == [("deploy", "beta", "success"), ("detect", "", "success")]
     (build,) = session.state["builds"]
     assert (build["agent_name"], build["build_status"]) == ("beta", "success")
-    assert build["source_commit"] == monorepo_session.commits[1]
+    assert build["source_commit"] == monorepo_session.commits[2]
     (deployment,) = session.state["deployments"]
     assert deployment["build_id"] == build["id"]
     assert (deployment["status"], deployment["preview_label"], deployment["helm_release_name"]) == (
@@ -326,6 +332,16 @@ def test_the_matrix_deploy_job_runs_once_and_deploys_only_that_agent(monorepo_se
     )
     assert "name: beta\n" in deployment["manifest_file"]
     assert_secret_never_shown(session["push"], API_KEY)
+
+
+def test_a_push_changing_no_build_input_skips_the_deploy_job(monorepo_session: MonorepoSession) -> None:
+    result = monorepo_session.one["readme"]
+    _succeeded(result)
+    assert _detected(result) == []
+    assert "Changed agents: none" in result.log()
+    # The job-level `if:` skips the matrix job (act: silently, pitfall 6); the beta push made the only build.
+    assert _jobs(result) == [("detect", "", "success")]
+    assert [b["agent_name"] for b in monorepo_session.one.state["builds"]] == ["beta"]
 
 
 def test_two_changed_agents_fan_out_to_two_matrix_jobs(monorepo_session: MonorepoSession) -> None:
@@ -341,5 +357,5 @@ def test_two_changed_agents_fan_out_to_two_matrix_jobs(monorepo_session: Monorep
     assert sorted(deployed) == ["alpha", "gamma"]
     assert len(session.state["builds"]) == len(session.state["deployments"]) == 2
     for agent, (build, deployment) in deployed.items():
-        assert build["source_commit"] == monorepo_session.commits[2], agent
+        assert build["source_commit"] == monorepo_session.commits[3], agent
         assert (deployment["status"], deployment["helm_release_name"]) == ("HEALTHY", agent)
