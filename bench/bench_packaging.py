@@ -5,12 +5,17 @@ variant holding a large `node_modules` that `.dockerignore` excludes, then times
 
 * ours:  `python -m sgp_action context --root TREE --output OUT` (a real process, start-up included);
 * tar:   `tar -czf OUT -C TREE .` (gzip's default level is 6);
-* ours on the variant with the excluded `node_modules`.
+* ours on the variant with the excluded `node_modules`;
+* with `--agentex PATH` (the `agentex` command of agentex-sdk, which needs Python 3.12 or newer, installed in a
+  separate virtualenv): `agentex agents package --manifest M -o OUT` against our `context --manifest M --output OUT`
+  on the same tree with a manifest.yaml (root `.`, include paths `src` and `assets`). The agentex CLI writes with
+  Python's `tarfile` in `w:gz` mode, i.e. one thread at zlib level 9 (sgp-api.md 9.1).
 
 Prints the time ratio (aim <= 0.7), the size ratio (aim <= 1.05) and the pruning ratio (aim <= 1.3). No
 assertions: timings depend on the machine and on whatever else runs on it.
 
     python bench/bench_packaging.py [--runs 3] [--source-files 4000] [--blob-mb 60] [--node-modules 60000]
+                                    [--agentex /path/to/venv/bin/agentex]
 """
 
 from __future__ import annotations
@@ -104,6 +109,22 @@ def add_node_modules(root: Path, count: int) -> None:
             (folder / f"index{j}.js").write_text(f"module.exports = {i + j};\n")
 
 
+MANIFEST = """build:
+  context:
+    root: .
+    include_paths: [src, assets]
+    dockerfile: Dockerfile
+agent:
+  name: bench-agent
+  acp_type: sync
+  description: packaging benchmark
+deployment:
+  image:
+    repository: bench-agent
+    tag: latest
+"""
+
+
 def tree_size(root: Path) -> tuple[int, int]:
     files = size = 0
     for folder, _, names in os.walk(root):
@@ -125,6 +146,7 @@ def main() -> int:
     parser.add_argument("--source-files", type=int, default=4000)
     parser.add_argument("--blob-mb", type=int, default=60)
     parser.add_argument("--node-modules", type=int, default=60_000)
+    parser.add_argument("--agentex", help="an `agentex` executable (agentex-sdk) to compare with")
     args = parser.parse_args()
     tar = shutil.which("tar")
     if tar is None:
@@ -139,6 +161,7 @@ def main() -> int:
         build_tree(variant, source_files=args.source_files, blob_mb=args.blob_mb)
         add_node_modules(variant, args.node_modules)
         files, size = tree_size(base)
+        (base / "manifest.yaml").write_text(MANIFEST, encoding="utf-8")  # after counting: not part of the tree
         print(f"tree: {files} files, {size / 1e6:.1f} MB; variant adds {args.node_modules} excluded node_modules files")
         print(f"(built in {time.perf_counter() - started:.1f} s; CPUs available: {len(os.sched_getaffinity(0))})")
 
@@ -148,6 +171,10 @@ def main() -> int:
             "tar": [tar, "-czf", str(out / "tar.tgz"), "-C", str(base), "."],
             "ours+node_modules": [*ours_cmd, str(out / "ours-nm.tgz"), "--root", str(variant)],
         }
+        if args.agentex:
+            manifest = str(base / "manifest.yaml")
+            commands["ours-manifest"] = [*ours_cmd, str(out / "ours-m.tgz"), "--manifest", manifest]
+            commands["agentex"] = [args.agentex, "agents", "package", "--manifest", manifest, "-o", str(out / "ax.tgz")]
         for command in commands.values():  # warm the page cache and the interpreter's bytecode cache
             timed(command, env)
         best = {name: float("inf") for name in commands}
@@ -156,12 +183,18 @@ def main() -> int:
                 best[name] = min(best[name], timed(command, env))
         ours_size = (out / "ours.tgz").stat().st_size
         tar_size = (out / "tar.tgz").stat().st_size
+        agentex_sizes = (
+            ((out / "ours-m.tgz").stat().st_size, (out / "ax.tgz").stat().st_size) if args.agentex else (0, 0)
+        )
 
     rows = [
         ("ours: context --output", f"{best['ours']:.2f} s", f"{ours_size / 1e6:.2f} MB"),
         ("GNU tar -czf (gzip -6)", f"{best['tar']:.2f} s", f"{tar_size / 1e6:.2f} MB"),
         ("ours, excluded node_modules", f"{best['ours+node_modules']:.2f} s", ""),
     ]
+    if args.agentex:
+        rows.append(("ours: context --manifest", f"{best['ours-manifest']:.2f} s", f"{agentex_sizes[0] / 1e6:.2f} MB"))
+        rows.append(("agentex agents package", f"{best['agentex']:.2f} s", f"{agentex_sizes[1] / 1e6:.2f} MB"))
     print(f"\nbest of {args.runs} runs")
     for label, seconds, megabytes in rows:
         print(f"  {label:<30} {seconds:>9} {megabytes:>10}")
@@ -169,6 +202,9 @@ def main() -> int:
     print(f"  time ratio    ours / tar -czf        {best['ours'] / best['tar']:.2f}   (aim <= 0.7)")
     print(f"  size ratio    ours / gzip -6         {ours_size / tar_size:.3f}  (aim <= 1.05)")
     print(f"  pruning ratio with / without nm      {best['ours+node_modules'] / best['ours']:.2f}   (aim <= 1.3)")
+    if args.agentex:
+        print(f"  time ratio    ours / agentex CLI     {best['ours-manifest'] / best['agentex']:.2f}")
+        print(f"  size ratio    ours / agentex CLI     {agentex_sizes[0] / agentex_sizes[1]:.3f}")
     return 0
 
 
