@@ -404,12 +404,13 @@ def test_a_create_whose_answer_is_lost_after_sigint_is_found_and_stopped(
         # and adopts it, and the cancellation then stops it all the same.
         time.sleep(0.5)
         proxy.cut()
+        cut = time.monotonic()
         rest, _ = proc.communicate(timeout=RUNNER_KILL_SECONDS)
-        elapsed = time.monotonic() - sent
+        elapsed, after_cut = time.monotonic() - sent, time.monotonic() - cut
     assert proc.returncode == 130, rest
     assert "did not stop within" not in rest, rest
     _assert_stopped(tmp_path, emulator, case, made, rest)
-    print(f"{kind} create answer lost after SIGINT: exit {elapsed:.2f} s after SIGINT")
+    print(f"{kind} create answer lost after SIGINT: exit {elapsed:.2f} s after SIGINT, {after_cut:.2f} s after the cut")
 
 
 def test_a_create_in_flight_is_found_and_stopped() -> None:
