@@ -115,3 +115,10 @@ def test_boundary_of(content_type: str, boundary: str) -> None:
 def test_boundary_of_refuses(content_type: str) -> None:
     with pytest.raises(MultipartError):
         boundary_of(content_type)
+
+
+@pytest.mark.parametrize(("data", "length", "chunked"), [(b"x" * 10, 100, False), (b"5\r\nabc", None, True)])
+def test_discard_of_a_body_cut_short_says_not_drained(data: bytes, length: int | None, chunked: bool) -> None:
+    """A cancelled upload ends the body early: the error answer must not crash on draining it."""
+    reader = BodyReader(io.BytesIO(data), length, chunked)
+    assert reader.discard(10**6) is False

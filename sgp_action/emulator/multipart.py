@@ -83,7 +83,11 @@ class BodyReader:
             return False
         dropped = 0
         while True:
-            data = self.read(CHUNK)
+            try:
+                data = self.read(CHUNK)
+            except (MultipartError, OSError):
+                # The client went away mid-body (a cancelled upload): nothing left to drain, the connection closes.
+                return False
             if not data:
                 return True
             dropped += len(data)
