@@ -13,10 +13,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sgp_action.build_phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, TAIL_LINES, PhaseBase, PhaseEnv
 from sgp_action.durations import format_duration
 from sgp_action.errors import DeploymentFailed, OperationTimeout
 from sgp_action.models import DeployEvent, Deployment, LogLine, Phase
+from sgp_action.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, TAIL_LINES, PhaseBase, PhaseEnv
 from sgp_action.report import format_timestamp
 from sgp_action.teardown import is_deletable
 

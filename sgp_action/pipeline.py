@@ -24,11 +24,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sgp_action.build_phase import BuildPhase, BuildSpec, PhaseEnv
+from sgp_action.build_phase import BuildPhase, BuildSpec
 from sgp_action.cancel import CANCEL_BUDGET_SECONDS, WORKER_GRACE_SECONDS, CancelToken, RemoteWork
 from sgp_action.deploy_phase import DeployPhase, DeploySpec
 from sgp_action.errors import EXIT_OK, ActionError, BuildFailed, Cancelled, InputError
 from sgp_action.models import Build, Phase
+from sgp_action.phase import PhaseEnv
 from sgp_action.report import Report, format_timestamp
 from sgp_action.teardown import previews_with_label, replace_previous, teardown
 

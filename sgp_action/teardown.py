@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from sgp_action.build_phase import PhaseEnv
 from sgp_action.errors import NotFoundError, ValidationError
 from sgp_action.models import Deployment
+from sgp_action.phase import PhaseEnv
 
 if TYPE_CHECKING:
     from sgp_action.client import SGPClient

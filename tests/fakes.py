@@ -234,8 +234,8 @@ class FakeConsole:
 
 def phase_env(client: FakeClient, *, token: Any = None, clock: Any = None) -> Any:
     """A PhaseEnv over the fakes, polling fast."""
-    from sgp_action.build_phase import PhaseEnv
     from sgp_action.cancel import CancelToken, RemoteWork
+    from sgp_action.phase import PhaseEnv
     from sgp_action.report import Report
 
     env = PhaseEnv(

@@ -1,0 +1,114 @@
+"""What every phase shares: its environment (API, console, token, report, remote work) and safe creates.
+
+The build, deploy and teardown phases all run in a `PhaseEnv`; `PhaseBase` adds the time limit, the registration
+of a create request in flight for cancellation, and create retries that never make a duplicate (sgp-api.md T16).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from sgp_action.cancel import CancelToken, RemoteWork
+from sgp_action.errors import ApiConnectionError, ApiTimeoutError, Cancelled, ServerError
+from sgp_action.report import Report
+
+if TYPE_CHECKING:
+    from sgp_action.client import SGPClient
+
+R = TypeVar("R")
+
+#: How many log lines a failure message carries.
+TAIL_LINES = 20
+#: How far a lookup by name reads when an older server ignores the filter (T25).
+AGENT_SCAN_LIMIT = 200
+#: Errors after which a create may or may not have happened on the server (T16), and how often to try in all.
+AMBIGUOUS_ERRORS = (ServerError, ApiConnectionError, ApiTimeoutError)
+CREATE_ATTEMPTS = 3
+#: Tolerated difference between this machine's clock and the server's when matching "created since".
+CLOCK_SKEW = timedelta(seconds=30)
+
+
+class Console(Protocol):
+    """The part of `sgp_action.runner.Runner` the phases print through."""
+
+    def info(self, text: str) -> None: ...
+
+    def server_line(self, text: str) -> None: ...
+
+    def warning(self, text: str, *, title: str | None = None, file: str | None = None) -> None: ...
+
+    def group(self, title: str) -> Any: ...
+
+
+@dataclass
+class PhaseEnv:
+    """What every phase works with: the API, the console, the cancellation token, the report, the remote work."""
+
+    client: SGPClient
+    console: Console
+    token: CancelToken
+    report: Report
+    remote: RemoteWork
+    poll_interval: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+
+
+class PhaseBase:
+    """A phase with a time limit, working in a `PhaseEnv`."""
+
+    def __init__(self, env: PhaseEnv, *, timeout: float) -> None:
+        self.env = env
+        self.client = env.client
+        self.console = env.console
+        self.token = env.token
+        self.report = env.report
+        self.remote = env.remote
+        self.poll_interval = max(env.poll_interval, 0.05)
+        self.timeout = timeout
+        self.clock = env.clock
+
+    @contextlib.contextmanager
+    def in_flight(
+        self, register: Callable[[Callable[[], list[str]] | None], None], finder: Callable[[], list[str]]
+    ) -> Iterator[None]:
+        """Register `finder` with `register` (a `RemoteWork.creating_*`) while a create request is in flight.
+
+        Forgotten afterwards, except when the run is cancelled meanwhile: the request may have made something on
+        the server even though its answer was cut or never read (T16), and the run's cleanup needs the finder to
+        find it and stop it.
+        """
+        register(finder)
+        try:
+            yield
+        except (Cancelled, KeyboardInterrupt):
+            raise
+        except BaseException:
+            register(None)
+            raise
+        register(None)
+
+    def create_safely(self, what: str, send: Callable[[], R], find: Callable[[], list[R]] | None) -> R:
+        """Send a create request, retried safely: after an ambiguous failure, first look for what it may have made.
+
+        A 5xx, a cut connection or a timeout may come after the server acted (T16): sending again blindly would
+        make a duplicate (or, for a new agent's name, a 409). `find` lists what this run created (newest first);
+        without it an ambiguous failure is raised as it is.
+        """
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return send()
+            except AMBIGUOUS_ERRORS as exc:
+                if find is None or attempt == CREATE_ATTEMPTS:
+                    raise
+                self.token.sleep(min(0.5 * 2.0**attempt, 8.0))
+                found = find()
+                if found:
+                    self.console.info(f"Creating the {what} failed ({exc}), but the server made it; using it")
+                    return found[0]
+                self.console.info(f"Creating the {what} failed ({exc}); nothing was made, sending it again")
+        raise AssertionError("unreachable: the last attempt returns or raises")
