@@ -77,17 +77,19 @@ def plan(
 ) -> list[Doomed]:
     """What to delete among `deployments` (oldest first), at time `now`, given the known PR states.
 
-    Only active previews are considered. The newest active preview of each label is never `replaced`.
+    Only active previews are considered. The newest active preview of each agent and label is never `replaced`:
+    in a monorepo, every changed agent has a preview with the PR's label.
     """
     active = [d for d in deployments if d.is_preview and is_deletable(d)]
-    newest: dict[str, Deployment] = {}
+    newest: dict[tuple[str | None, str], Deployment] = {}
     for deployment in active:
         label = deployment.preview_label
         if label is None:
             continue
-        current = newest.get(label)
+        key = (deployment.agent_name, label)
+        current = newest.get(key)
         if current is None or not _older(deployment, current):
-            newest[label] = deployment
+            newest[key] = deployment
     states = pr_states or {}
     doomed: list[Doomed] = []
     for deployment in active:
@@ -97,8 +99,8 @@ def plan(
             doomed.append(Doomed(deployment, EXPIRED, f"expired at {deployment.expires_at.isoformat()}"))
         elif number is not None and states.get(number) == CLOSED:
             doomed.append(Doomed(deployment, CLOSED, f"PR #{number} is closed"))
-        elif label is not None and newest[label].id != deployment.id:
-            doomed.append(Doomed(deployment, REPLACED, f"replaced by {newest[label].id}"))
+        elif label is not None and newest[(deployment.agent_name, label)].id != deployment.id:
+            doomed.append(Doomed(deployment, REPLACED, f"replaced by {newest[(deployment.agent_name, label)].id}"))
     return doomed
 
 

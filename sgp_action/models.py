@@ -8,6 +8,7 @@ fields are ignored and the whole record stays available in `raw`.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -77,6 +78,29 @@ def _text(data: Mapping[str, Any], *keys: str) -> str | None:
         if value is not None and value != "":
             return str(value)
     return None
+
+
+def manifest_agent_name(text: Any) -> str | None:
+    """`agent.name` of the manifest YAML a deployment record echoes back (sgp-api.md 3.6), else None.
+
+    The record carries no agent name of its own, and previews of several agents may share a label (a monorepo PR),
+    so this is how replace, teardown and cleanup tell them apart.
+    """
+    return _agent_name_of(text) if isinstance(text, str) and text.strip() else None
+
+
+@functools.lru_cache(maxsize=256)
+def _agent_name_of(text: str) -> str | None:
+    # Cached: a sweep reads thousands of records, and the deployments of one agent echo the same manifest.
+    import yaml
+
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+    agent = data.get("agent") if isinstance(data, dict) else None
+    name = agent.get("name") if isinstance(agent, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def _require_mapping(data: Any, what: str) -> Mapping[str, Any]:
@@ -170,6 +194,7 @@ class Deployment:
     namespace: str | None = None
     created_at: datetime | None = None
     events: tuple[DeployEvent, ...] = ()
+    agent_name: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -192,6 +217,7 @@ class Deployment:
             namespace=_text(data, "namespace"),
             created_at=parse_datetime(data.get("created_at")),
             events=tuple(DeployEvent.from_api(e) for e in events or () if isinstance(e, Mapping)),
+            agent_name=_text(data, "agent_name") or manifest_agent_name(data.get("manifest_file")),
             raw=dict(data),
         )
 

@@ -261,16 +261,19 @@ class Pipeline:
     def _plan(self, command: str) -> Plan:
         """Read the manifest and environments, work out names, label and expiry, package the context."""
         from sgp_action.manifest import load_environments, load_manifest
+        from sgp_action.provenance import head_commit
 
         ctx, settings, event = self.ctx, self.ctx.settings, self.ctx.event
         manifest = load_manifest(settings.manifest)
         plan = Plan(agent_name=manifest.agent_name, manifest_text=manifest.text)
         plan.image_name = settings.image_name or manifest.image_name
-        sha = event.head_sha or ""
-        # product.md 3: the deployed commit's short SHA (the PR head on PRs), else the manifest's tag, else latest.
+        # product.md 3: the deployed commit's short SHA (the PR head on PRs, from the payload; outside Actions the
+        # checked-out commit), else the manifest's tag, else latest.
+        sha = event.head_sha or ("" if settings.image_tag else head_commit(manifest.context_root) or "")
         plan.image_tag = settings.image_tag or sha[:7] or manifest.image_tag or "latest"
         ctx.report.image_name, ctx.report.image_tag = plan.image_name, plan.image_tag
-        if command in ("preview", "deploy"):
+        # A build never uses the environment, but a named one that does not exist is a mistake worth stopping on.
+        if command in ("preview", "deploy") or settings.environment:
             environments = load_environments(settings.environments)
             plan.environment_key, plan.environment_text = environments.select(settings.environment)
         if command == "preview":
@@ -387,22 +390,37 @@ class Pipeline:
                 return
             deployment = phase.wait(deployment)
         if preview and settings.replace_previous:
-            replace_previous(ctx.phase_env(), deployment)
+            replace_previous(ctx.phase_env(), deployment, agent_name=plan.agent_name)
 
     def _teardown(self) -> str:
         ctx = self.ctx
         label = ctx.settings.preview_label
         if not label:
             raise InputError("teardown needs a label: set preview-label, or run on a pull_request event")
+        agent_name = self._teardown_agent()
         if ctx.settings.dry_run:
             ctx.settings.require_credentials("teardown")
             ctx.report.preview_label = label
-            for deployment in previews_with_label(ctx.client, label):
+            ctx.report.deleted = []
+            for deployment in previews_with_label(ctx.client, label, agent_name=agent_name):
                 ctx.runner.info(f"would delete {deployment.id} ({deployment.status})")
             return "success"
         with ctx.report.timed("teardown"):
-            teardown(ctx.phase_env(), label)
+            teardown(ctx.phase_env(), label, agent_name=agent_name)
         return "success"
+
+    def _teardown_agent(self) -> str | None:
+        """The manifest's agent, so that a PR's teardown leaves other agents' previews with its label alone.
+
+        A PR that deleted its agent has no manifest left: then every preview with the label goes, as it should.
+        """
+        from sgp_action.manifest import load_manifest
+
+        try:
+            return load_manifest(self.ctx.settings.manifest).agent_name
+        except ActionError as exc:
+            self.ctx.runner.info(f"No agent to scope the teardown to ({exc}); deleting every preview with the label")
+            return None
 
 
 def skip_fork_pull_request(

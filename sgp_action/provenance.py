@@ -112,6 +112,12 @@ def _git(top: Path, *args: str) -> str | None:
     return done.stdout.strip()
 
 
+def head_commit(path: Path) -> str | None:
+    """The commit checked out in the git work tree holding `path`, or None outside one."""
+    top = find_git_root(path)
+    return _git(top, "rev-parse", "--verify", "-q", "HEAD^{commit}") if top is not None else None
+
+
 def collect_provenance(
     path: Path,
     *,

@@ -1,4 +1,4 @@
-"""Deleting previews: `teardown` (every active preview of this PR's label) and `replace-previous`.
+"""Deleting previews: `teardown` (every active preview of this PR's label and agent) and `replace-previous`.
 
 The list filter is an exact match on `preview_label`, but an older server ignores filters it does not know and lists
 everything (T25), so the label is checked again on each record before anything is deleted. Deleting a record that
@@ -30,10 +30,21 @@ def is_deletable(deployment: Deployment) -> bool:
     return (deployment.status or "").lower() not in UNDELETABLE_STATUSES
 
 
-def previews_with_label(client: SGPClient, label: str) -> list[Deployment]:
-    """Every preview whose label is exactly `label`, newest first, checked client-side (T25)."""
-    found = client.list_deployments(preview_label=label, sort_by="created_at", sort_order="desc")
-    return [d for d in found if d.preview_label == label and d.is_preview]
+def previews_with_label(client: SGPClient, label: str, *, agent_name: str | None = None) -> list[Deployment]:
+    """Every preview whose label is exactly `label` (of agent `agent_name`, when given), newest first.
+
+    Both are checked client-side too (T25). Previews of several agents share a PR's label in a monorepo, so an
+    agent's teardown or replace must not touch the others'; a record whose agent is unknown is taken as the
+    server's filter left it.
+    """
+    found = client.list_deployments(agent_name=agent_name, preview_label=label, sort_by="created_at", sort_order="desc")
+    return [
+        d
+        for d in found
+        if d.preview_label == label
+        and d.is_preview
+        and (agent_name is None or d.agent_name is None or d.agent_name == agent_name)
+    ]
 
 
 def delete_quietly(client: SGPClient, deployment_id: str) -> bool:
@@ -63,19 +74,19 @@ def delete_all(
     return deleted
 
 
-def teardown(env: PhaseEnv, label: str) -> list[str]:
-    """Delete every active preview labelled `label`; returns the deleted ids (also the `deleted` output)."""
+def teardown(env: PhaseEnv, label: str, *, agent_name: str | None = None) -> list[str]:
+    """Delete every active preview labelled `label` (of `agent_name`, when given); returns the deleted ids."""
     env.report.preview_label = label
     if env.report.deleted is None:
         env.report.deleted = []
-    deleted = delete_all(env, previews_with_label(env.client, label))
+    deleted = delete_all(env, previews_with_label(env.client, label, agent_name=agent_name))
     if not deleted:
         env.console.info(f"No active preview labelled {label} to delete")
     return deleted
 
 
-def replace_previous(env: PhaseEnv, current: Deployment) -> list[str]:
-    """Once `current` (a preview) is healthy, delete the older active previews with the same label.
+def replace_previous(env: PhaseEnv, current: Deployment, *, agent_name: str | None = None) -> list[str]:
+    """Once `current` (a preview) is healthy, delete the older active previews of its agent with the same label.
 
     A preview created after `current` (by a newer run of the same PR) is kept: only older ones are replaced.
     """
@@ -88,4 +99,5 @@ def replace_previous(env: PhaseEnv, current: Deployment) -> list[str]:
             return True
         return current.created_at is not None and other.created_at is not None and other.created_at > current.created_at
 
-    return delete_all(env, previews_with_label(env.client, label), keep=keep)
+    agent = agent_name or current.agent_name
+    return delete_all(env, previews_with_label(env.client, label, agent_name=agent), keep=keep)

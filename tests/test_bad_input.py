@@ -123,6 +123,7 @@ CASES: list[tuple[str, dict[str, str], Setup | None, tuple[str, ...]]] = [
     ("invalid-yaml-manifest", {}, _write("manifest.yaml", "build: [unclosed\n  agent: {\n"), ("manifest",)),
     ("agent-name-pattern", {}, _edit_manifest("name: sample-agent", "name: Sample_Agent"), ("Sample_Agent",)),
     ("unknown-environment", {"environment": "staging"}, None, ("staging",)),
+    ("unknown-environment-on-a-build", {"command": "build", "environment": "staging"}, None, ("staging",)),
     ("several-environments", {}, _write("environments.yaml", TWO_ENVIRONMENTS), ("environment",)),
     ("invalid-yaml-environments", {}, _write("environments.yaml", "environments: [\n"), ("environments",)),
     ("broken-dockerignore", {}, _write(".dockerignore", "[\n"), (".dockerignore",)),

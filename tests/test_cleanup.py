@@ -60,6 +60,12 @@ PLAN_CASES = [
     ("production never touched", [_d("p", preview_label=None, expires_at=None)], {}, []),
     ("other labels are independent", [_d("a", preview_label="x"), _d("b", preview_label="y", minutes=1)], {}, []),
     (
+        "other agents with the label are independent (monorepo PR)",
+        [_d("a", agent_name="alpha"), _d("b", agent_name="beta", minutes=1), _d("c", agent_name="alpha", minutes=2)],
+        {},
+        [("a", REPLACED)],
+    ),
+    (
         "label without a PR number",
         [_d("a", preview_label="feature"), _d("b", preview_label="feature", minutes=1)],
         {},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -250,3 +251,19 @@ def test_records_are_frozen() -> None:
     build = Build.from_api({"id": "b", "status": "queued"})
     with pytest.raises(AttributeError):
         build.status = "success"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("record", "agent"),
+    [
+        ({"manifest_file": "build: {}\nagent:\n  name: echo-bot\n  acp_type: sync\n"}, "echo-bot"),
+        ({"manifest_file": "agent:\n  description: x\n  temporal:\n    name: wf\n  name: outer\n"}, "outer"),
+        ({"agent_name": "given", "manifest_file": "agent: {name: other}\n"}, "given"),
+        ({"manifest_file": "agent: [not, a, mapping]\n"}, None),
+        ({"manifest_file": "agent: {name: [\n"}, None),  # not YAML
+        ({"manifest_file": ""}, None),
+        ({}, None),
+    ],
+)
+def test_deployment_agent_name_from_the_echoed_manifest(record: dict[str, Any], agent: str | None) -> None:
+    assert Deployment.from_api({"id": "d-1", "status": "healthy", **record}).agent_name == agent

@@ -7,12 +7,13 @@ outputs and summary written to real files (the real-process runs are in tests/te
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from sgp_action.demo import pull_request_event
+from sgp_action.demo import AGENT_FOLDER, pull_request_event
 from tests.conftest import EmulatorHandle
 from tests.run_helpers import Workspace, build_log_lines, server_build_log
 
@@ -195,3 +196,37 @@ def test_a_full_preview_survives_a_fault_with_one_build_and_every_line_once(
     state = emulator.state()
     assert len(state["builds"]) == 1 and len(state["deployments"]) == 1
     assert build_log_lines(run.log) == server_build_log(emulator, run.outputs["build-id"])
+
+
+def test_previews_of_two_agents_with_one_label_live_side_by_side(
+    workspace: Workspace, emulator: EmulatorHandle
+) -> None:
+    """A monorepo PR: each agent's preview replaces and tears down only its own previews with the PR's label."""
+    second = workspace.repo / "agent-two"
+    shutil.copytree(workspace.repo / AGENT_FOLDER, second)
+    manifest = (second / "manifest.yaml").read_text(encoding="utf-8")
+    (second / "manifest.yaml").write_text(manifest.replace(AGENT_FOLDER, "agent-two"), encoding="utf-8")
+    event = pull_request_event(workspace.head_sha)
+    one = workspace.run("pull_request", event)
+    two = workspace.run("pull_request", event, manifest="agent-two/manifest.yaml")
+    assert (one.result, two.result) == ("success", "success"), two.log
+    assert one.outputs["preview-label"] == two.outputs["preview-label"]
+    assert json.loads(two.outputs["deleted"]) == []
+    closed = dict(event, action="closed")
+    down = workspace.run("pull_request", closed, manifest="agent-two/manifest.yaml")
+    assert json.loads(down.outputs["deleted"]) == [two.outputs["deployment-id"]], down.log
+    statuses = {d["id"]: d["status"] for d in emulator.state()["deployments"]}
+    assert statuses == {one.outputs["deployment-id"]: "HEALTHY", two.outputs["deployment-id"]: "DELETED"}
+
+
+def test_without_a_commit_in_the_event_the_image_tag_is_the_checked_out_commit(
+    workspace: Workspace, emulator: EmulatorHandle
+) -> None:
+    """Outside Actions (another CI, a laptop) the event has no SHA: the tag still names the commit, not `latest`."""
+    payload = workspace.push("feature-x")
+    del payload["after"]
+    run = workspace.run("push", payload)
+    assert run.result == "success", run.log
+    assert run.outputs["image-tag"] == workspace.head_sha[:7]
+    (build,) = emulator.state()["builds"]
+    assert build["image_tag"] == workspace.head_sha[:7]

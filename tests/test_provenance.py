@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from sgp_action.provenance import Provenance, collect_provenance, find_git_root, normalise_ref, normalise_repo_url
+from sgp_action.provenance import (
+    Provenance,
+    collect_provenance,
+    find_git_root,
+    head_commit,
+    normalise_ref,
+    normalise_repo_url,
+)
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -161,3 +168,10 @@ def test_normalise_repo_url(url: str | None, expected: str | None) -> None:
 )
 def test_normalise_ref(ref: str | None, expected: str | None) -> None:
     assert normalise_ref(ref) == expected
+
+
+def test_head_commit(repo: Path, tmp_path: Path) -> None:
+    assert head_commit(repo) == git(repo, "rev-parse", "HEAD")
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    assert head_commit(outside) is None

@@ -32,7 +32,7 @@ def test_teardown_deletes_only_active_previews_with_exactly_this_label() -> None
     assert teardown(env, "pr-7") == ["d-1", "d-2", "d-8"]
     assert client.calls[0] == (
         "list_deployments",
-        {"preview_label": "pr-7", "sort_by": "created_at", "sort_order": "desc"},
+        {"agent_name": None, "preview_label": "pr-7", "sort_by": "created_at", "sort_order": "desc"},
     )
     assert [v for n, v in client.calls if n == "delete_deployment"] == ["d-1", "d-2", "d-8"]
     assert json.loads(env.report.outputs()["deleted"]) == ["d-1", "d-2", "d-8"]
@@ -70,3 +70,27 @@ def test_replace_previous_keeps_the_new_preview_and_newer_ones() -> None:
     env = _env(client)
     assert replace_previous(env, current) == ["d-old"]
     assert env.report.deleted == ["d-old"]
+
+
+def test_teardown_of_one_agent_leaves_the_other_agents_previews_with_the_label() -> None:
+    """A monorepo PR has a preview per changed agent, all labelled pr-7: each agent's teardown deletes its own."""
+    client = FakeClient()
+    client.deployments = [
+        deployment("healthy", id="d-mine", agent_name="alpha"),
+        deployment("healthy", id="d-other", agent_name="beta"),
+        deployment("healthy", id="d-unknown"),  # the record echoes no manifest: the server's filter decided
+    ]
+    env = _env(client)
+    assert teardown(env, "pr-7", agent_name="alpha") == ["d-mine", "d-unknown"]
+    assert client.calls[0][1]["agent_name"] == "alpha"
+
+
+def test_replace_previous_only_replaces_previews_of_the_same_agent() -> None:
+    client = FakeClient()
+    current = deployment("healthy", id="d-new", created_at=T0, agent_name="alpha")
+    client.deployments = [
+        current,
+        deployment("healthy", id="d-beta", created_at=T0 - timedelta(minutes=5), agent_name="beta"),
+        deployment("healthy", id="d-alpha-old", created_at=T0 - timedelta(hours=1), agent_name="alpha"),
+    ]
+    assert replace_previous(_env(client), current) == ["d-alpha-old"]
