@@ -79,7 +79,15 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
 
 def serve(config: EmulatorConfig) -> int:
     """Listen, print the one `listening` line, serve until SIGINT or SIGTERM, then exit 0."""
-    server = EmulatorServer(config).start()
+    try:
+        server = EmulatorServer(config).start()
+    except OSError as exc:
+        print(
+            f"sgp-action emulator: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}. "
+            "Choose another --port (0 takes a free one) or stop what holds it.",
+            file=sys.stderr,
+        )
+        return 2
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
