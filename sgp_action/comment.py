@@ -145,26 +145,43 @@ def update_pr_comment(ctx: RunContext) -> bool:
     ours = Marker(agent, event.head_sha, ctx.started_at.replace(microsecond=0))
     forge = ForgeClient(event.api_url, event.repository, settings.github_token)
     try:
-        found = find_comment(forge.list_comments(event.pr_number), agent)
-        body = _redact(ctx, render_body(ours, ctx.report, ctx.command, event.run_url))
-        if found is None:
-            forge.create_comment(event.pr_number, body)
-        elif is_superseded(found[1], ours):
-            ctx.runner.info(f"the PR comment describes a newer run ({found[1].sha[:7]}): left as it is")
+        try:
+            found = find_comment(forge.list_comments(event.pr_number), agent)
+            body = _redact(ctx, render_body(ours, ctx.report, ctx.command, event.run_url))
+            if found is None:
+                forge.create_comment(event.pr_number, body)
+            elif is_superseded(found[1], ours):
+                ctx.runner.info(f"the PR comment describes a newer run ({found[1].sha[:7]}): left as it is")
+                return False
+            else:
+                forge.edit_comment(found[0].id, body)
+        except ActionError as exc:
+            ctx.runner.warning(f"could not update the PR comment: {exc}", title="PR comment")
             return False
-        else:
-            forge.edit_comment(found[0].id, body)
         if event.forge != "github" and event.head_sha:
-            target = event.run_url
-            forge.create_status(
-                event.head_sha, _status_state(ctx.report), f"sgp-agentex/{agent}", _redact(ctx, _describe(ctx)), target
-            )
-    except ActionError as exc:
-        ctx.runner.warning(f"could not update the PR comment: {exc}", title="PR comment")
-        return False
+            _post_status(ctx, forge, agent)
     finally:
         forge.close()
     return True
+
+
+def _post_status(ctx: RunContext, forge: ForgeClient, agent: str) -> None:
+    event = ctx.event
+    try:
+        forge.create_status(
+            event.head_sha,
+            _status_state(ctx.report),
+            f"sgp-agentex/{agent}",
+            _redact(ctx, _describe(ctx)),
+            event.run_url,
+        )
+    except ActionError as exc:
+        # The comment is up; only the status failed, most often for want of repository write access.
+        ctx.runner.warning(
+            f"the PR comment is updated, but the commit status was not set ({exc}). A commit status needs write "
+            "access to the repository: on Gitea/Forgejo 1.26+ with `permissions:`, grant contents: write",
+            title="Commit status",
+        )
 
 
 def _describe(ctx: RunContext) -> str:

@@ -432,7 +432,18 @@ def skip_fork_pull_request(
     """
     from sgp_action.settings import raw_inputs
 
-    if not (event.is_pull_request and event.is_fork) or "api-key" in raw_inputs(environ, overrides):
+    if not (event.is_pull_request and event.is_fork):
+        return False
+    if "api-key" in raw_inputs(environ, overrides):
+        if event.event_name == "pull_request_target":
+            # Secrets reach a fork's code only through pull_request_target: allowed (a gated workflow may mean it),
+            # never silently (SECURITY.md).
+            runner.warning(
+                f"pull request #{event.pr_number} comes from a fork and runs under pull_request_target: its code is "
+                "packaged and built with this repository's SGP credentials. Deploy fork code only after review "
+                "(e.g. an environment with required reviewers); prefer the pull_request event.",
+                title="Fork code with secrets",
+            )
         return False
     message = (
         f"pull request #{event.pr_number} comes from a fork, which receives no secrets: no api-key, so nothing is "

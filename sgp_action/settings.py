@@ -57,8 +57,14 @@ class InputSpec:
 
 INPUTS: tuple[InputSpec, ...] = (
     InputSpec("command", "auto", "auto, preview, deploy, build, teardown, cleanup or detect"),
-    InputSpec("api-key", "", "SGP API key (required except for detect and dry-run); masked at once"),
-    InputSpec("account-id", "", "SGP account id (required except for detect and dry-run)"),
+    InputSpec(
+        "api-key",
+        "",
+        "SGP API key (required except for detect and a dry run of preview, deploy or build); masked at once",
+    ),
+    InputSpec(
+        "account-id", "", "SGP account id (required except for detect and a dry run of preview, deploy or build)"
+    ),
     InputSpec("base-url", "", f"API base URL; default $SGP_CLIENT_BASE_URL, else {DEFAULT_BASE_URL}"),
     InputSpec("working-directory", ".", "where relative paths start"),
     InputSpec("manifest", "manifest.yaml", "the agent's manifest"),

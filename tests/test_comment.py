@@ -180,6 +180,16 @@ def test_gitea_posts_a_commit_status(forge: FakeForge, kind: str, statuses: int)
         assert status["context"] == "sgp-agentex/sample-agent" and status["target_url"].startswith("https://")
 
 
+def test_a_refused_commit_status_is_its_own_warning_and_the_comment_stands(forge: FakeForge) -> None:
+    forge.statuses_forbidden = True
+    ctx = _ctx(forge.url, forge_kind="gitea")
+    assert update_pr_comment(ctx) is True
+    assert len(_bodies(forge)) == 1 and forge.statuses == []
+    log = ctx.stream.getvalue()
+    assert "Commit status" in log and "write access" in log and "HTTP 403" in log
+    assert "could not update the PR comment" not in log
+
+
 def test_dry_run_cancelled_and_other_commands_post_nothing(forge: FakeForge) -> None:
     dry, cancelled, build = _ctx(forge.url), _ctx(forge.url), _ctx(forge.url)
     dry.settings.dry_run = True

@@ -29,6 +29,7 @@ class FakeForge:
     fail: bool = False
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # forced (status, headers), in order
     pulls: dict[int, str] = field(default_factory=dict)  # PR number -> state
+    statuses_forbidden: bool = False  # a token without repository write access (Gitea)
     max_page: int = 50
     next_id: int = 1
 
@@ -89,6 +90,8 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
                 comment["body"] = json.loads(body)["body"]
                 return self._answer(200, {"id": int(segments[2]), "body": comment["body"]})
             if self.command == "POST" and segments[0] == "statuses":
+                if forge.statuses_forbidden:
+                    return self._answer(403, {"message": "token does not have at least one of required scope(s)"})
                 forge.statuses.append({"sha": segments[1], **json.loads(body)})
                 return self._answer(201, {})
             return self._answer(404, {"message": "not found"})

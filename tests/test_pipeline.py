@@ -153,6 +153,17 @@ def test_fork_pull_request_without_the_key_is_skipped(workspace: Workspace, emul
     assert emulator.state()["requests"] == []
 
 
+@pytest.mark.parametrize(("event_name", "warned"), [("pull_request_target", True), ("pull_request", False)])
+def test_fork_code_run_with_the_key_under_pull_request_target_is_warned_about(
+    workspace: Workspace, emulator: EmulatorHandle, event_name: str, warned: bool
+) -> None:
+    payload = pull_request_event(workspace.head_sha)
+    payload["pull_request"]["head"]["repo"] = {"full_name": "someone/sample-agent", "fork": True}  # type: ignore[index]
+    run = workspace.run(event_name, payload, dry_run="true")
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    assert ("Fork code with secrets" in run.log) is warned, run.log
+
+
 def test_bad_input_sends_nothing(workspace: Workspace, emulator: EmulatorHandle) -> None:
     run = workspace.run("pull_request", pull_request_event(workspace.head_sha), manifest="missing/manifest.yaml")
     assert (run.exit_code, run.result) == (2, "failure")
