@@ -291,7 +291,7 @@ class BuildPhase(PhaseBase):
         self.remote.building(None)
         tail = "\n".join(follower.tail) or "(no log lines were received)"
         raise BuildFailed(
-            f"build {build.id} ended {build.status or 'unknown'} after {elapsed}; last log lines:\n{tail}"
+            f"build {build.id} ended with status {build.status or 'unknown'} after {elapsed}; last log lines:\n{tail}"
         )
 
     def _drain(self, follower: LogFollower) -> None:

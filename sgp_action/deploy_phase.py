@@ -138,7 +138,8 @@ class DeployPhase(PhaseBase):
             self.console.info(f"Deployment {deployment.id} {deployment.status} after {elapsed}{where}")
             return deployment
         raise DeploymentFailed(
-            f"deployment {deployment.id} ended {deployment.status or 'unknown'} after {elapsed}.\n{self._diagnostics()}"
+            f"deployment {deployment.id} ended with status {deployment.status or 'unknown'} after {elapsed}.\n"
+            + self._diagnostics()
         )
 
     def _print_events(self, deployment: Deployment) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -58,6 +59,10 @@ def format_timestamp(value: Any) -> str:
     if isinstance(value, datetime):
         return format_datetime(value)
     return str(value)
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
 
 
 def md_escape(text: str) -> str:
@@ -159,8 +164,9 @@ class Report:
         result = self.result or "failure"
         title = f"{_RESULT_ICONS.get(result, '')} SGP {self.command or 'run'}: {result}".strip()
         rows: list[tuple[str, str]] = []
-        if self.message:
-            rows.append(("Message", md_escape(self.message)))
+        head, _, details = self.message.partition("\n")
+        if head:
+            rows.append(("Message", md_escape(head)))
         if self.build_id:
             detail = [self.build_status or "unknown"]
             if self.reused_build:
@@ -192,6 +198,19 @@ class Report:
         lines = [f"### {title}", ""]
         if rows:
             lines += ["| | |", "| --- | --- |"] + [f"| {name} | {value} |" for name, value in rows]
+        if details.strip():
+            # A failure's log tail and events, verbatim in a fence longer than any backtick run they hold, so
+            # server text can neither close it nor render as markdown or HTML.
+            fence = "`" * max(3, _longest_backtick_run(details) + 1)
+            lines += [
+                "",
+                "<details><summary>Details</summary>",
+                "",
+                f"{fence}text",
+                details.rstrip(),
+                fence,
+                "</details>",
+            ]
         return "\n".join(lines) + "\n"
 
     def write(self, sink: ReportSink) -> bool:

@@ -339,7 +339,10 @@ def load_settings(
         preview_label = None
 
     comment_text = get("comment").strip().lower()
-    comment = None if comment_text == "auto" else parse_bool("comment", comment_text)
+    try:
+        comment = None if comment_text == "auto" else parse_bool("comment", comment_text)
+    except InputError:
+        raise InputError(f"comment: {get('comment').strip()!r} is not a choice; use auto, true or false") from None
     token = _token("github-token", raw["github-token"]) if "github-token" in raw else None
     expires_text = optional("expires-at")
     return Settings(

@@ -21,6 +21,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import timezone
@@ -106,6 +107,25 @@ def error_detail(response: requests.Response, limit: int = 500) -> str:
     else:
         text = response.text.strip()
     text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def short_reason(exc: BaseException, limit: int = 160) -> str:
+    """The system's words for a transport failure (`Connection refused`), not urllib3's whole retry chain.
+
+    requests wraps the OS error several times over (pool, URL with its query, retry count); the user needs only the
+    reason, and the URL is already in the message.
+    """
+    text = str(exc)
+    match = _ERRNO_TEXT.search(text)
+    if match:
+        return match.group(1).strip()
+    for phrase in ("Read timed out", "Connection aborted", "Connection reset by peer", "Remote end closed connection"):
+        if phrase in text:
+            return phrase
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -238,19 +258,25 @@ class Transport:
                 )
             except requests.exceptions.ConnectTimeout as exc:
                 reason, retryable = "connect timeout", True
-                error = self._transport_error(ApiTimeoutError, method, path, url, f"connect timed out ({exc})")
+                error = self._transport_error(
+                    ApiTimeoutError, method, path, url, f"connect timed out ({short_reason(exc)})"
+                )
             except requests.exceptions.Timeout as exc:
                 reason, retryable = "read timeout", idempotent
-                error = self._transport_error(ApiTimeoutError, method, path, url, f"no answer in time ({exc})")
+                error = self._transport_error(
+                    ApiTimeoutError, method, path, url, f"no answer in time ({short_reason(exc)})"
+                )
             except requests.exceptions.RequestException as exc:
                 unsent = never_sent(exc)
                 reason, retryable = "connection error", idempotent or unsent
                 if unsent:
-                    what = f"could not connect ({exc})"
+                    what = f"could not connect ({short_reason(exc)})"
                 elif idempotent:
-                    what = f"the connection broke ({exc})"
+                    what = f"the connection broke ({short_reason(exc)})"
                 else:
-                    what = f"the connection broke after sending ({exc}), so the server may have acted on it"
+                    what = (
+                        f"the connection broke after sending ({short_reason(exc)}), so the server may have acted on it"
+                    )
                 error = self._transport_error(ApiConnectionError, method, path, url, what)
             else:
                 if response.status_code < 300:

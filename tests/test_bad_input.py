@@ -113,7 +113,7 @@ CASES: list[tuple[str, dict[str, str], Setup | None, tuple[str, ...]]] = [
     ("label-sanitizes-to-nothing", {"preview_label": "!!!"}, None, ("preview-label",)),
     ("bad-boolean", {"wait": "maybe"}, None, ("wait", "true or false")),
     ("bad-debug-boolean", {"debug": "yes please"}, None, ("debug",)),
-    ("bad-comment-choice", {"comment": "sometimes"}, None, ("comment",)),
+    ("bad-comment-choice", {"comment": "sometimes"}, None, ("comment", "auto")),
     ("bad-build-args", {"build_args": "GOOD=1\nNO_EQUALS_SIGN"}, None, ("build-args line 2",)),
     ("duplicate-build-args", {"build_args": "A=1\nA=2"}, None, ("build-args", "twice")),
     ("unknown-platform", {"platform": "windows/amd64"}, None, ("platform",)),

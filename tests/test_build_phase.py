@@ -151,7 +151,7 @@ def test_failure_carries_the_log_tail() -> None:
     with pytest.raises(BuildFailed) as info:
         phase.wait(build())
     message = str(info.value)
-    assert "ended failed" in message and "returned a non-zero code: 1" in message
+    assert "ended with status failed" in message and "returned a non-zero code: 1" in message
     assert "line 10" not in message and "line 11" in message  # the last 20 lines only
     assert phase.report.build_status == "failed"
 

@@ -46,7 +46,9 @@ def test_list_in_manifest_mode() -> None:
     done = run("--manifest", str(SAMPLE_MANIFEST), "--list")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == SAMPLE_FILES
-    assert "9 files" in done.stderr
+    # The whole summary of product.md 2, without --output too: files, raw and compressed bytes, hash, largest.
+    assert "9 files" in done.stderr and "raw" in done.stderr and "compressed" in done.stderr
+    assert "Working-tree hash: " in done.stderr and "Largest: " in done.stderr
 
 
 def test_output_writes_the_archive_and_summary_goes_to_stderr(tmp_path: Path) -> None:

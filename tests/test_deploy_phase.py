@@ -90,7 +90,7 @@ def test_failure_shows_events_and_log_tail() -> None:
     with pytest.raises(DeploymentFailed) as info:
         phase.wait(deployment())
     message = str(info.value)
-    assert "ended failed" in message
+    assert "ended with status failed" in message
     assert "Warning BackOff: Back-off restarting failed container" in message and "ERROR panic: boom" in message
     assert phase.report.deployment_status == "failed"
 

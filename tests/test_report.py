@@ -143,12 +143,18 @@ def test_summary_table_shows_build_image_deployment_label_expiry_and_durations()
 
 
 def test_summary_of_a_failure_carries_the_message_and_hostile_text_stays_inert() -> None:
-    report = Report(command="deploy", result="failure", message="deployment d-9 ended failed\n|<script>")
+    message = "deployment d-9 ended <b>failed</b>|\n|<script>\n```\n</details># not a heading"
+    report = Report(command="deploy", result="failure", message=message)
     report.record_deployment(_deployment(status="FAILED|x", preview_label=None, raw={}, expires_at=None))
     text = report.summary_markdown()
-    assert "<script>" not in text
-    assert "| Message | deployment d-9 ended failed \\|&lt;script&gt; |" in text
+    assert "| Message | deployment d-9 ended &lt;b&gt;failed&lt;/b&gt;\\| |" in text
     assert "| Deployment | `d-1` (failed\\|x) |" in text
+    # The details (log tail, events) are verbatim inside a fence their own backticks cannot close.
+    before, fenced = text.split("````text\n", 1)
+    assert "<script>" not in before
+    body, after = fenced.split("\n````\n", 1)
+    assert body == "|<script>\n```\n</details># not a heading"
+    assert after == "</details>\n"
 
 
 def test_write_happens_once() -> None:

@@ -26,7 +26,7 @@ from sgp_action.errors import (
     ServerError,
     ValidationError,
 )
-from sgp_action.transport import Transport, error_detail, join_url, parse_retry_after
+from sgp_action.transport import Transport, error_detail, join_url, parse_retry_after, short_reason
 
 BASE = "http://127.0.0.1:5003/public"
 KEY = "sk-very-secret-key-123"
@@ -354,3 +354,26 @@ def test_error_detail(body: object, detail: str) -> None:
     response = requests.Response()
     response._content = (body if isinstance(body, str) else __import__("json").dumps(body)).encode()
     assert error_detail(response) == detail
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: /v5/builds?x=1 (Caused by "
+            "NewConnectionError(\"HTTPConnection(host='127.0.0.1', port=9): Failed to establish a new connection: "
+            '[Errno 111] Connection refused"))',
+            "Connection refused",
+        ),
+        ("Failed to resolve 'x.invalid' ([Errno -2] Name or service not known)", "Name or service not known"),
+        ("HTTPConnectionPool(host='h', port=1): Read timed out. (read timeout=30)", "Read timed out"),
+        (
+            "('Connection aborted.', RemoteDisconnected('Remote end closed connection without response'))",
+            "Connection aborted",
+        ),
+        ("something short", "something short"),
+        ("x" * 400, "x" * 157 + "..."),
+    ],
+)
+def test_short_reason_keeps_the_systems_words(text: str, reason: str) -> None:
+    assert short_reason(requests.exceptions.ConnectionError(text)) == reason

@@ -1,8 +1,8 @@
 """`sgp-action context`: package a build context without uploading it (product.md sections 2 and 4).
 
 `--manifest PATH` uses the agentex layout; `--root DIR [--dockerfile REL] [--dockerignore REL]` is plain Docker.
-`--list` prints the file members on stdout; `--output FILE` writes the tar.gz; the summary goes to stderr. With
-neither, the archive is built in a temporary folder and only the summary is shown (a check that it packages).
+`--list` prints the file members on stdout; `--output FILE` writes the tar.gz; the summary goes to stderr. Without
+`--output`, the archive is built in a temporary folder for the summary (a check that it packages).
 """
 
 from __future__ import annotations
@@ -59,16 +59,16 @@ def execute(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise InputError("--threads must be at least 1")
 
+    listed = False
     if args.list and args.output is None:
-        names = list_members(spec)
-        _print_list(names)
-        print(f"{len(names)} files (add --output FILE to write the archive and see its hash)", file=sys.stderr)
-        return EXIT_OK
+        # Listed before packaging: a context refused as too large is exactly when the list is wanted.
+        _print_list(list_members(spec))
+        listed = True
 
     with tempfile.TemporaryDirectory(prefix="sgp-context-") as scratch:
         output = args.output or Path(scratch) / "context.tar.gz"
         result = build_context(spec, output, level=args.level, threads=args.threads)
-        if args.list:
+        if args.list and not listed:
             _print_list(result.members)
         for line in result.summary_lines():
             print(line, file=sys.stderr)
