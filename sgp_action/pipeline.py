@@ -18,7 +18,7 @@ import importlib
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +31,7 @@ from sgp_action.errors import EXIT_OK, ActionError, BuildFailed, Cancelled, Inpu
 from sgp_action.models import Build, Phase
 from sgp_action.phase import PhaseEnv
 from sgp_action.report import Report, format_timestamp
-from sgp_action.teardown import previews_with_label, replace_previous, teardown
+from sgp_action.teardown import replace_previous
 
 if TYPE_CHECKING:
     from sgp_action.client import SGPClient
@@ -224,7 +224,9 @@ class Pipeline:
                 f"unknown command {command!r}: use one of auto, {', '.join(PHASE_COMMANDS)}, cleanup, detect"
             )
         if command == "teardown":
-            return self._teardown()
+            from sgp_action.teardown import run_teardown
+
+            return run_teardown(ctx)
         plan = self._plan(command)
         if ctx.settings.dry_run:
             self._print_plan(command, plan)
@@ -391,67 +393,6 @@ class Pipeline:
             deployment = phase.wait(deployment)
         if preview and settings.replace_previous:
             replace_previous(ctx.phase_env(), deployment, agent_name=plan.agent_name)
-
-    def _teardown(self) -> str:
-        ctx = self.ctx
-        label = ctx.settings.preview_label
-        if not label:
-            raise InputError("teardown needs a label: set preview-label, or run on a pull_request event")
-        agent_name = self._teardown_agent()
-        if ctx.settings.dry_run:
-            ctx.settings.require_credentials("teardown")
-            ctx.report.preview_label = label
-            ctx.report.deleted = []
-            for deployment in previews_with_label(ctx.client, label, agent_name=agent_name):
-                ctx.runner.info(f"would delete {deployment.id} ({deployment.status})")
-            return "success"
-        with ctx.report.timed("teardown"):
-            teardown(ctx.phase_env(), label, agent_name=agent_name)
-        return "success"
-
-    def _teardown_agent(self) -> str | None:
-        """The manifest's agent, so that a PR's teardown leaves other agents' previews with its label alone.
-
-        A PR that deleted its agent has no manifest left: then every preview with the label goes, as it should.
-        """
-        from sgp_action.manifest import load_manifest
-
-        try:
-            return load_manifest(self.ctx.settings.manifest).agent_name
-        except ActionError as exc:
-            self.ctx.runner.info(f"No agent to scope the teardown to ({exc}); deleting every preview with the label")
-            return None
-
-
-def skip_fork_pull_request(
-    event: EventContext, environ: Mapping[str, str], overrides: Mapping[str, str | None], runner: Runner
-) -> bool:
-    """A pull request from a fork gets no secrets: without an api-key, skip with a notice and `result=skipped`.
-
-    Checked before the inputs are validated, so the missing key is not reported as an error (product.md 5).
-    """
-    from sgp_action.settings import raw_inputs
-
-    if not (event.is_pull_request and event.is_fork):
-        return False
-    if "api-key" in raw_inputs(environ, overrides):
-        if event.event_name == "pull_request_target":
-            # Secrets reach a fork's code only through pull_request_target: allowed (a gated workflow may mean it),
-            # never silently (SECURITY.md).
-            runner.warning(
-                f"pull request #{event.pr_number} comes from a fork and runs under pull_request_target: its code is "
-                "packaged and built with this repository's SGP credentials. Deploy fork code only after review "
-                "(e.g. an environment with required reviewers); prefer the pull_request event.",
-                title="Fork code with secrets",
-            )
-        return False
-    message = (
-        f"pull request #{event.pr_number} comes from a fork, which receives no secrets: no api-key, so nothing is "
-        "built or deployed. A maintainer can re-run it from a branch of this repository."
-    )
-    runner.notice(message, title="SGP preview skipped")
-    Report(command="preview", result="skipped", message=message).write(runner)
-    return True
 
 
 def run_pipeline(

@@ -12,12 +12,13 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from sgp_action.errors import NotFoundError, ValidationError
+from sgp_action.errors import ActionError, InputError, NotFoundError, ValidationError
 from sgp_action.models import Deployment
 from sgp_action.phase import PhaseEnv
 
 if TYPE_CHECKING:
     from sgp_action.client import SGPClient
+    from sgp_action.pipeline import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +102,35 @@ def replace_previous(env: PhaseEnv, current: Deployment, *, agent_name: str | No
 
     agent = agent_name or current.agent_name
     return delete_all(env, previews_with_label(env.client, label, agent_name=agent), keep=keep)
+
+
+def run_teardown(ctx: RunContext) -> str:
+    """`command: teardown`: delete this label's active previews of the manifest's agent; `dry-run` lists them."""
+    label = ctx.settings.preview_label
+    if not label:
+        raise InputError("teardown needs a label: set preview-label, or run on a pull_request event")
+    agent_name = _teardown_agent(ctx)
+    if ctx.settings.dry_run:
+        ctx.settings.require_credentials("teardown")
+        ctx.report.preview_label = label
+        ctx.report.deleted = []
+        for deployment in previews_with_label(ctx.client, label, agent_name=agent_name):
+            ctx.runner.info(f"would delete {deployment.id} ({deployment.status})")
+        return "success"
+    with ctx.report.timed("teardown"):
+        teardown(ctx.phase_env(), label, agent_name=agent_name)
+    return "success"
+
+
+def _teardown_agent(ctx: RunContext) -> str | None:
+    """The manifest's agent, so that a PR's teardown leaves other agents' previews with its label alone.
+
+    A PR that deleted its agent has no manifest left: then every preview with the label goes, as it should.
+    """
+    from sgp_action.manifest import load_manifest
+
+    try:
+        return load_manifest(ctx.settings.manifest).agent_name
+    except ActionError as exc:
+        ctx.runner.info(f"No agent to scope the teardown to ({exc}); deleting every preview with the label")
+        return None

@@ -14,7 +14,8 @@ import os
 from sgp_action.cancel import CancelToken, supervise
 from sgp_action.errors import EXIT_OK
 from sgp_action.event import load_event
-from sgp_action.pipeline import Pipeline, skip_fork_pull_request
+from sgp_action.forks import skip_fork_pull_request
+from sgp_action.pipeline import Pipeline
 from sgp_action.runner import default_runner
 from sgp_action.settings import add_run_arguments, load_settings, overrides_from_args, secret_values
 
