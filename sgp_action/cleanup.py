@@ -73,9 +73,16 @@ def fetch_pr_state(forge: ForgeClient, number: int) -> str | None:
 
 
 def plan(
-    deployments: Iterable[Deployment], now: datetime, pr_states: Mapping[int, str | None] | None = None
+    deployments: Iterable[Deployment],
+    now: datetime,
+    pr_states: Mapping[int, str | None] | None = None,
+    *,
+    own_agents: frozenset[str] | None = None,
 ) -> list[Doomed]:
     """What to delete among `deployments` (oldest first), at time `now`, given the known PR states.
+
+    A PR number means something only in its repository: with `own_agents` (the agents of this repository) a closed
+    PR condemns only those agents' previews (and those whose agent is unknown), not another repository's `pr-<N>`.
 
     Only active previews are considered. The newest active preview of each agent and label is never `replaced`:
     in a monorepo, every changed agent has a preview with the PR's label.
@@ -97,11 +104,15 @@ def plan(
         number = pr_number(label)
         if deployment.expires_at is not None and deployment.expires_at <= now:
             doomed.append(Doomed(deployment, EXPIRED, f"expired at {deployment.expires_at.isoformat()}"))
-        elif number is not None and states.get(number) == CLOSED:
+        elif number is not None and states.get(number) == CLOSED and _ours(deployment, own_agents):
             doomed.append(Doomed(deployment, CLOSED, f"PR #{number} is closed"))
         elif label is not None and newest[(deployment.agent_name, label)].id != deployment.id:
             doomed.append(Doomed(deployment, REPLACED, f"replaced by {newest[(deployment.agent_name, label)].id}"))
     return doomed
+
+
+def _ours(deployment: Deployment, own_agents: frozenset[str] | None) -> bool:
+    return own_agents is None or deployment.agent_name is None or deployment.agent_name in own_agents
 
 
 def _older(a: Deployment, b: Deployment) -> bool:
@@ -159,12 +170,13 @@ def sweep(ctx: RunContext, *, now: datetime | None = None) -> list[str]:
     """List, plan and delete; returns the ids deleted (also the `deleted` output). `now` is for tests."""
     now = now or datetime.now(timezone.utc)
     deployments = list(ctx.client.list_deployments(sort_by="created_at", sort_order="asc"))
-    first = plan(deployments, now)
-    # Only the previews not already doomed need their PR's state: fewer forge requests on a big sweep.
+    own = _own_agents(ctx)
+    first = plan(deployments, now, own_agents=own)
+    # Only this repository's previews not already doomed need their PR's state: fewer forge requests.
     already = {item.deployment.id for item in first}
-    undecided = (d for d in deployments if d.id not in already and d.is_preview and is_deletable(d))
+    undecided = (d for d in deployments if d.id not in already and d.is_preview and is_deletable(d) and _ours(d, own))
     numbers = [n for n in (pr_number(d.preview_label) for d in undecided) if n is not None]
-    doomed = plan(deployments, now, _pr_states(ctx, numbers)) if numbers else first
+    doomed = plan(deployments, now, _pr_states(ctx, numbers), own_agents=own) if numbers else first
     ctx.report.deleted = []
     ctx.runner.info(f"Cleanup: {len(deployments)} deployments listed, {len(doomed)} previews to delete")
     if ctx.settings.dry_run:
@@ -179,6 +191,22 @@ def sweep(ctx: RunContext, *, now: datetime | None = None) -> list[str]:
     finally:
         ctx.runner.append_summary(summary_markdown(doomed, set(ctx.report.deleted), dry_run=False))
     return list(ctx.report.deleted)
+
+
+def _own_agents(ctx: RunContext) -> frozenset[str] | None:
+    """This repository's agents, from its checkout; None (every agent) when the job checked out none."""
+    from sgp_action.detect import repository_agents
+
+    workdir = getattr(ctx.settings, "working_directory", None)
+    agents = repository_agents(workdir) if workdir is not None else frozenset()
+    if not agents:
+        ctx.runner.info(
+            "Cleanup: no agent manifest in the checkout, so a closed PR's number is matched against every agent's "
+            "pr-<N> previews; check the repository out first when other repositories share this SGP account"
+        )
+        return None
+    ctx.runner.info(f"Cleanup: closed PRs are matched against this repository's agents: {', '.join(sorted(agents))}")
+    return agents
 
 
 def run(ctx: RunContext) -> None:

@@ -105,6 +105,27 @@ def load_agent(manifest_path: Path, repo_root: Path) -> Agent:
     )
 
 
+def repository_agents(start: Path) -> frozenset[str]:
+    """The names of every valid agent manifest in the repository holding `start` (or under it, without git).
+
+    Invalid manifests are skipped (logged): this only tells which previews belong to this repository.
+    """
+    from sgp_action.errors import ActionError
+    from sgp_action.manifest import load_manifest
+
+    try:
+        root = repository_root(start)
+    except InputError:
+        root = start
+    names = set()
+    for path in find_manifests(root):
+        try:
+            names.add(load_manifest(path).agent_name)
+        except ActionError as exc:
+            log.debug("%s is not a usable agent manifest: %s", path, exc)
+    return frozenset(names)
+
+
 def _usable_base(repo_root: Path, base: str | None) -> bool:
     """False for a missing or all-zero base, or one this clone does not have (shallow checkout)."""
     if not base or set(base) == {"0"}:

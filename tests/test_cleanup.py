@@ -141,9 +141,9 @@ class Seeded:
     now: datetime
 
 
-def _create(client: SGPClient, label: str | None, expires: datetime | None = None) -> str:
-    """One deployment: a preview when `label` is given (expiring in 8 h unless said), else production."""
-    manifest, environments = agent_yaml()
+def _create(client: SGPClient, label: str | None, expires: datetime | None = None, agent: str = "echo-bot") -> str:
+    """One deployment of `agent`: a preview when `label` is given (expiring in 8 h unless said), else production."""
+    manifest, environments = agent_yaml(agent)
     if label is not None and expires is None:
         expires = datetime.now(timezone.utc) + timedelta(hours=8)
     return client.create_deployment(
@@ -334,3 +334,12 @@ def test_scheduled_run_deletes_closed_pr_previews_and_keeps_open_ones(
         assert all(statuses[i] == "deleted" for i in closed)
     assert "PR #8 is closed" in summary.read_text(encoding="utf-8")
     assert TOKEN not in runner.stream.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_closed_pr_condemns_only_this_repositorys_agents_previews() -> None:
+    """pr-7 of another repository sharing the SGP account is not judged by this repository's PR #7."""
+    deployments = [_d("ours", agent_name="alpha"), _d("theirs", agent_name="zeta", minutes=1), _d("unknown", minutes=2)]
+    doomed = plan(deployments, NOW, {7: "closed"}, own_agents=frozenset({"alpha"}))
+    assert [(d.deployment.id, d.reason) for d in doomed] == [("ours", CLOSED), ("unknown", CLOSED)]
+    everyone = plan(deployments, NOW, {7: "closed"})
+    assert [d.deployment.id for d in everyone] == ["ours", "theirs", "unknown"]

@@ -10,7 +10,7 @@ import pytest
 
 from sgp_action.cli import main
 from sgp_action.demo import run_git
-from sgp_action.detect import changed_agents, find_manifests
+from sgp_action.detect import changed_agents, find_manifests, repository_agents
 
 pytestmark = pytest.mark.skipif(not __import__("shutil").which("git"), reason="git is needed")
 
@@ -167,3 +167,12 @@ def test_action_command_detect_writes_the_matrix_output(repo: tuple[Path, str], 
     outputs = parse_output_file(output.read_text(encoding="utf-8"))
     assert (outcome.exit_code, outputs["result"]) == (0, "success")
     assert json.loads(outputs["matrix"]) == [BETA]
+
+
+def test_repository_agents_from_anywhere_in_the_checkout(repo: tuple[Path, str], tmp_path: Path) -> None:
+    root, _ = repo
+    _commit(root, {"agents/gamma/manifest.yaml": "agent: [not valid\n"})  # skipped, not fatal
+    assert repository_agents(root / "agents" / "beta") == frozenset({ALPHA["agent"], BETA["agent"]})
+    bare = tmp_path / "no-checkout"
+    bare.mkdir()
+    assert repository_agents(bare) == frozenset()

@@ -70,7 +70,8 @@ def seed_previews(url: str, out: Path) -> None:
     """Seed the emulator at `url` and write {role: deployment id} to `out` (run inside the session, see `_seed_line`).
 
     Roles: `open` (pr-1, PR open: kept), `closed` (pr-2, PR closed), `replaced` and `replacer` (two pr-3 previews,
-    PR open: the older goes), `unknown` (pr-5, the forge answers 404: kept), `expired` (pr-4, expiring a moment after
+    PR open: the older goes), `unknown` (pr-5, the forge answers 404: kept), `foreign` (pr-2 of another
+    repository's agent: kept), `expired` (pr-4, expiring a moment after
     it is made; this waits until it has) and `production` (untouched).
     """
     from test_cleanup import _create
@@ -78,11 +79,14 @@ def seed_previews(url: str, out: Path) -> None:
     from sgp_action.client import SGPClient
 
     soon = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+    ours = "sample-agent"  # the consumer repository's agent: its closed PRs condemn only its previews
     with SGPClient(url, API_KEY, ACCOUNT_ID) as client:
-        ids = {"expired": _create(client, "pr-4", soon), "production": _create(client, None)}
+        ids = {"expired": _create(client, "pr-4", soon, ours), "production": _create(client, None, agent=ours)}
         for role, label in [("open", "pr-1"), ("closed", "pr-2"), ("replaced", "pr-3"), ("replacer", "pr-3")]:
-            ids[role] = _create(client, label)
-        ids["unknown"] = _create(client, "pr-5")
+            ids[role] = _create(client, label, agent=ours)
+        ids["unknown"] = _create(client, "pr-5", agent=ours)
+        # Another repository sharing the account has a PR #2 too, still open there: its preview is not ours to judge.
+        ids["foreign"] = _create(client, "pr-2", agent="echo-bot")
     # The emulator expires a preview at its `expires_at` by itself: let that moment pass before the sweeps.
     time.sleep(max(0.0, (soon - datetime.now(timezone.utc)).total_seconds()) + 0.2)
     out.write_text(json.dumps(ids), encoding="utf-8")
@@ -156,7 +160,7 @@ def test_scheduled_cleanup_deletes_exactly_the_closed_prs_and_the_replaced_previ
     assert sorted(cleanup_session.deletes()) == sorted([(ids["closed"], 200), (ids["replaced"], 200)])
     statuses = cleanup_session.statuses
     assert statuses[ids["closed"]] == statuses[ids["replaced"]] == "deleted"
-    for kept in ("open", "replacer", "unknown", "production"):
+    for kept in ("open", "replacer", "unknown", "production", "foreign"):
         assert statuses[ids[kept]] == "healthy", kept
 
 
@@ -178,13 +182,14 @@ def test_scheduled_cleanup_says_why_in_the_log_and_the_job_summary(cleanup_sessi
     log = result.log()
     assert f"Deleted {ids['closed']} (pr-2): PR #2 is closed" in log
     assert f"Deleted {ids['replaced']} (pr-3): replaced by {ids['replacer']}" in log
-    assert "Cleanup: 7 deployments listed, 2 previews to delete" in log
+    assert "Cleanup: 8 deployments listed, 2 previews to delete" in log
+    assert "closed PRs are matched against this repository's agents: sample-agent" in log
     assert "PR #5: the forge does not know it; keeping its previews" in log
     (summary,) = {str(r["content"]) for r in result.records if r.get("command") == "summary"}
     assert summary.startswith("#### Cleanup\n")
     assert f"| `{ids['closed']}` | `pr-2` | PR #2 is closed |" in summary
     assert f"| `{ids['replaced']}` | `pr-3` | replaced by {ids['replacer']} |" in summary
-    assert ids["open"] not in summary and ids["production"] not in summary
+    assert ids["open"] not in summary and ids["production"] not in summary and ids["foreign"] not in summary
 
 
 def test_an_expired_preview_is_gone_already_and_not_deleted_again(cleanup_session: CleanupSession) -> None:
