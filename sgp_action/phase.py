@@ -7,6 +7,7 @@ of a create request in flight for cancellation, and create retries that never ma
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -92,6 +93,38 @@ class PhaseBase:
             raise
         register(None)
 
+    def unless_cancelled(self, call: Callable[[], R]) -> R:
+        """Run `call` in a helper thread and return its result, or raise Cancelled as soon as the run is cancelled.
+
+        A create request may wait long for its answer (a slow server, an upload's last bytes), and `requests` cannot
+        be interrupted. Not waiting for it lets the run's own cleanup start at once: the finder registered by
+        `in_flight` finds what the request made, if anything. The abandoned request ends with the process.
+        """
+        box: list[R] = []
+        errors: list[BaseException] = []
+        wake = threading.Event()
+
+        def target() -> None:
+            try:
+                box.append(call())
+            except BaseException as exc:  # handed to the calling thread
+                errors.append(exc)
+            finally:
+                wake.set()
+
+        unregister = self.token.on_cancel(wake.set)
+        try:
+            threading.Thread(target=target, name="sgp-create", daemon=True).start()
+            wake.wait()
+        finally:
+            unregister()
+        if box:
+            return box[0]
+        if errors:
+            raise errors[0]
+        self.token.check()
+        raise AssertionError("unreachable: woken without a result, an error or a cancellation")
+
     def create_safely(self, what: str, send: Callable[[], R], find: Callable[[], list[R]] | None) -> R:
         """Send a create request, retried safely: after an ambiguous failure, first look for what it may have made.
 
@@ -101,7 +134,7 @@ class PhaseBase:
         """
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
-                return send()
+                return self.unless_cancelled(send)
             except AMBIGUOUS_ERRORS as exc:
                 if find is None or attempt == CREATE_ATTEMPTS:
                     raise

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import pytest
 
+from sgp_action.cancel import CancelToken
 from sgp_action.errors import ApiConnectionError, Cancelled, ServerError, ValidationError
 from sgp_action.phase import CREATE_ATTEMPTS, PhaseBase
 from tests.fakes import FakeClient, phase_env
 
 
-class _NoSleepToken:
-    """Token stand-in for create_safely's back-off: records sleeps instead of waiting."""
+class _NoSleepToken(CancelToken):
+    """A token whose sleeps (create_safely's back-off) are recorded instead of waited."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.sleeps: list[float] = []
 
     def sleep(self, seconds: float) -> None:
@@ -93,3 +96,34 @@ def test_a_clear_refusal_is_never_retried() -> None:
     with pytest.raises(ValidationError):
         phase.create_safely("build", send, lambda: ["never"])
     assert len(sent) == 1
+
+
+def test_a_cancellation_does_not_wait_for_a_request_that_hangs() -> None:
+    """The run's cleanup starts at once; the hanging request is left to end with the process."""
+    phase = _phase()
+    release = threading.Event()
+    started = threading.Event()
+
+    def hanging() -> str:
+        started.set()
+        release.wait(30)
+        return "too late"
+
+    threading.Thread(target=lambda: (started.wait(5), phase.token.cancel("stop"))).start()
+    try:
+        with pytest.raises(Cancelled, match="stop"):
+            phase.unless_cancelled(hanging)
+        assert started.is_set() and not release.is_set()
+    finally:
+        release.set()
+
+
+def test_unless_cancelled_hands_back_results_and_errors() -> None:
+    phase = _phase()
+    assert phase.unless_cancelled(lambda: 42) == 42
+
+    def fail() -> int:
+        raise ServerError("502")
+
+    with pytest.raises(ServerError):
+        phase.unless_cancelled(fail)
