@@ -30,6 +30,8 @@ AGENT_SCAN_LIMIT = 200
 #: Errors after which a create may or may not have happened on the server (T16), and how often to try in all.
 AMBIGUOUS_ERRORS = (ServerError, ApiConnectionError, ApiTimeoutError)
 CREATE_ATTEMPTS = 3
+#: After a cancellation, how long a create request in flight may still take to answer (within the 5 s budget).
+CREATE_ANSWER_GRACE = 2.0
 #: Tolerated difference between this machine's clock and the server's when matching "created since".
 CLOCK_SKEW = timedelta(seconds=30)
 
@@ -97,12 +99,13 @@ class PhaseBase:
         """Run `call` in a helper thread and return its result, or raise Cancelled as soon as the run is cancelled.
 
         A create request may wait long for its answer (a slow server, an upload's last bytes), and `requests` cannot
-        be interrupted. Not waiting for it lets the run's own cleanup start at once: the finder registered by
-        `in_flight` finds what the request made, if anything. The abandoned request ends with the process.
+        be interrupted. Waiting at most CREATE_ANSWER_GRACE for it lets the run's own cleanup start well within the
+        budget: the answer, if it came, names what to stop; else the finder registered by `in_flight` finds what the
+        request made, if anything. The abandoned request ends with the process.
         """
         box: list[R] = []
         errors: list[BaseException] = []
-        wake = threading.Event()
+        done, wake = threading.Event(), threading.Event()
 
         def target() -> None:
             try:
@@ -110,6 +113,7 @@ class PhaseBase:
             except BaseException as exc:  # handed to the calling thread
                 errors.append(exc)
             finally:
+                done.set()
                 wake.set()
 
         unregister = self.token.on_cancel(wake.set)
@@ -118,6 +122,11 @@ class PhaseBase:
             wake.wait()
         finally:
             unregister()
+        if not done.is_set():
+            # Cancelled mid-request. An upload still going stops at its next chunk (its progress callback checks
+            # the token); a body already sent may be turning into a record on the server right now, and a finder
+            # run too early would miss it, so the answer is given a moment before the cleanup looks.
+            done.wait(CREATE_ANSWER_GRACE)
         if box:
             return box[0]
         if errors:

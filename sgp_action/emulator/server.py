@@ -134,7 +134,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 raise HttpError(500, "internal server error (emulator fault http-500)")
             self._route(path)
         except HttpError as exc:
-            self._send_json(exc.status, {"detail": exc.detail}, exc.headers)
+            try:
+                self._send_json(exc.status, {"detail": exc.detail}, exc.headers)
+            except (BrokenPipeError, ConnectionResetError):  # the client left mid-body (a cancelled upload)
+                self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
             self._status = self._status or "disconnected"
