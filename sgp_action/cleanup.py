@@ -106,8 +106,8 @@ def plan(
             doomed.append(Doomed(deployment, EXPIRED, f"expired at {deployment.expires_at.isoformat()}"))
         elif number is not None and states.get(number) == CLOSED and _ours(deployment, own_agents):
             doomed.append(Doomed(deployment, CLOSED, f"PR #{number} is closed"))
-        elif label is not None and newest[(deployment.agent_name, label)].id != deployment.id:
-            doomed.append(Doomed(deployment, REPLACED, f"replaced by {newest[(deployment.agent_name, label)].id}"))
+        elif label is not None and (replacer := newest[(deployment.agent_name, label)]).id != deployment.id:
+            doomed.append(Doomed(deployment, REPLACED, f"replaced by {replacer.id}"))
     return doomed
 
 
@@ -197,8 +197,7 @@ def _own_agents(ctx: RunContext) -> frozenset[str] | None:
     """This repository's agents, from its checkout; None (every agent) when the job checked out none."""
     from sgp_action.detect import repository_agents
 
-    workdir = getattr(ctx.settings, "working_directory", None)
-    agents = repository_agents(workdir) if workdir is not None else frozenset()
+    agents = repository_agents(ctx.settings.working_directory)
     if not agents:
         ctx.runner.info(
             "Cleanup: no agent manifest in the checkout, so a closed PR's number is matched against every agent's "

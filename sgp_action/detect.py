@@ -106,24 +106,23 @@ def load_agent(manifest_path: Path, repo_root: Path) -> Agent:
 
 
 def repository_agents(start: Path) -> frozenset[str]:
-    """The names of every valid agent manifest in the repository holding `start` (or under it, without git).
-
-    Invalid manifests are skipped (logged): this only tells which previews belong to this repository.
-    """
-    from sgp_action.errors import ActionError
-    from sgp_action.manifest import load_manifest
-
+    """The names of every valid agent manifest in the repository holding `start` (or under it, without git)."""
     try:
         root = repository_root(start)
     except InputError:
-        root = start
-    names = set()
-    for path in find_manifests(root):
+        root = start.resolve()
+    return frozenset(agent.name for agent in _load_agents(root))
+
+
+def _load_agents(repo_root: Path) -> list[Agent]:
+    """Every valid agent of the repository; an invalid manifest is skipped with a warning, never fatal."""
+    agents: list[Agent] = []
+    for path in find_manifests(repo_root):
         try:
-            names.add(load_manifest(path).agent_name)
-        except ActionError as exc:
-            log.debug("%s is not a usable agent manifest: %s", path, exc)
-    return frozenset(names)
+            agents.append(load_agent(path, repo_root))
+        except ManifestError as exc:
+            log.warning("skipping %s: %s", _relative(path, repo_root), exc)
+    return agents
 
 
 def _usable_base(repo_root: Path, base: str | None) -> bool:
@@ -145,12 +144,7 @@ def changed_agents(repo_root: Path, base: str | None, head: str | None) -> list[
     Returns `[{"manifest": <repo-relative path>, "agent": <agent name>}]` sorted by manifest path.
     """
     repo_root = repository_root(repo_root)
-    agents: list[Agent] = []
-    for path in find_manifests(repo_root):
-        try:
-            agents.append(load_agent(path, repo_root))
-        except ManifestError as exc:
-            log.warning("skipping %s: %s", _relative(path, repo_root), exc)
+    agents = _load_agents(repo_root)
     if _usable_base(repo_root, base):
         diff = _git(repo_root, "diff", "--name-only", "-z", base or "", head or "HEAD", "--")
         changed = [p for p in diff.split("\0") if p]

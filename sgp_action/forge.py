@@ -12,7 +12,6 @@ is not idempotent, so it is sent again only when the forge surely did not take i
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import requests
 
 from sgp_action import USER_AGENT
 from sgp_action.errors import ActionError
-from sgp_action.transport import never_sent, parse_retry_after
+from sgp_action.transport import backoff_delay, never_sent, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,10 @@ NOT_TAKEN_STATUSES = frozenset({429, 503})
 
 class ForgeError(ActionError):
     """The forge API refused or failed a request (only ever reported as a warning)."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class ForgeClient:
                     if status < 300 or not retry or attempt == ATTEMPTS:
                         return self._result(method, path, response)
                     wait = parse_retry_after(response.headers.get("Retry-After"))
-            delay = min(MAX_WAIT, wait if wait is not None else 0.5 * 2 ** (attempt - 1) * (1 + random.random()))
+            delay = min(MAX_WAIT, wait if wait is not None else backoff_delay(attempt - 1, 1.0, MAX_WAIT))
             log.info("forge: %s %s failed (attempt %d of %d); again in %.1f s", method, path, attempt, ATTEMPTS, delay)
             self._sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -110,7 +113,8 @@ class ForgeClient:
         if response.status_code >= 300:
             raise ForgeError(
                 f"{method} {path}: HTTP {response.status_code}; check that github-token may write issues "
-                "and statuses of this repository"
+                "and statuses of this repository",
+                status_code=response.status_code,
             )
         try:
             return response.json() if response.content else None
@@ -146,7 +150,7 @@ class ForgeClient:
         try:
             item = self._request("GET", f"/pulls/{number}")
         except ForgeError as exc:
-            if "HTTP 404" in str(exc):
+            if exc.status_code == 404:
                 return None
             raise
         state = item.get("state") if isinstance(item, dict) else None

@@ -65,6 +65,12 @@ def _redacted_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
+def backoff_delay(attempt: int, base: float, cap: float, jitter: Callable[[], float] = random.random) -> float:
+    """The delay before retry number `attempt` (0-based): capped exponential with equal jitter."""
+    ceiling = min(cap, base * (2.0**attempt))
+    return ceiling / 2 + jitter() * ceiling / 2
+
+
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
     """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date); None when absent or unreadable."""
     if not value or not value.strip():
@@ -211,8 +217,7 @@ class Transport:
 
     def backoff(self, attempt: int) -> float:
         """The delay before retry number `attempt` (0-based): capped exponential with equal jitter."""
-        ceiling = min(self.backoff_cap, self.backoff_base * (2.0**attempt))
-        return ceiling / 2 + self.jitter() * ceiling / 2
+        return backoff_delay(attempt, self.backoff_base, self.backoff_cap, self.jitter)
 
     def request(
         self,

@@ -120,7 +120,7 @@ def _client(emulator: EmulatorHandle) -> SGPClient:
 def _ctx(emulator: EmulatorHandle, forge: Forge | None, tmp_path: Path, *, dry_run: bool = False) -> RunContext:
     summary = tmp_path / "summary.md"
     summary.write_text("", encoding="utf-8")
-    settings = SimpleNamespace(github_token=TOKEN if forge else None, dry_run=dry_run)
+    settings = SimpleNamespace(github_token=TOKEN if forge else None, dry_run=dry_run, working_directory=tmp_path)
     event = EventContext(event_name="schedule", repository=REPO, api_url=forge.url if forge else "")
     return RunContext(
         settings=settings,  # type: ignore[arg-type]
