@@ -6,7 +6,7 @@
 * naive: a child that does `requests.post(url, files={"context": open(archive, "rb")})` with the same archive to a
   sink server in this process (requests builds the whole multipart body in memory).
 
-Prints both peaks and their ratio. Target (product.md 9): under 100 MB for 400 MB; issue 7 aims at 60 MB.
+Prints both peaks and their ratio. Target (README.md#performance): under 100 MB for 400 MB; issue 7 aims at 60 MB.
 
     python bench/bench_memory.py [--blob-mb 300]
 """

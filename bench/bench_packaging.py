@@ -9,7 +9,8 @@ variant holding a large `node_modules` that `.dockerignore` excludes, then times
 * with `--agentex PATH` (the `agentex` command of agentex-sdk, which needs Python 3.12 or newer, installed in a
   separate virtualenv): `agentex agents package --manifest M -o OUT` against our `context --manifest M --output OUT`
   on the same tree with a manifest.yaml (root `.`, include paths `src` and `assets`). The agentex CLI writes with
-  Python's `tarfile` in `w:gz` mode, i.e. one thread at zlib level 9 (sgp-api.md 9.1).
+  Python's `tarfile` in `w:gz` mode, i.e. one thread at zlib level 9
+  (docs/build-context.md#the-agentex-clis-exclusions).
 
 Prints the time ratio (aim <= 0.7), the size ratio (aim <= 1.05) and the pruning ratio (aim <= 1.3). No
 assertions: timings depend on the machine and on whatever else runs on it.

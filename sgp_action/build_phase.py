@@ -1,10 +1,11 @@
-"""The build phase: agent id, reuse, streamed upload, live SSE logs while polling, terminal status (product.md 5).
+"""The build phase: agent id, reuse, streamed upload, live SSE logs while polling, terminal status
+(docs/architecture.md#phases).
 
 Threads: a `LogFollower` thread reads the SSE log stream and prints each line through `Runner.server_line`; the
 calling thread polls `get_build` every `poll-interval`, and wakes at once when the stream ends or the run is
 cancelled (an `Event`, never a fixed sleep). The stream has no resume cursor and a reconnect replays from the first
-line (sgp-api.md 2.6, T13), so the follower counts the lines it printed and skips that many on every reconnect:
-no line is printed twice, and a closed or broken stream never fails a good build.
+line (docs/sgp-api.md#build-log-reconnects), so the follower counts the lines it printed and skips that many on every
+reconnect: no line is printed twice, and a closed or broken stream never fails a good build.
 """
 
 from __future__ import annotations
@@ -161,14 +162,17 @@ class LogFollower:
 
 
 class BuildPhase(PhaseBase):
-    """Runs one build: reuse or create, follow, wait; fills the report and raises the errors of product.md 7."""
+    """Runs one build: reuse or create, follow, wait; fills the report and raises the errors of
+    docs/architecture.md#errors-and-exit-codes."""
 
     # --- agent and reuse --------------------------------------------------------------------------------------
 
     def resolve_agent_id(self, agent_name: str) -> str | None:
-        """The id of the agent named `agent_name` from its latest build, or None for a new agent (sgp-api.md 11)."""
+        """The id of the agent named `agent_name` from its latest build, or None for a new agent
+        (docs/sgp-api.md#agent-name-creates-an-agent)."""
         builds = self.client.list_builds(agent_name=agent_name, limit=1, sort_by="created_at", sort_order="desc")
-        # An older server ignores the filter and lists everything (T25): look further, and check the name.
+        # An older server ignores the filter and lists everything
+        # (docs/sgp-api.md#older-servers-ignore-unknown-filters): look further, and check the name.
         for build in itertools.islice(builds, AGENT_SCAN_LIMIT):
             if build.agent_name == agent_name and build.agent_id:
                 log.debug("agent %s has id %s (from build %s)", agent_name, build.agent_id, build.id)
@@ -176,7 +180,8 @@ class BuildPhase(PhaseBase):
         return None
 
     def find_reusable(self, agent_name: str, working_tree_hash: str) -> Build | None:
-        """A successful build of this agent with the same working-tree hash, checked client-side (T25)."""
+        """A successful build of this agent with the same working-tree hash, checked client-side
+        (docs/sgp-api.md#older-servers-ignore-unknown-filters)."""
         builds = self.client.list_builds(
             agent_name=agent_name, working_tree_hash=working_tree_hash, sort_by="created_at", sort_order="desc"
         )
@@ -200,7 +205,8 @@ class BuildPhase(PhaseBase):
         except (ValidationError, NotFoundError) as exc:
             if agent_id is None:
                 raise
-            # An older server knows no agent ids (sgp-api.md 11, T4): its builds name the agent every time.
+            # An older server knows no agent ids (docs/sgp-api.md#agent-name-creates-an-agent): its builds name the
+            # agent every time.
             log.info("the server refused agent_id (%s); sending agent_name %s instead", exc, spec.agent_name)
             return self._send(spec, agent_id=None)
 

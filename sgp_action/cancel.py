@@ -1,8 +1,8 @@
 """Cancellation: SIGINT / SIGTERM turn into a token that every wait loop checks, and a bounded cleanup.
 
 The Actions runner sends SIGINT, then SIGTERM 7.5 s later, then kills the process 2.5 s after that
-(platforms.md A.9). So the action must stop the remote work (cancel the build, delete the deployment being
-created) within about 5 s of the first signal, and a second signal must not abort that cleanup half-way.
+(docs/architecture.md#cancellation). So the action must stop the remote work (cancel the build, delete the deployment
+being created) within about 5 s of the first signal, and a second signal must not abort that cleanup half-way.
 
 Design, so that no signal handler ever touches a lock another frame of the main thread may hold:
 

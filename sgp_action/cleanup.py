@@ -1,13 +1,14 @@
 """`command: cleanup` (what `auto` runs on `schedule`): sweep away the previews nobody needs any more.
 
-product.md 5 and 9, issue 5 item 4. One pass over every deployment (all list pages, oldest first), then a delete for
-each active preview that is
+docs/architecture.md#phases and README.md#performance, issue 5 item 4. One pass over every deployment (all list pages,
+oldest first), then a delete for each active preview that is
 
 * past its `expires_at` (the server expires previews itself, but late; this catches what it has not done yet),
 * the preview of a closed pull request (`pr-<N>` label; its state asked of the forge, only with `github-token`),
 * replaced: an active preview with the same label was created after it (the newest one per label is kept).
 
-Terminal records (DELETED, CANCELLED, SUPERSEDED) are skipped, since deleting them is a 400 (T15); a 400/404 on delete
+Terminal records (DELETED, CANCELLED, SUPERSEDED) are skipped, since deleting them is a 400
+(docs/sgp-api.md#ended-deployments-cannot-be-deleted); a 400/404 on delete
 means someone got there first and counts as done. Deletes run on a small thread pool; 429 and `Retry-After` are
 the transport's retries. No request is sent beyond the list pages, the deletes and one PR lookup per distinct PR.
 """

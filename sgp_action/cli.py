@@ -70,7 +70,7 @@ def _debug_enabled(argv: Sequence[str]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return the process exit code (product.md section 7)."""
+    """Run the CLI and return the process exit code (docs/architecture.md#errors-and-exit-codes)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in args_list if not a.startswith("-")), None)
     parser = build_parser(only=chosen if chosen in COMMANDS else None)

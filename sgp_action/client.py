@@ -1,4 +1,5 @@
-"""The SGP Agentex Cloud Build and Deploy API client: every endpoint of sgp-api.md sections 2 and 3.
+"""The SGP Agentex Cloud Build and Deploy API client: every endpoint of docs/sgp-api.md#builds and
+docs/sgp-api.md#deployments.
 
 This module family (`client`, `transport`, `sse`, `models`) is the only code that talks HTTP. Calls return the typed
 records of `sgp_action.models` and raise `sgp_action.errors.ApiError` subclasses; the retry policy is described in
@@ -29,13 +30,15 @@ from sgp_action.transport import Transport
 
 logger = logging.getLogger(__name__)
 
-MAX_ARCHIVE_BYTES = 500 * 1024 * 1024  # sgp-api.md 2.1: the context archive must be at most 500 MB
+# docs/sgp-api.md#one-image-source-and-the-size-limit: the context archive must be at most 500 MB
+MAX_ARCHIVE_BYTES = 500 * 1024 * 1024
 SOURCE_FIELDS = ("source_commit", "source_ref", "source_repo", "source_subpath", "source_dirty")
 _READ_SIZE = 64 * 1024
 
 
 def _form_value(value: str | bool) -> str:
-    """Multipart text: booleans as `true`/`false` as the SDK sends them (T7), never Python's `True`."""
+    """Multipart text: booleans as `true`/`false` as the SDK sends them (docs/sgp-api.md#booleans-in-multipart), never
+    Python's `True`."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -62,8 +65,9 @@ class LogStream:
         self._events = EventStream(self._chunks())
 
     def _chunks(self) -> Iterator[bytes]:
-        # Raw reads (not iter_lines, formats.md B.2) that return whatever has arrived, so a line is handed on as soon
-        # as its event is complete, whether the body is chunked or delimited by the connection closing.
+        # Raw reads (not iter_lines, docs/sgp-api.md#where-sseclient-py-departs) that return whatever has arrived, so a
+        # line is handed on as soon as its event is complete, whether the body is chunked or delimited by the connection
+        # closing.
         raw = self._response.raw
         while not self._closed.is_set():
             try:
@@ -78,7 +82,8 @@ class LogStream:
 
     @property
     def last_event_id(self) -> str:
-        """The stream's last event id so far (formats.md B.1): pass it to `open_build_logs` when reconnecting."""
+        """The stream's last event id so far (docs/sgp-api.md#the-standards-rules): pass it to `open_build_logs` when
+        reconnecting."""
         return self._events.last_event_id
 
     def __iter__(self) -> Iterator[str]:
@@ -164,7 +169,7 @@ class SGPClient:
             response.close()
 
     def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-        """Every item of a cursor-paged list (sgp-api.md 6): `starting_after=<last id>` while `has_more`."""
+        """Every item of a cursor-paged list (docs/sgp-api.md#paging): `starting_after=<last id>` while `has_more`."""
         starting_after: str | None = None
         while True:
             page = self._call("GET", path, params={**params, "starting_after": starting_after})
@@ -183,7 +188,7 @@ class SGPClient:
                 raise ApiError(f"GET {path}: has_more is true but the page gives no new cursor", method="GET")
             starting_after = str(last)
 
-    # --- builds (sgp-api.md 2) --------------------------------------------------------------------------------
+    # --- builds (docs/sgp-api.md#builds) --------------------------------------------------------
 
     def create_build(
         self,
@@ -202,8 +207,10 @@ class SGPClient:
     ) -> Build:
         """`POST /v5/builds`: multipart, the archive streamed from its file; `progress(bytes_sent, total)`.
 
-        Sends exactly one image source and one agent identifier (T4, T5). Not retried after the request may have
-        reached the server (T16): look for the build by `working_tree_hash` before creating again.
+        Sends exactly one image source and one agent identifier (docs/sgp-api.md#agent-name-creates-an-agent,
+        docs/sgp-api.md#one-image-source-and-the-size-limit). Not retried after the request may have
+        reached the server (docs/sgp-api.md#creates-are-not-idempotent): look for the build by `working_tree_hash`
+        before creating again.
         """
         if not image_name:
             raise InputError("create_build needs an image_name")
@@ -226,7 +233,8 @@ class SGPClient:
             **{key: (source or {}).get(key) for key in SOURCE_FIELDS},
         }
         if build_args:
-            texts["build_args"] = json.dumps(dict(build_args), separators=(",", ":"))  # one JSON string (T6)
+            # one JSON string (docs/sgp-api.md#build-args-are-one-json-string)
+            texts["build_args"] = json.dumps(dict(build_args), separators=(",", ":"))
         fields.extend((name, _form_value(value)) for name, value in texts.items() if value is not None)
 
         with contextlib.ExitStack() as stack:
@@ -280,7 +288,8 @@ class SGPClient:
         sort_by: str | None = None,
         sort_order: str | None = None,
     ) -> Iterator[Build]:
-        """`GET /v5/builds`, every page. Older servers ignore unknown filters (T25): re-check them on the items."""
+        """`GET /v5/builds`, every page. Older servers ignore unknown filters
+        (docs/sgp-api.md#older-servers-ignore-unknown-filters): re-check them on the items."""
         params = {
             "agent_name": agent_name,
             "source_commit": source_commit,
@@ -292,14 +301,16 @@ class SGPClient:
         return (Build.from_api(item) for item in self._pages("/v5/builds", params))
 
     def cancel_build(self, build_id: str) -> Build:
-        """`POST /v5/builds/{id}/cancel` (202); the answer shows the build as it was before the cancel (T14).
+        """`POST /v5/builds/{id}/cancel` (202); the answer shows the build as it was before the cancel
+        (docs/sgp-api.md#build-cancel-answers-202).
 
-        Retried like a read: the server accepts a repeated cancel and does nothing more (sgp-api.md 2.4).
+        Retried like a read: the server accepts a repeated cancel and does nothing more
+        (docs/sgp-api.md#cancel-a-build).
         """
         return Build.from_api(self._call("POST", f"/v5/builds/{_segment(build_id)}/cancel", idempotent=True))
 
     def list_undeployed(self) -> list[UndeployedAgent]:
-        """`GET /v5/builds/undeployed`: a bare array, not a page (T26)."""
+        """`GET /v5/builds/undeployed`: a bare array, not a page (docs/sgp-api.md#undeployed-is-a-bare-array)."""
         data = self._call("GET", "/v5/builds/undeployed")
         items = data.get("items", []) if isinstance(data, dict) else data
         if not isinstance(items, list):
@@ -307,7 +318,8 @@ class SGPClient:
         return [UndeployedAgent.from_api(item) for item in items]
 
     def open_build_logs(self, build_id: str, *, last_event_id: str = "") -> LogStream:
-        """`GET /v5/builds/{id}/logs` as SSE, with no read timeout (T13); it may close before the build ends.
+        """`GET /v5/builds/{id}/logs` as SSE, with no read timeout (docs/sgp-api.md#build-log-stream-quirks); it may
+        close before the build ends.
 
         SGP documents no resume cursor and may replay from the first line; a non-empty `last_event_id` is still
         sent as `Last-Event-ID`, as the SSE standard has a reconnecting client do.
@@ -322,7 +334,7 @@ class SGPClient:
             logger.debug("GET %s answered %r, not text/event-stream; parsing it as SSE anyway", path, content_type)
         return LogStream(response, path)
 
-    # --- deployments (sgp-api.md 3) ---------------------------------------------------------------------------
+    # --- deployments (docs/sgp-api.md#deployments) --------------------------------------------------------
 
     def create_deployment(
         self,
@@ -336,7 +348,8 @@ class SGPClient:
         preview_label: str | None = None,
         expires_at: datetime | str | None = None,
     ) -> Deployment:
-        """`POST /v5/agentex/deployments`; the YAML files go as text (T18). Never retried once it may have arrived."""
+        """`POST /v5/agentex/deployments`; the YAML files go as text (docs/sgp-api.md#yaml-travels-as-text). Never
+        retried once it may have arrived."""
         if not build_id and not image_name:
             raise InputError("create_deployment needs a build_id, or an image_name and image_tag")
         body: dict[str, Any] = {"manifest_file": manifest_file, "environment_config": environment_config}
@@ -364,7 +377,9 @@ class SGPClient:
         sort_by: str | None = None,
         sort_order: str | None = None,
     ) -> Iterator[Deployment]:
-        """`GET /v5/agentex/deployments`, every page. `preview_label` is an exact match (T9); re-check it (T25)."""
+        """`GET /v5/agentex/deployments`, every page. `preview_label` is an exact match
+        (docs/sgp-api.md#preview-label-sanitising); re-check it
+        (docs/sgp-api.md#older-servers-ignore-unknown-filters)."""
         params = {
             "agent_name": agent_name,
             "build_id": build_id,
@@ -378,9 +393,11 @@ class SGPClient:
     def delete_deployment(self, deployment_id: str) -> Deployment:
         """`DELETE /v5/agentex/deployments/{id}`: the record marked deleted.
 
-        Retried like a read (a failed teardown leaves the record unchanged, sgp-api.md 3.4). When a retry then meets
-        the 400 for an already-deleted record, an earlier attempt did the work: the deleted record is returned.
-        Without a retry, deleting a DELETED, CANCELLED or SUPERSEDED record raises ValidationError (T15).
+        Retried like a read (a failed teardown leaves the record unchanged, docs/sgp-api.md#delete-a-deployment). When a
+        retry then meets the 400 for an already-deleted record, an earlier attempt did the work: the deleted record is
+        returned.
+        Without a retry, deleting a DELETED, CANCELLED or SUPERSEDED record raises ValidationError
+        (docs/sgp-api.md#ended-deployments-cannot-be-deleted).
         """
         path = f"/v5/agentex/deployments/{_segment(deployment_id)}"
         retried: list[str] = []
@@ -396,7 +413,7 @@ class SGPClient:
             return current
 
     def deployment_logs(self, deployment_id: str, *, cursor: str = "", limit: int = 100) -> LogPage:
-        """One page of `GET /v5/agentex/deployments/{id}/logs` (sgp-api.md 3.5, T12).
+        """One page of `GET /v5/agentex/deployments/{id}/logs` (docs/sgp-api.md#deployment-log-cursor).
 
         Sends `cursor` when not empty; `limit` is kept within the API's 1-500. The page's `next_cursor` is the
         server's, or `cursor` again when the server sends an empty one, so feeding it back never replays the log.

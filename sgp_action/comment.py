@@ -4,7 +4,7 @@ The marker carries the head SHA and the start time of the run that wrote it:
 `<!-- sgp-agentex-action:<agent> sha=<sha> at=<iso> -->`. A run does not overwrite a comment written by a run
 that started later for another commit (a re-run of an old workflow must not hide the newest preview); a run of
 the same commit always updates it (its result is the newest word on that commit). On Gitea and Forgejo a commit
-status is posted too (product.md 3, platforms.md A.8). Every forge failure is a warning, never a failed run.
+status is posted too (docs/runner.md#github-gitea-and-forgejo). Every forge failure is a warning, never a failed run.
 """
 
 from __future__ import annotations

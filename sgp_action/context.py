@@ -1,4 +1,4 @@
-"""Packaging a build context into a reproducible tar.gz (product.md section 4, formats.md A.6, sgp-api.md 9.1).
+"""Packaging a build context into a reproducible tar.gz (docs/build-context.md#the-archives-shape).
 
 What goes in (the two layouts, the ignore rules, links) is `sgp_action.context_files`; this module describes the
 context (`ContextSpec`) and writes the archive. The archive: members sorted byte-lexically (directories end with
@@ -58,7 +58,8 @@ __all__ = [
     "list_members",
 ]
 
-MAX_CONTEXT_BYTES = 500 * 1024 * 1024  # the build API's upload limit (sgp-api.md 2.1, trap T5)
+# the build API's upload limit (docs/sgp-api.md#one-image-source-and-the-size-limit)
+MAX_CONTEXT_BYTES = 500 * 1024 * 1024
 HASH_PREFIX = b"sgp-action working-tree-hash v1\n"
 SECRET_LIKE = (".env*", "*.pem", "*.key", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*.p12", "*.pfx")
 SECRET_NAMES = frozenset(
@@ -103,7 +104,8 @@ class ContextSpec:
         dockerignore: str | None = None,
         follow_symlinks: bool = False,
     ) -> ContextSpec:
-        """Docker's own layout: everything under `root`. Without `dockerignore`, BuildKit's choice (A.3):
+        """Docker's own layout: everything under `root`. Without `dockerignore`, BuildKit's choice
+        (docs/build-context.md#files-that-are-always-sent):
         `<dockerfile>.dockerignore` when it exists, else `.dockerignore` at the root when it exists."""
         root = Path(root).resolve()
         if not root.is_dir():

@@ -1,4 +1,5 @@
-"""Which files a build context holds: the walk of the context root and its ignore rules (product.md section 4).
+"""Which files a build context holds: the walk of the context root and its ignore rules
+(docs/build-context.md#manifest-mode).
 
 Two layouts (`sgp_action.context.ContextSpec`). Manifest mode (the agentex layout): the archive root is
 `build.context.root`, only the `include_paths` directories are walked (at their paths relative to the root), and the
@@ -54,7 +55,8 @@ class Member:
 
 
 def cli_ignore_patterns(text: str) -> tuple[str, ...]:
-    """The agentex CLI's reading of a dockerignore file (sgp-api.md 9.1 step 6): text after `#` dropped, trimmed."""
+    """The agentex CLI's reading of a dockerignore file (docs/build-context.md#the-agentex-clis-exclusions): text after
+    `#` dropped, trimmed."""
     return tuple(p for p in (line.split("#", 1)[0].strip() for line in text.splitlines()) if p)
 
 

@@ -59,7 +59,7 @@ class DemoResult:
 
 
 def parse_output_file(text: str) -> dict[str, str]:
-    """Read a GITHUB_OUTPUT file: `name=value` lines and `name<<DELIM` heredocs (formats.md part C)."""
+    """Read a GITHUB_OUTPUT file: `name=value` lines and `name<<DELIM` heredocs (docs/runner.md#step-outputs)."""
     outputs: dict[str, str] = {}
     lines = text.split("\n")
     index = 0

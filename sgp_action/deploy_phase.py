@@ -1,8 +1,11 @@
-"""The deploy phase: create the deployment, then poll it, printing new events and log lines (product.md 5).
+"""The deploy phase: create the deployment, then poll it, printing new events and log lines
+(docs/architecture.md#phases).
 
-Success is `healthy` or `completed` in any case (sgp-api.md 3.7, T8; the classification lives in `models`); any
-other terminal status is a failure that shows the events and the log tail. Deploy logs are cursor-paged: the last
-non-empty `next_cursor` is kept, because an empty one would replay the whole log (sgp-api.md 3.5, T12).
+Success is `healthy` or `completed` in any case (docs/sgp-api.md#deployment-statuses; the classification lives in
+`models`); any other terminal status is a failure that shows the events and the log tail. Deploy logs are cursor-paged:
+the last
+non-empty `next_cursor` is kept, because an empty one would replay the whole log
+(docs/sgp-api.md#deployment-log-cursor).
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ log = logging.getLogger(__name__)
 #: Log pages read per poll at most: a huge backlog is read over several polls instead of stalling the status.
 MAX_PAGES_PER_POLL = 20
 LOG_PAGE_SIZE = 200
-#: The deployment's status is read at least this often (product.md 9: the step ends within 1 s of the deployment
-#: turning healthy). SGP has no status stream to wake on, so only a short status poll can meet that; the log
+#: The deployment's status is read at least this often (README.md#performance: the step ends within 1 s of the
+#: deployment turning healthy). SGP has no status stream to wake on, so only a short status poll can meet that; the log
 #: pages, the heavier read, keep to `poll-interval`.
 STATUS_INTERVAL = 0.5
 #: How many events a failure or timeout message shows.
@@ -59,7 +62,8 @@ def format_log_line(line: LogLine) -> str:
 
 
 class DeployPhase(PhaseBase):
-    """Creates one deployment and waits for it; fills the report and raises the errors of product.md 7."""
+    """Creates one deployment and waits for it; fills the report and raises the errors of
+    docs/architecture.md#errors-and-exit-codes."""
 
     def __init__(self, env: PhaseEnv, *, timeout: float) -> None:
         super().__init__(env, timeout=timeout)
@@ -128,8 +132,8 @@ class DeployPhase(PhaseBase):
                 if now >= deadline:
                     self._timeout(deployment)
                 self.token.sleep(min(status_interval, max(deadline - now, 0.0)))
-            # Lines written just before the terminal status are read once more (T12: stop when has_more is
-            # false and the status is terminal).
+            # Lines written just before the terminal status are read once more (docs/sgp-api.md#deployment-log-cursor:
+            # stop when has_more is false and the status is terminal).
             self._print_logs(deployment.id)
         self.remote.deploying(None)
         elapsed = format_duration(self.clock() - started)

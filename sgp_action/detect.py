@@ -1,7 +1,8 @@
-"""Monorepos: which agents' build inputs changed between two commits (product.md 2, `detect`).
+"""Monorepos: which agents' build inputs changed between two commits (docs/architecture.md#commands, `detect`).
 
-An agent is a folder holding a `manifest.yaml`. Its build inputs are what packaging reads (product.md 4): the
-manifest, the `environments.yaml` beside it, each `include_paths` directory, the Dockerfile and the dockerignore.
+An agent is a folder holding a `manifest.yaml`. Its build inputs are what packaging reads
+(docs/build-context.md#manifest-mode): the manifest, the `environments.yaml` beside it, each `include_paths` directory,
+the Dockerfile and the dockerignore.
 A manifest without `include_paths` ships its whole context root, so the whole root counts then.
 
 Without a usable base (a branch's first push has an all-zero `before`; a shallow clone may lack the base commit)

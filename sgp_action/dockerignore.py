@@ -1,10 +1,10 @@
-"""Docker's `.dockerignore` rules as a pure matcher (formats.md part A).
+"""Docker's `.dockerignore` rules as a pure matcher (docs/build-context.md#dockers-dockerignore-rules).
 
 Reading follows moby `ignorefile.ReadAll` then `patternmatcher.New` (both stages, so their combined cleaning quirks
 come out the same); matching follows `patternmatcher.MatchesOrParentMatches`: a path is excluded when the last
 pattern that matches the path *or one of its parent directories* is not a `!` exception. Pattern syntax is Go's
 `filepath.Match` (validated the same way) plus moby's `**`. The walker's "may I skip this excluded directory" rule
-is BuildKit's (tonistiigi/fsutil `filter.go`, formats.md A.5.1).
+is BuildKit's (tonistiigi/fsutil `filter.go`, docs/build-context.md#buildkit-and-the-classic-builder).
 
 Deliberate differences from moby, all where moby hands Go's regexp a text it never meant to (filepath.Match, which
 moby validates patterns with, is followed instead): inside `[...]` the characters `*` and `?` are literal; `\\x` is
@@ -264,7 +264,7 @@ class DockerIgnore:
 
     @classmethod
     def parse(cls, text: str, *, source: str = ".dockerignore") -> DockerIgnore:
-        """Read `.dockerignore` text as Docker does (formats.md A.1).
+        """Read `.dockerignore` text as Docker does (docs/build-context.md#reading-the-file).
 
         A BOM is dropped from the first line only; a line whose first byte is `#` is a comment; lines are trimmed
         (so CRLF works) and blank ones dropped; `!` marks an exception. Raises PatternError naming `source` and
@@ -293,7 +293,8 @@ class DockerIgnore:
         return cls(p for p in read if p is not None)
 
     def with_always_included(self, *paths: str) -> DockerIgnore:
-        """A copy that can no longer exclude `paths` (formats.md A.3: `.dockerignore` and the chosen Dockerfile).
+        """A copy that can no longer exclude `paths` (docs/build-context.md#files-that-are-always-sent: `.dockerignore`
+        and the chosen Dockerfile).
 
         Like the docker CLI, a literal `!<path>` exception is appended for each path these patterns exclude. Paths
         are relative to the context root; one that cleans to outside the context (`../Dockerfile`) is skipped,
@@ -338,8 +339,9 @@ class DockerIgnore:
     def may_reinclude_under(self, dir_path: str) -> bool:
         """Whether a `!` exception could put back something below the excluded directory `dir_path`.
 
-        BuildKit's rule (fsutil, formats.md A.5.1): true when any exception contains one of `*?[]^\\` once a
-        trailing `/**` and then a trailing `/*` are cut off, or when an exception's text so cut starts with
+        BuildKit's rule (fsutil, docs/build-context.md#buildkit-and-the-classic-builder): true when any exception
+        contains one of `*?[]^\\` once a trailing `/**` and then a trailing `/*` are cut off, or when an exception's
+        text so cut starts with
         `dir_path/`. A walker must not enter an excluded directory when this is False: BuildKit never does, even
         for the rare exception (`!a/*/**`) that would have matched below it.
         """

@@ -1,7 +1,7 @@
 """The action's exceptions, grouped by what the user can do about them.
 
-Every exception carries the process exit code of product.md section 7 and a message that says what to fix.
-Library code raises these; only the CLI layer turns them into `::error::` lines and exit codes.
+Every exception carries the process exit code of docs/architecture.md#errors-and-exit-codes and a message that says what
+to fix. Library code raises these; only the CLI layer turns them into `::error::` lines and exit codes.
 """
 
 from __future__ import annotations

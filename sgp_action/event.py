@@ -1,7 +1,8 @@
 """The event that started the run (`$GITHUB_EVENT_NAME`, `$GITHUB_EVENT_PATH`) and the `auto` command mapping.
 
-Portable rules (platforms.md A.6, A.7): the commit to build and label is the payload's `pull_request.head.sha` on
-pull requests, never `GITHUB_SHA` (a synthetic merge commit on GitHub); every optional variable is read defensively
+Portable rules (docs/runner.md#github-gitea-and-forgejo): the commit to build and label is the payload's
+`pull_request.head.sha` on pull requests, never `GITHUB_SHA` (a synthetic merge commit on GitHub); every optional
+variable is read defensively
 because Gitea and Forgejo leave some out; the forge is told apart by `GITEA_ACTIONS` / `FORGEJO_ACTIONS`.
 """
 
@@ -177,7 +178,7 @@ def load_event(environ: Mapping[str, str]) -> EventContext:
 
 
 def resolve_command(requested: str, event: EventContext) -> str:
-    """The command to run: `requested` itself, or for `auto` the mapping of product.md section 3.
+    """The command to run: `requested` itself, or for `auto` the mapping of README.md#inputs-and-outputs.
 
     pull_request / pull_request_target: opened, synchronize(d), reopened, ready_for_review, labeled -> preview;
     closed -> teardown. push: a branch -> deploy on the default branch, build elsewhere (the payload's

@@ -1,8 +1,8 @@
 """A small REST client for the forge's issue comments and commit statuses (GitHub, Gitea, Forgejo).
 
 The three forges share the paths used here (`/repos/{o}/{r}/issues/{n}/comments`, `/issues/comments/{id}`,
-`/statuses/{sha}`) and accept `Authorization: token <t>` (../shared/platforms.md A.8). Paging differs: GitHub
-takes `per_page` (max 100), Gitea/Forgejo take `limit` (max 50); both take `page`, so both are sent.
+`/statuses/{sha}`) and accept `Authorization: token <t>` (docs/runner.md#github-gitea-and-forgejo). Paging differs:
+GitHub takes `per_page` (max 100), Gitea/Forgejo take `limit` (max 50); both take `page`, so both are sent.
 
 A forge hiccup is retried a little (429 and 502/503/504 answers, connection errors), honouring `Retry-After` up to
 a cap: the comment and the cleanup's PR states are worth a few seconds, never a stalled deploy. Creating a comment

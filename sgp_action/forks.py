@@ -1,4 +1,5 @@
-"""Pull requests from forks: skipped without secrets, warned about when secrets reach their code (product.md 5).
+"""Pull requests from forks: skipped without secrets, warned about when secrets reach their code
+(docs/architecture.md#phases).
 
 Checked before the inputs are validated, so that a fork's missing key is a notice and `result=skipped`, not an input
 error; and a fork's code run under `pull_request_target` with the key is never built silently (SECURITY.md).
@@ -18,7 +19,8 @@ def skip_fork_pull_request(
 ) -> bool:
     """A pull request from a fork gets no secrets: without an api-key, skip with a notice and `result=skipped`.
 
-    Checked before the inputs are validated, so the missing key is not reported as an error (product.md 5).
+    Checked before the inputs are validated, so the missing key is not reported as an error
+    (docs/architecture.md#phases).
     """
     from sgp_action.settings import raw_inputs
 

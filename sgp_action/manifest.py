@@ -1,6 +1,8 @@
-"""Loading and validating an agent's `manifest.yaml` and `environments.yaml` (sgp-api.md sections 7 and 8).
+"""Loading and validating an agent's `manifest.yaml` and `environments.yaml` (docs/sgp-api.md#manifestyaml,
+docs/sgp-api.md#environmentsyaml).
 
-The files are read as UTF-8 text and kept verbatim: the deploy API wants YAML *text* (trap T18), so the parsed data
+The files are read as UTF-8 text and kept verbatim: the deploy API wants YAML *text*
+(docs/sgp-api.md#yaml-travels-as-text), so the parsed data
 is only used to validate early, with messages that name the file and the key to fix, what the server would
 otherwise refuse late. Extra keys are ignored, as the agentex SDK's Pydantic models ignore them.
 """
@@ -224,7 +226,8 @@ def load_manifest(path: Path) -> Manifest:
     tag = image.get("tag")
     if tag is not None and not isinstance(tag, (str, int, float)):
         raise check.fail("deployment.image.tag", f"must be a string, not {tag!r}")
-    # Trap T19: the agentex CLI would send the literal `<repository>`; the last segment, else the agent name.
+    # docs/sgp-api.md#missing-image-repository: the agentex CLI would send the literal `<repository>`; the last segment,
+    # else the agent name.
     segment = (repository or "").rstrip("/").rsplit("/", 1)[-1].strip()
     image_name = segment or agent_name
     log.debug("manifest %s: agent %s, context root %s, include %s", path, agent_name, root, includes)
@@ -258,8 +261,9 @@ class Environments:
     def select(self, name: str | None) -> tuple[str, str]:
         """(environment key, YAML text to send as `environment_config`) for `name`, or the only one when None.
 
-        Trap T17: the file is sent verbatim when it holds one environment and none was named; otherwise a one-entry
-        file (`schema_version: v1`, `environments: {key: block}`), so the server cannot pick another one. A name
+        docs/sgp-api.md#which-environment-config-to-send: the file is sent verbatim when it holds one environment and
+        none was named; otherwise a one-entry file (`schema_version: v1`, `environments: {key: block}`), so the server
+        cannot pick another one. A name
         matches a key exactly, else the single entry whose `environment:` field equals it.
         """
         listed = ", ".join(self.keys)
@@ -321,7 +325,8 @@ def _check_environment(check: _Checker, key: str, block: Any) -> None:
 
 
 def load_environments(path: Path) -> Environments:
-    """Read and validate `environments.yaml` (sgp-api.md section 8); raises ManifestError naming what to fix."""
+    """Read and validate `environments.yaml` (docs/sgp-api.md#environmentsyaml); raises ManifestError naming what to
+    fix."""
     path = Path(path)
     text, data = _read_yaml(path, "environments file")
     check = _Checker(path)

@@ -1,7 +1,9 @@
 """Typed, read-only views of the SGP Build and Deploy API's records.
 
-Every `from_api` accepts both API generations (sgp-api.md section 12): `id` or `build_id` (T1), `build_status` or
-`status` (T2), status words in any case (T8). Status words are kept lowercase; `phase` classifies them. Unknown
+Every `from_api` accepts both API generations (docs/sgp-api.md#the-two-dialects): `id` or `build_id`
+(docs/sgp-api.md#build-id-field), `build_status` or
+`status` (docs/sgp-api.md#build-status-field), status words in any case (docs/sgp-api.md#deployment-status-spellings).
+Status words are kept lowercase; `phase` classifies them. Unknown
 fields are ignored and the whole record stays available in `raw`.
 """
 
@@ -29,12 +31,14 @@ class Phase(enum.Enum):
     FAILED = "failed"
 
 
-# sgp-api.md 2.7: `deleting` / `delete_failed` concern deleting a build, which never leads back to a usable build,
-# so a poller waiting for a build treats them as failures. `unknown` and unlisted words keep polling (T3).
+# docs/sgp-api.md#build-status-words: `deleting` / `delete_failed` concern deleting a build, which never leads back to a
+# usable build, so a poller waiting for a build treats them as failures. `unknown` and unlisted words keep polling
+# (docs/sgp-api.md#unknown-build-status).
 BUILD_SUCCEEDED = frozenset({"success"})
 BUILD_FAILED = frozenset({"failed", "cancelled", "timed_out", "error", "delete_failed", "deleting"})
 
-# sgp-api.md 3.7 and T8: the deploy status is a free string seen in several spellings; `running` is NOT success.
+# docs/sgp-api.md#deployment-statuses: the deploy status is a free string seen in several spellings; `running` is NOT
+# success.
 DEPLOY_SUCCEEDED = frozenset({"healthy", "completed"})
 DEPLOY_FAILED = frozenset({"failed", "cancelled", "error", "timed_out", "deleted", "superseded"})
 
@@ -65,7 +69,7 @@ def parse_datetime(value: Any) -> datetime | None:
 
 
 def format_datetime(value: datetime) -> str:
-    """UTC ISO 8601 with a `Z` suffix (sgp-api.md section 11); a naive datetime is taken as UTC."""
+    """UTC ISO 8601 with a `Z` suffix (docs/sgp-api.md#timestamps); a naive datetime is taken as UTC."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
@@ -81,7 +85,8 @@ def _text(data: Mapping[str, Any], *keys: str) -> str | None:
 
 
 def manifest_agent_name(text: Any) -> str | None:
-    """`agent.name` of the manifest YAML a deployment record echoes back (sgp-api.md 3.6), else None.
+    """`agent.name` of the manifest YAML a deployment record echoes back (docs/sgp-api.md#the-deployment-record), else
+    None.
 
     The record carries no agent name of its own, and previews of several agents may share a label (a monorepo PR),
     so this is how replace, teardown and cleanup tell them apart.
@@ -115,7 +120,7 @@ def _status(data: Mapping[str, Any], *keys: str) -> str:
 
 @dataclass(frozen=True)
 class Build:
-    """An `AgentexCloudBuild` (sgp-api.md 2.7) in either API generation."""
+    """An `AgentexCloudBuild` (docs/sgp-api.md#the-build-record) in either API generation."""
 
     id: str
     status: str
@@ -162,7 +167,7 @@ class Build:
 
 @dataclass(frozen=True)
 class DeployEvent:
-    """One Kubernetes event of a deployment (`deploy_events` items, sgp-api.md 3.6)."""
+    """One Kubernetes event of a deployment (`deploy_events` items, docs/sgp-api.md#the-deployment-record)."""
 
     type: str | None = None
     reason: str | None = None
@@ -183,7 +188,7 @@ class DeployEvent:
 
 @dataclass(frozen=True)
 class Deployment:
-    """An `AgentexCloudDeploy` (sgp-api.md 3.6)."""
+    """An `AgentexCloudDeploy` (docs/sgp-api.md#the-deployment-record)."""
 
     id: str
     status: str
@@ -232,13 +237,14 @@ class Deployment:
 
     @property
     def is_preview(self) -> bool:
-        """True for a preview: production records carry neither a label nor an expiry (T10)."""
+        """True for a preview: production records carry neither a label nor an expiry
+        (docs/sgp-api.md#preview-only-fields)."""
         return self.preview_label is not None or self.expires_at is not None
 
 
 @dataclass(frozen=True)
 class LogLine:
-    """One structured deployment log line (sgp-api.md 3.5)."""
+    """One structured deployment log line (docs/sgp-api.md#deployment-logs)."""
 
     id: str
     message: str
@@ -261,7 +267,8 @@ class LogLine:
 
 @dataclass(frozen=True)
 class LogPage:
-    """One page of deployment logs. `next_cursor` is what to send next: never empty once a cursor was known (T12)."""
+    """One page of deployment logs. `next_cursor` is what to send next: never empty once a cursor was known
+    (docs/sgp-api.md#deployment-log-cursor)."""
 
     lines: tuple[LogLine, ...]
     next_cursor: str
@@ -281,7 +288,7 @@ class LogPage:
 
 @dataclass(frozen=True)
 class UndeployedAgent:
-    """An element of `GET /v5/builds/undeployed` (sgp-api.md 2.5)."""
+    """An element of `GET /v5/builds/undeployed` (docs/sgp-api.md#undeployed-builds)."""
 
     agent_name: str
     latest_build: Build
@@ -289,7 +296,7 @@ class UndeployedAgent:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> UndeployedAgent:
-        """Read one element of the bare array (T26)."""
+        """Read one element of the bare array (docs/sgp-api.md#undeployed-is-a-bare-array)."""
         data = _require_mapping(data, "an undeployed agent")
         latest = Build.from_api(_require_mapping(data.get("latest_build"), "a latest_build"))
         try:

@@ -1,7 +1,8 @@
 """What every phase shares: its environment (API, console, token, report, remote work) and safe creates.
 
 The build, deploy and teardown phases all run in a `PhaseEnv`; `PhaseBase` adds the time limit, the registration
-of a create request in flight for cancellation, and create retries that never make a duplicate (sgp-api.md T16).
+of a create request in flight for cancellation, and create retries that never make a duplicate
+(docs/sgp-api.md#creates-are-not-idempotent).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ R = TypeVar("R")
 
 #: How many log lines a failure message carries.
 TAIL_LINES = 20
-#: How far a lookup by name reads when an older server ignores the filter (T25).
+#: How far a lookup by name reads when an older server ignores the filter
+#: (docs/sgp-api.md#older-servers-ignore-unknown-filters).
 AGENT_SCAN_LIMIT = 200
-#: Errors after which a create may or may not have happened on the server (T16), and how often to try in all.
+#: Errors after which a create may or may not have happened on the server (docs/sgp-api.md#creates-are-not-idempotent),
+#: and how often to try in all.
 AMBIGUOUS_ERRORS = (ServerError, ApiConnectionError, ApiTimeoutError)
 CREATE_ATTEMPTS = 3
 #: After a cancellation, how long a create request in flight may still take to answer (within the 5 s budget).
@@ -82,8 +85,8 @@ class PhaseBase:
         """Register `finder` with `register` (a `RemoteWork.creating_*`) while a create request is in flight.
 
         Forgotten afterwards, except when the run is cancelled meanwhile: the request may have made something on
-        the server even though its answer was cut or never read (T16), and the run's cleanup needs the finder to
-        find it and stop it.
+        the server even though its answer was cut or never read (docs/sgp-api.md#creates-are-not-idempotent), and the
+        run's cleanup needs the finder to find it and stop it.
         """
         register(finder)
         try:
@@ -137,7 +140,8 @@ class PhaseBase:
     def create_safely(self, what: str, send: Callable[[], R], find: Callable[[], list[R]] | None) -> R:
         """Send a create request, retried safely: after an ambiguous failure, first look for what it may have made.
 
-        A 5xx, a cut connection or a timeout may come after the server acted (T16): sending again blindly would
+        A 5xx, a cut connection or a timeout may come after the server acted
+        (docs/sgp-api.md#creates-are-not-idempotent): sending again blindly would
         make a duplicate (or, for a new agent's name, a 409). `find` lists what this run created (newest first);
         without it an ambiguous failure is raised as it is.
         """

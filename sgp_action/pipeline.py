@@ -1,12 +1,12 @@
 """One run of the action: validate everything, then build / deploy / tear down, and always report.
 
-Order matters (issue 4, product.md 5 to 7):
+Order matters (issue 4, docs/architecture.md#one-run):
 
 1. the settings and the event are already parsed (the command module does it, after masking the secrets);
 2. `auto` is resolved from the event; a fork pull request without the key is skipped (`result=skipped`, exit 0);
 3. every local input is checked and the context packaged **before the first API request**, so a bad input exits 2
    with nothing created; `dry-run` stops here and prints the plan;
-4. the phases run; any error becomes an `Outcome` with the exit code of product.md 7;
+4. the phases run; any error becomes an `Outcome` with the exit code of docs/architecture.md#errors-and-exit-codes;
 5. the outputs and the job summary are written on every path, failure and cancellation included.
 
 `run_pipeline` never calls `sys.exit`: the CLI (`commands/run.py`) and the demo both use it.
@@ -269,8 +269,8 @@ class Pipeline:
         manifest = load_manifest(settings.manifest)
         plan = Plan(agent_name=manifest.agent_name, manifest_text=manifest.text)
         plan.image_name = settings.image_name or manifest.image_name
-        # product.md 3: the deployed commit's short SHA (the PR head on PRs, from the payload; outside Actions the
-        # checked-out commit), else the manifest's tag, else latest.
+        # README.md#inputs-and-outputs: the deployed commit's short SHA (the PR head on PRs, from the payload; outside
+        # Actions the checked-out commit), else the manifest's tag, else latest.
         sha = event.head_sha or ("" if settings.image_tag else head_commit(manifest.context_root) or "")
         plan.image_tag = settings.image_tag or sha[:7] or manifest.image_tag or "latest"
         ctx.report.image_name, ctx.report.image_tag = plan.image_name, plan.image_tag

@@ -1,5 +1,5 @@
 """Git provenance sent with every build: `source_commit`, `source_ref`, `source_repo`, `source_subpath`, `source_dirty`
-(sgp-api.md 2.1, product.md section 4).
+(docs/build-context.md#provenance).
 
 The caller passes what the event payload knows (on pull requests the head SHA comes from the payload, never from the
 work tree, which holds a merge commit); the rest is read with `git` subprocess calls. Outside a git repository, or

@@ -1,4 +1,5 @@
-"""What a run reports: the step outputs of product.md section 3 and the job summary table (section 6).
+"""What a run reports: the step outputs of README.md#inputs-and-outputs and the job summary table
+(docs/runner.md#job-summary).
 
 `Report` is filled in by the phases as they go, so that whatever happens (success, failure, timeout, cancel) the
 outputs written at the end say exactly how far the run got.
@@ -22,7 +23,7 @@ from sgp_action.models import format_datetime
 
 log = logging.getLogger(__name__)
 
-#: Every output of product.md section 3 except `matrix` (written by `detect`), in the order they are written.
+#: Every output of README.md#inputs-and-outputs except `matrix` (written by `detect`), in the order they are written.
 OUTPUT_NAMES = (
     "result",
     "build-id",
@@ -222,7 +223,7 @@ class Report:
         for name, value in self.outputs().items():
             try:
                 sink.set_output(name, value)
-            except Exception as exc:  # one refused value (formats.md C) must not lose the other outputs
+            except Exception as exc:  # one refused value (docs/runner.md#step-outputs) must not lose the other outputs
                 log.warning("output %s not written: %s", name, exc)
         try:
             sink.append_summary(self.summary_markdown())

@@ -4,7 +4,7 @@ This is the only module (besides the command modules) that prints. It works the 
 runners and in nektos/act; outside a runner (`GITHUB_ACTIONS` is not `true`) it prints plain text instead of
 workflow commands, so the CLI stays readable in any other CI.
 
-Server text safety (product.md section 6). Two runner rules decide what is a workflow command:
+Server text safety (docs/runner.md#server-text-is-inert). Two runner rules decide what is a workflow command:
 
 * GitHub (actions/runner `ActionCommand.TryParseV2` / `TryParse`, tried in that order): a line whose text after
   `TrimStart()` (any Unicode white space) starts with `::`, **or** a line that contains `##[` anywhere (the legacy
@@ -51,7 +51,7 @@ _OUTPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _ZWSP = "\u200b"
 _ACT_LINE_LIMIT = 64 * 1024  # bufio.Scanner's default token size in nektos/act's parseEnvFile
 _MIN_REDACT = 4  # shorter "secrets" are still masked by the runner, but not rewritten in our own text
-# Inputs that carry secrets, in every spelling they can reach us (product.md section 6: masked before anything else).
+# Inputs that carry secrets, in every spelling they can reach us (docs/runner.md#masks: masked before anything else).
 SECRET_ENV_NAMES = (
     "INPUT_API_KEY",
     "INPUT_API-KEY",
@@ -93,7 +93,8 @@ def split_lines(text: str) -> list[str]:
 
 
 def canonical_output_value(value: str) -> str:
-    """The value both runners read back from our heredoc entry (formats.md C.1 and C.3).
+    """The value both runners read back from our heredoc entry (docs/runner.md#how-github-reads-the-file,
+    docs/runner.md#how-act-reads-the-file).
 
     act and Gitea's act_runner read the file with `bufio.Scanner`, which drops a `\\r` before each LF, and they drop
     blank lines before a heredoc's first non-empty line; GitHub keeps both. To give the same value everywhere, line
@@ -110,7 +111,7 @@ class Runner:
         environ: the environment to read (`os.environ` by default).
         stream: where log lines go (`sys.stdout` by default); every write is flushed at once.
         debug: verbose mode; `None` reads `RUNNER_DEBUG=1` and the `debug` input (`INPUT_DEBUG`).
-        mask_inputs: register the secret inputs found in `environ` at once (product.md section 6).
+        mask_inputs: register the secret inputs found in `environ` at once (docs/runner.md#masks).
     """
 
     def __init__(
@@ -278,7 +279,7 @@ class Runner:
         return None
 
     def set_output(self, name: str, value: str) -> None:
-        """Write one step output (formats.md part C): heredoc form, a fresh random delimiter, LF endings.
+        """Write one step output (docs/runner.md#step-outputs): heredoc form, a fresh random delimiter, LF endings.
 
         `$GITHUB_OUTPUT`, else `$GITEA_OUTPUT`; with neither (plain CLI use) `name=value` is printed instead.
         Raises ActionError when the name is not a valid output name or the name or value holds the delimiter.
@@ -335,7 +336,8 @@ class Runner:
 
 
 def _append(path: str, text: str) -> None:
-    """Append, starting on a new line if someone left the file without a final LF (no blank lines, C.3)."""
+    """Append, starting on a new line if someone left the file without a final LF (no blank lines,
+    docs/runner.md#how-act-reads-the-file)."""
     with open(path, "a+b") as handle:
         handle.seek(0, os.SEEK_END)
         if handle.tell() > 0:

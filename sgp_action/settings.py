@@ -1,4 +1,4 @@
-"""The action's inputs (product.md section 3), read once, parsed and validated into a frozen `Settings`.
+"""The action's inputs (README.md#inputs-and-outputs), read once, parsed and validated into a frozen `Settings`.
 
 Where a value comes from, first match wins: a `sgp-action run --<input>` flag; `INPUT_<NAME>` with hyphens turned
 into underscores (what our action.yml passes); `INPUT_<NAME>` with the hyphens kept (what GitHub and act set for
@@ -147,7 +147,7 @@ class Settings:
 
 
 def sanitize_label(text: str) -> str:
-    """The preview label as the server stores it (product.md section 3).
+    """The preview label as the server stores it (docs/sgp-api.md#preview-label-sanitising).
 
     Lowercased, each run of characters outside `[a-z0-9]` becomes one `-`, leading and trailing `-` removed, cut to
     30 characters and a `-` left at the cut removed. Raises InputError when nothing is left.

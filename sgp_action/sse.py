@@ -1,6 +1,7 @@
-"""Server-Sent Events as the WHATWG standard defines them (formats.md B.1), parsed by sseclient-py.
+"""Server-Sent Events as the WHATWG standard defines them (docs/sgp-api.md#the-standards-rules), parsed by sseclient-py.
 
-sseclient-py 1.9.0 departs from the standard in ways listed in formats.md B.2. Wrapping its output cannot fix all of
+sseclient-py 1.9.0 departs from the standard in ways listed in docs/sgp-api.md#where-sseclient-py-departs. Wrapping its
+output cannot fix all of
 them (a leading BOM or an LF line followed by a CRLF blank line is already mis-parsed inside the library, and a block
 holding only an `id` never comes out), so the byte stream is normalised first, by `_Normaliser`:
 
@@ -35,7 +36,8 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 @dataclass(frozen=True)
 class SSEEvent:
-    """A dispatched event: `type` is `message` for unnamed events; `last_event_id` carries over (B.1)."""
+    """A dispatched event: `type` is `message` for unnamed events; `last_event_id` carries over
+    (docs/sgp-api.md#the-standards-rules)."""
 
     type: str
     data: str
@@ -114,7 +116,8 @@ class _Normaliser:
 class EventStream:
     """Iterates the standard events of a byte-chunk iterable (for example a response's raw stream).
 
-    After iteration, `last_event_id` and `reconnection_time_ms` hold what a reconnect should use (B.1).
+    After iteration, `last_event_id` and `reconnection_time_ms` hold what a reconnect should use
+    (docs/sgp-api.md#the-standards-rules).
     """
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
@@ -144,7 +147,7 @@ class EventStream:
 
 
 def log_lines(events: Iterable[SSEEvent]) -> Iterator[str]:
-    """The build log lines of SGP's log stream (sgp-api.md 2.6, T13).
+    """The build log lines of SGP's log stream (docs/sgp-api.md#build-logs).
 
     Only unnamed (`message`) events count; the SDK drops named ones too. A `data` that is JSON must be an object with
     a string `line`, which is yielded without its line ending; other JSON (a heartbeat, a status object) is skipped

@@ -1,9 +1,10 @@
 """Deleting previews: `teardown` (every active preview of this PR's label and agent) and `replace-previous`.
 
 The list filter is an exact match on `preview_label`, but an older server ignores filters it does not know and lists
-everything (T25), so the label is checked again on each record before anything is deleted. Deleting a record that
-is already DELETED, CANCELLED or SUPERSEDED is a client error (T15): such records are skipped, and a 400/404 on
-delete means someone (the server's expiry, a parallel job) got there first.
+everything (docs/sgp-api.md#older-servers-ignore-unknown-filters), so the label is checked again on each record before
+anything is deleted. Deleting a record that
+is already DELETED, CANCELLED or SUPERSEDED is a client error (docs/sgp-api.md#ended-deployments-cannot-be-deleted):
+such records are skipped, and a 400/404 on delete means someone (the server's expiry, a parallel job) got there first.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Statuses a deployment cannot be deleted from (sgp-api.md 3.4): it is already gone or shares a live release.
+#: Statuses a deployment cannot be deleted from (docs/sgp-api.md#delete-a-deployment): it is already gone or shares a
+#: live release.
 UNDELETABLE_STATUSES = frozenset({"deleted", "cancelled", "superseded"})
 
 
@@ -34,7 +36,8 @@ def is_deletable(deployment: Deployment) -> bool:
 def previews_with_label(client: SGPClient, label: str, *, agent_name: str | None = None) -> list[Deployment]:
     """Every preview whose label is exactly `label` (of agent `agent_name`, when given), newest first.
 
-    Both are checked client-side too (T25). Previews of several agents share a PR's label in a monorepo, so an
+    Both are checked client-side too (docs/sgp-api.md#older-servers-ignore-unknown-filters). Previews of several agents
+    share a PR's label in a monorepo, so an
     agent's teardown or replace must not touch the others'; a record whose agent is unknown is taken as the
     server's filter left it.
     """

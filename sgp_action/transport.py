@@ -1,9 +1,11 @@
 """HTTP transport for the SGP API: one session, auth headers, timeouts, retries, and status-to-exception mapping.
 
-Retry policy (sgp-api.md section 5 and T16):
+Retry policy (docs/sgp-api.md#errors-and-retries, docs/sgp-api.md#creates-are-not-idempotent):
 
-* Idempotent calls (every GET, the build cancel, which the server treats as a no-op when repeated (2.4), and the
-  deployment DELETE, which leaves the record unchanged when it fails (3.4)) retry on connection errors, timeouts,
+* Idempotent calls (every GET, the build cancel, which the server treats as a no-op when repeated
+(docs/sgp-api.md#cancel-a-build), and the
+  deployment DELETE, which leaves the record unchanged when it fails (docs/sgp-api.md#delete-a-deployment)) retry on
+  connection errors, timeouts,
   429 and 5xx, with capped exponential backoff and equal jitter, honouring `Retry-After` (seconds or an HTTP date,
   capped at `retry_after_cap`).
 * Creates (POST) are never retried blindly, because a lost answer may hide a created build or deployment and the API
@@ -54,7 +56,7 @@ BodyFactory = Callable[[], tuple[Any, str]]
 
 
 def join_url(base_url: str, path: str) -> str:
-    """`base + path`, keeping any path prefix of the base (sgp-api.md 1, T23); never `urljoin`."""
+    """`base + path`, keeping any path prefix of the base (docs/sgp-api.md#base-url-path-prefix); never `urljoin`."""
     return base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
@@ -203,7 +205,7 @@ class Transport:
         return join_url(self.base_url, path)
 
     def headers(self, accept: str = "application/json") -> dict[str, str]:
-        """The headers every call sends (sgp-api.md 1)."""
+        """The headers every call sends (docs/sgp-api.md#authentication-and-base-url)."""
         return {
             "x-api-key": self._api_key,
             "x-selected-account-id": self._account_id,
@@ -236,7 +238,7 @@ class Transport:
         """Send one API call with the retry policy of this module; return a 2xx response or raise an ApiError.
 
         `retry_log`, when given, receives the reason of every retried attempt. Streams get no read timeout, so a
-        quiet log stream is never cut (T13).
+        quiet log stream is never cut (docs/sgp-api.md#build-log-stream-quirks).
         """
         url = self.url(path)
         timeout = (self.connect_timeout, None if stream else self.read_timeout)

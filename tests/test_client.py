@@ -99,8 +99,8 @@ def test_create_build_multipart_fields(client: SGPClient, tmp_path: Path) -> Non
         "source_ref": "refs/heads/main",
         "source_repo": "github.com/o/r",
         "source_subpath": "agents/hello",
-        "source_dirty": "false",  # T7, not "False"
-        "build_args": '{"A":"1","B":"x y"}',  # one JSON string (T6)
+        "source_dirty": "false",  # docs/sgp-api.md#booleans-in-multipart, not "False"
+        "build_args": '{"A":"1","B":"x y"}',  # one JSON string (docs/sgp-api.md#build-args-are-one-json-string)
     }
     content, headers = parts["context_archive"]
     assert content == archive.read_bytes()
@@ -243,7 +243,8 @@ def test_get_and_cancel_build(client: SGPClient) -> None:
     responses.get(f"{BASE}/v5/builds/b%201", json={"id": "b 1", "build_status": "running"})
     responses.post(f"{BASE}/v5/builds/b1/cancel", status=202, json={"id": "b1", "build_status": "running"})
     assert client.get_build("b 1").status == "running"
-    assert client.cancel_build("b1").status == "running"  # the state before the cancel (T14)
+    # the state before the cancel (docs/sgp-api.md#build-cancel-answers-202)
+    assert client.cancel_build("b1").status == "running"
 
 
 @pytest.mark.parametrize("bad", ["", ".", ".."])
@@ -428,7 +429,8 @@ def test_deployment_logs_cursor(client: SGPClient) -> None:
     second = client.deployment_logs("d1", cursor=first.next_cursor, limit=1000)
     third = client.deployment_logs("d1", cursor=second.next_cursor, limit=0)
     assert [line.message for page in (first, second, third) for line in page.lines] == ["a", "b"]
-    assert (first.next_cursor, second.next_cursor, third.next_cursor) == ("1", "1", "2")  # "" keeps the cursor (T12)
+    # "" keeps the cursor (docs/sgp-api.md#deployment-log-cursor)
+    assert (first.next_cursor, second.next_cursor, third.next_cursor) == ("1", "1", "2")
     assert query(0) == {"limit": ["1"]}
     assert query(1) == {"cursor": ["1"], "limit": ["500"]}
     assert query(2) == {"cursor": ["1"], "limit": ["1"]}

@@ -153,7 +153,8 @@ def test_plain_mode_is_exactly_docker(repo: Path) -> None:
 @pytest.mark.parametrize(
     ("files", "kwargs", "expected"),
     [
-        # The chosen Dockerfile and the ignore file are always sent, even when the patterns exclude them (A.3).
+        # The chosen Dockerfile and the ignore file are always sent, even when the patterns exclude them
+        # (docs/build-context.md#files-that-are-always-sent).
         ({".dockerignore": "*\n", "Dockerfile": "FROM a\n", "src/a.py": ""}, {}, [".dockerignore", "Dockerfile"]),
         # Only the chosen Dockerfile is protected: with -f Dockerfile.alt, `*` excludes the root Dockerfile.
         (

@@ -46,7 +46,8 @@ def test_list_in_manifest_mode() -> None:
     done = run("--manifest", str(SAMPLE_MANIFEST), "--list")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == SAMPLE_FILES
-    # The whole summary of product.md 2, without --output too: files, raw and compressed bytes, hash, largest.
+    # The whole summary of docs/architecture.md#commands, without --output too: files, raw and compressed bytes, hash,
+    # largest.
     assert "9 files" in done.stderr and "raw" in done.stderr and "compressed" in done.stderr
     assert "Working-tree hash: " in done.stderr and "Largest: " in done.stderr
 

@@ -136,7 +136,8 @@ class _SteppingToken(CancelToken):
 
 
 def test_status_is_read_every_half_second_and_logs_every_poll_interval() -> None:
-    """The step ends within 0.5 s of the deployment turning healthy, whatever poll-interval says (product.md 9)."""
+    """The step ends within 0.5 s of the deployment turning healthy, whatever poll-interval says
+    (README.md#performance)."""
     client = FakeClient()
     client.deploy_statuses = ["pending"] + ["in_progress"] * 12 + ["healthy"]
     token = _SteppingToken()

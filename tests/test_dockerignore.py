@@ -1,4 +1,5 @@
-"""Table tests of the `.dockerignore` matcher against formats.md part A (and moby / BuildKit where it is silent)."""
+"""Table tests of the `.dockerignore` matcher against docs/build-context.md#dockers-dockerignore-rules (and moby /
+BuildKit where it is silent)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sgp_action.errors import ContextError
 
 # (.dockerignore text, path, excluded?)
 CASES: list[tuple[str, str, bool]] = [
-    # --- A.2 anchored, whole-path matching ------------------------------------------------------------------
+    # --- docs/build-context.md#matching: anchored, whole-path matching ------------------------------------------------
     ("a.py", "a.py", True),
     ("a.py", "sub/a.py", False),
     ("*.py", "x.py", True),
@@ -133,15 +134,16 @@ CASES: list[tuple[str, str, bool]] = [
     ("**x", "bx", True),
     ("**x*", "bx", False),  # not only literal text: `(.*/)?x[^/]*`
     ("**x*", "b/xy", True),
-    # --- A.2 parents, last match wins, `!` exceptions ---------------------------------------------------------
+    # --- docs/build-context.md#matching: parents, last match wins, `!` exceptions -------------------------------------
     ("a\n!a/b.py", "a/b.py", False),
     ("a\n!a/b.py", "a/c.py", True),
     ("a\n!a/b.py", "a", True),
     ("a\n!a/b.py", "a/b.py/x", False),
-    ("*\n!*/b.py", "a/b.py", False),  # A.5.1, BuildKit
+    ("*\n!*/b.py", "a/b.py", False),  # docs/build-context.md#buildkit-and-the-classic-builder
     ("*\n!*/b.py", "a/c.py", True),
     ("*\n!*/b.py", "b.py", True),
-    ("foo*\n!foo/bar2", "bar", False),  # A.5.2 (fsutil TestWalkerExclude)
+    # docs/build-context.md#buildkit-and-the-classic-builder (fsutil TestWalkerExclude)
+    ("foo*\n!foo/bar2", "bar", False),
     ("foo*\n!foo/bar2", "foo", True),
     ("foo*\n!foo/bar2", "foo/bar2", False),
     ("foo*\n!foo/bar2", "foo/bar", True),
@@ -162,7 +164,7 @@ CASES: list[tuple[str, str, bool]] = [
     ("a\n!a/b\na/b/c\n!a/b/c/keep", "a/b/c/other", True),
     ("*\n!keep\nkeep/tmp", "keep/x", False),
     ("*\n!keep\nkeep/tmp", "keep/tmp/x", True),
-    # --- A.1 cleaning ----------------------------------------------------------------------------------------
+    # --- docs/build-context.md#reading-the-file: cleaning -------------------------------------------------------------
     ("/foo", "foo", True),
     ("./foo", "foo", True),
     ("foo/", "foo", True),
@@ -182,7 +184,7 @@ CASES: list[tuple[str, str, bool]] = [
     ("*\n!./foo/", "foo", False),
     ("*\n!/foo", "foo", False),
     ("*\n!/../foo", "foo", False),
-    # --- A.1 comments, BOM, whitespace, CRLF ------------------------------------------------------------------
+    # --- docs/build-context.md#reading-the-file: comments, BOM, whitespace, CRLF --------------------------------------
     ("#a", "#a", False),
     (" #a", "#a", True),
     ("\t#a", "#a", True),
@@ -347,7 +349,7 @@ def test_buildkit_cut_quirk() -> None:
     ("text", "paths", "always", "kept"),
     [
         ("*", ["Dockerfile", ".dockerignore", "a"], (".dockerignore", "Dockerfile"), {"Dockerfile", ".dockerignore"}),
-        # A.3: only the chosen Dockerfile is protected
+        # docs/build-context.md#files-that-are-always-sent: only the chosen Dockerfile is protected
         ("*", ["Dockerfile", "Dockerfile.alt"], ("Dockerfile.alt",), {"Dockerfile.alt"}),
         ("build", ["build/Dockerfile", "build/x"], ("build/Dockerfile",), {"build/Dockerfile"}),
         ("**/*.Dockerfile", ["a/app.Dockerfile", "a/b.Dockerfile"], ("./a/app.Dockerfile",), {"a/app.Dockerfile"}),

@@ -1,4 +1,5 @@
-"""Property tests: the `.dockerignore` matcher agrees with a plain reference reading of formats.md part A.
+"""Property tests: the `.dockerignore` matcher agrees with a plain reference reading of
+docs/build-context.md#dockers-dockerignore-rules.
 
 The reference below shares no code with `sgp_action.dockerignore`: it cleans with `posixpath.normpath`, matches by
 recursive backtracking over the pattern text instead of regular expressions, and evaluates every pattern against
@@ -30,7 +31,7 @@ def ref_clean(path: str) -> str:
 
 
 def ref_read(line: str) -> tuple[str, bool] | None:
-    """formats.md A.1 for one line of the alphabet (which has no blanks and no comments)."""
+    """docs/build-context.md#reading-the-file for one line of the alphabet (which has no blanks and no comments)."""
     if not line:
         return None
     invert = line.startswith("!")

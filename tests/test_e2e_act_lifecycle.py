@@ -193,7 +193,8 @@ def test_scheduled_cleanup_says_why_in_the_log_and_the_job_summary(cleanup_sessi
 
 
 def test_an_expired_preview_is_gone_already_and_not_deleted_again(cleanup_session: CleanupSession) -> None:
-    """The emulator expires a preview at its `expires_at` (product.md 8), before any sweep can: skipped (T15, T31)."""
+    """The emulator expires a preview at its `expires_at` (docs/emulator.md#deployments), before any sweep can: skipped
+    (docs/sgp-api.md#cleanup-has-no-server-side-filters)."""
     expired = cleanup_session.ids["expired"]
     assert cleanup_session.statuses[expired] == "deleted"
     assert expired not in {deployment_id for deployment_id, _ in cleanup_session.deletes()}

@@ -1,4 +1,5 @@
-"""The emulator's fault injection (product.md section 8), from `--fault`-style config and `POST /_emulator/faults`."""
+"""The emulator's fault injection (docs/emulator.md#fault-specs), from `--fault`-style config and `POST
+/_emulator/faults`."""
 
 from __future__ import annotations
 

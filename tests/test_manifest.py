@@ -66,7 +66,8 @@ def test_valid_manifest(repo: Path) -> None:
         ({"image": {"repository": "echo-image"}}, "echo-image", None),
         ({"image": {"repository": "registry.example/a/b/", "tag": "latest"}}, "b", "latest"),
         ({"image": {"repository": "x", "tag": 3}}, "x", "3"),
-        ({}, "echo-bot", None),  # trap T19: no repository -> agent.name, never "<repository>"
+        # docs/sgp-api.md#missing-image-repository: no repository -> agent.name, never "<repository>"
+        ({}, "echo-bot", None),
         (None, "echo-bot", None),
     ],
 )

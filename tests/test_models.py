@@ -27,7 +27,8 @@ UTC = timezone.utc
     ("data", "expected_id", "expected_status"),
     [
         ({"id": "b1", "build_status": "queued"}, "b1", "queued"),  # SDK 0.7.0
-        ({"build_id": "b2", "status": "SUCCESS"}, "b2", "success"),  # oldest generation, any case (T1, T2)
+        # oldest generation, any case (docs/sgp-api.md#build-id-field, docs/sgp-api.md#build-status-field)
+        ({"build_id": "b2", "status": "SUCCESS"}, "b2", "success"),
         ({"build_id": "b3", "build_status": "Running"}, "b3", "running"),  # middle generation
         ({"id": "b4", "build_id": "old", "build_status": "failed", "status": "x"}, "b4", "failed"),  # id wins
         ({"id": "b5"}, "b5", "unknown"),
@@ -113,9 +114,11 @@ def test_build_phase(status: str, phase: Phase) -> None:
         ("SUPERSEDED", Phase.FAILED),
         ("PENDING", Phase.IN_PROGRESS),
         ("in_progress", Phase.IN_PROGRESS),
-        ("running", Phase.IN_PROGRESS),  # never success without confirmation (T8)
+        # never success without confirmation (docs/sgp-api.md#deployment-status-spellings)
+        ("running", Phase.IN_PROGRESS),
         ("deploying", Phase.IN_PROGRESS),
-        ("Ready", Phase.IN_PROGRESS),  # the Agentex server's word, not SGP's (T29)
+        # the Agentex server's word, not SGP's (docs/sgp-api.md#two-different-deployment-apis)
+        ("Ready", Phase.IN_PROGRESS),
     ],
 )
 def test_deployment_phase(status: str, phase: Phase) -> None:
@@ -224,7 +227,7 @@ def test_log_page_reads_lines_and_keeps_cursor_when_next_is_empty() -> None:
         "has_more": False,
     }
     page = LogPage.from_api(data, previous_cursor="0000")
-    assert page.next_cursor == "0000"  # T12: never reset to empty
+    assert page.next_cursor == "0000"  # docs/sgp-api.md#deployment-log-cursor: never reset to empty
     assert not page.has_more
     assert page.lines == (
         LogLine("0001", "starting", "INFO", datetime(2026, 1, 1, tzinfo=UTC)),

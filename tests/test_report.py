@@ -1,4 +1,4 @@
-"""Step outputs and the job summary of a run (product.md sections 3 and 6)."""
+"""Step outputs and the job summary of a run (README.md#inputs-and-outputs, docs/runner.md#job-summary)."""
 
 from __future__ import annotations
 

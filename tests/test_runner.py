@@ -78,7 +78,8 @@ def test_output_reads_back_identically_under_both_runners(tmp_path: Path, label:
 @pytest.mark.parametrize(
     ("value", "canonical"),
     [
-        ("\nleading", "leading"),  # act drops blank lines before the first content line (C.3)
+        # act drops blank lines before the first content line (docs/runner.md#how-act-reads-the-file)
+        ("\nleading", "leading"),
         ("\n\n\nx\ny", "x\ny"),
         ("crlf\r\nline", "crlf\nline"),  # act's bufio.Scanner drops the CR before LF; GitHub keeps it
         ("lone\rcr", "lone\ncr"),

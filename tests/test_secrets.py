@@ -1,4 +1,5 @@
-"""Secrets and hostile text (issue 6 item 4, product.md sections 4 and 6), over whole `python -m sgp_action run`s.
+"""Secrets and hostile text (issue 6 item 4, docs/build-context.md#secret-looking-files, docs/runner.md#masks), over
+whole `python -m sgp_action run`s.
 
 * The API key and the forge token are registered with `::add-mask::` before any other line and never printed again,
   not with `debug`, not in error bodies, not in tracebacks.

@@ -1,4 +1,4 @@
-"""sgp_action.settings: every input of product.md section 3, its default, good and bad values, env vs flags."""
+"""sgp_action.settings: every input of README.md#inputs-and-outputs, its default, good and bad values, env vs flags."""
 
 from __future__ import annotations
 

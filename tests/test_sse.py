@@ -1,4 +1,5 @@
-"""SSE parsing per formats.md B.1, despite sseclient-py's departures (B.2), whatever the chunking."""
+"""SSE parsing per docs/sgp-api.md#the-standards-rules, despite sseclient-py's departures
+(docs/sgp-api.md#where-sseclient-py-departs), whatever the chunking."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ CASES: list[tuple[str, bytes, list[SSEEvent], str, int | None]] = [
     ("lf", b"data: hello\n\n", [ev("hello")], "", None),
     ("crlf", b"data: a\r\n\r\ndata: b\r\n\r\n", [ev("a"), ev("b")], "", None),
     ("lone cr", b"data: a\r\rdata: b\r\r", [ev("a"), ev("b")], "", None),
-    ("lf then crlf blank (B.2 merge quirk)", b"data: a\n\r\ndata: b\n\n", [ev("a"), ev("b")], "", None),
+    ("lf then crlf blank (sseclient-py merge quirk)", b"data: a\n\r\ndata: b\n\n", [ev("a"), ev("b")], "", None),
     ("lf then cr blank", b"data: a\n\rdata: b\n\n", [ev("a"), ev("b")], "", None),
     ("crlf then lf blank", b"data: a\r\n\ndata: b\r\n\n", [ev("a"), ev("b")], "", None),
     ("bom", b"\xef\xbb\xbfdata: a\n\n", [ev("a")], "", None),

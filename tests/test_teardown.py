@@ -23,7 +23,8 @@ def test_teardown_deletes_only_active_previews_with_exactly_this_label() -> None
         deployment("DELETED", id="d-3"),
         deployment("superseded", id="d-4"),
         deployment("cancelled", id="d-5"),
-        # An older server ignored the filter (T25): other labels and production records come back too.
+        # An older server ignored the filter (docs/sgp-api.md#older-servers-ignore-unknown-filters): other labels and
+        # production records come back too.
         deployment("healthy", id="d-6", preview_label="pr-70"),
         deployment("healthy", id="d-7", preview_label=None, expires_at=None),
         deployment("pending", id="d-8"),

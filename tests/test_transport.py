@@ -73,7 +73,7 @@ def test_headers_and_prefix(sleeps: Sleeps) -> None:
     assert sent.headers["x-selected-account-id"] == "acct-1"
     assert sent.headers["User-Agent"] == USER_AGENT
     assert sent.headers["Accept"] == "application/json"
-    assert "Authorization" not in sent.headers  # no Bearer scheme (sgp-api.md 1)
+    assert "Authorization" not in sent.headers  # no Bearer scheme (docs/sgp-api.md#authentication-and-base-url)
 
 
 @responses.activate

@@ -1,4 +1,4 @@
-"""`sgp-action context`: package a build context without uploading it (product.md sections 2 and 4).
+"""`sgp-action context`: package a build context without uploading it (docs/build-context.md).
 
 `--manifest PATH` uses the agentex layout; `--root DIR [--dockerfile REL] [--dockerignore REL]` is plain Docker.
 `--list` prints the file members on stdout; `--output FILE` writes the tar.gz; the summary goes to stderr. Without

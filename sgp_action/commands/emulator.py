@@ -1,4 +1,4 @@
-"""`sgp-action emulator`: start the local SGP emulator (product.md section 8).
+"""`sgp-action emulator`: start the local SGP emulator (docs/emulator.md).
 
 The flags and the server live in `sgp_action.emulator`, apart from the action's code; this module only wires them
 into the CLI so that `sgp-action emulator --help` documents every flag.

@@ -1,4 +1,4 @@
-"""`sgp-action run`: what the action runs (product.md 2 and 3).
+"""`sgp-action run`: what the action runs (docs/architecture.md#commands).
 
 Inputs come from `INPUT_*` variables or the same names as `--flags`. The secrets are masked before anything else is
 printed; the event is read before the inputs so that a fork pull request, which gets no secrets, is skipped with a
@@ -39,7 +39,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Run the `command` input; returns the exit code of product.md 7 (ActionErrors reach the CLI's reporter)."""
+    """Run the `command` input; returns the exit code of docs/architecture.md#errors-and-exit-codes (ActionErrors reach
+    the CLI's reporter)."""
     environ = os.environ
     overrides = _overrides(args)
     runner = default_runner()  # masks the secret INPUT_* variables as it is created

@@ -1,4 +1,4 @@
-"""The local SGP emulator (product.md section 8): a real HTTP server behaving like SGP's Build and Deploy API.
+"""The local SGP emulator (docs/emulator.md): a real HTTP server behaving like SGP's Build and Deploy API.
 
 It lives apart from the action's code, which never imports it. Use it from tests as
 `EmulatorServer(EmulatorConfig(...)).start()` (then `.url` and `.close()`), or from the command line as

@@ -1,4 +1,4 @@
-"""Build requests and build logs: the multipart rules of sgp-api.md 2.1 and Dockerfile-driven log lines.
+"""Build requests and build logs: the multipart rules of docs/sgp-api.md#create-a-build and Dockerfile-driven log lines.
 
 The emulator runs no container build. It reads the uploaded archive's root `Dockerfile` and prints what Docker's
 classic builder would: one `Step i/N : <instruction>` line per instruction, the output of `RUN echo ...`, and
@@ -36,7 +36,7 @@ MAX_DOCKERFILE_BYTES = 1024 * 1024
 
 
 class BuildRequestError(ValueError):
-    """The create-build form breaks a rule of sgp-api.md 2.1; the message is the 400 `detail`."""
+    """The create-build form breaks a rule of docs/sgp-api.md#create-a-build; the message is the 400 `detail`."""
 
 
 @dataclass
@@ -65,7 +65,7 @@ def _single(form: Form, name: str) -> str | None:
 
 
 def parse_build_form(form: Form) -> BuildRequest:
-    """Validate a create-build form (sgp-api.md 2.1) or raise `BuildRequestError`."""
+    """Validate a create-build form (docs/sgp-api.md#create-a-build) or raise `BuildRequestError`."""
     if "context_archive" in form.fields:
         raise BuildRequestError("context_archive must be a file part (with a filename), not a text field")
     for name in form.files:

@@ -1,4 +1,4 @@
-"""`sgp-action emulator`: the command line of the local SGP emulator (product.md section 8)."""
+"""`sgp-action emulator`: the command line of the local SGP emulator (docs/emulator.md#flags)."""
 
 from __future__ import annotations
 

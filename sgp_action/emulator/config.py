@@ -13,7 +13,7 @@ REGISTRY = "registry.sgp-emulator.local"
 
 @dataclass
 class EmulatorConfig:
-    """Everything the command line sets (product.md section 8), plus the internal upload limit."""
+    """Everything the command line sets (docs/emulator.md#flags), plus the internal upload limit."""
 
     host: str = "127.0.0.1"
     port: int = 0

@@ -37,7 +37,8 @@ class DeploymentStore:
         raise NotImplementedError
 
     def create_deploy(self, req: DeployRequest, account: str, api_key: str, fail: bool) -> dict[str, Any]:
-        """Store a deployment after the build checks of sgp-api.md 3.1; supersede the agent's production one."""
+        """Store a deployment after the build checks of docs/sgp-api.md#create-a-deployment; supersede the agent's
+        production one."""
         with self.lock:
             now = time.monotonic()
             image = f"{REGISTRY}/{account}/{req.image_name}:{req.image_tag}"
@@ -169,7 +170,8 @@ class DeploymentStore:
             )
 
     def deploy_logs(self, deploy_id: str, account: str, cursor: str, limit: int) -> dict[str, Any]:
-        """`GET /v5/agentex/deployments/{id}/logs` (sgp-api.md 3.5): lines after `cursor`, at most `limit`."""
+        """`GET /v5/agentex/deployments/{id}/logs` (docs/sgp-api.md#deployment-logs): lines after `cursor`, at most
+        `limit`."""
         with self.lock:
             rec = self.get_deploy_record(deploy_id, account)
             elapsed = self._deploy_state(rec, time.monotonic())[1]

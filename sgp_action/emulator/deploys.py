@@ -1,4 +1,5 @@
-"""Deployment requests (sgp-api.md 3.1 and 8) and the Kubernetes-style timeline a deployment goes through."""
+"""Deployment requests (docs/sgp-api.md#create-a-deployment, docs/sgp-api.md#environmentsyaml) and the Kubernetes-style
+timeline a deployment goes through."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ class DeployRequestError(ValueError):
 
 
 def sanitize_label(text: str) -> str:
-    """The server's label rule (product.md section 3): lowercase, runs outside [a-z0-9] -> '-', trim, cut to 30."""
+    """The server's label rule (docs/sgp-api.md#preview-label-sanitising): lowercase, runs outside [a-z0-9] -> '-',
+    trim, cut to 30."""
     label = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return label[:LABEL_MAX].rstrip("-")
 
@@ -61,7 +63,7 @@ def manifest_agent_name(text: Any) -> str:
 
 
 def environment_namespace(text: Any) -> str | None:
-    """Validate environment-config YAML (sgp-api.md section 8); return the first environment's namespace."""
+    """Validate environment-config YAML (docs/sgp-api.md#environmentsyaml); return the first environment's namespace."""
     data = _yaml(text, "environment_config")
     if not isinstance(data, dict):
         raise DeployRequestError("environment_config must be a YAML mapping with schema_version and environments")
@@ -119,7 +121,7 @@ class DeployRequest:
 
 
 def parse_deploy_body(body: Any, now: datetime) -> DeployRequest:
-    """Validate a create-deployment JSON body (sgp-api.md 3.1, T10) or raise `DeployRequestError`."""
+    """Validate a create-deployment JSON body (docs/sgp-api.md#preview-only-fields) or raise `DeployRequestError`."""
     if not isinstance(body, dict):
         raise DeployRequestError("the request body must be a JSON object")
     agent_name = manifest_agent_name(body.get("manifest_file"))

@@ -1,4 +1,4 @@
-"""Fault injection for the emulator (product.md section 8): the failures a real SGP and a real network produce.
+"""Fault injection for the emulator (docs/emulator.md#fault-specs): the failures a real SGP and a real network produce.
 
 Specs are strings, the same on the command line (`--fault SPEC`) and in `POST /_emulator/faults` (a JSON list):
 

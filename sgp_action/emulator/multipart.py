@@ -1,7 +1,7 @@
 """A streaming multipart/form-data parser, so a 500 MB build context goes to disk and never sits in memory.
 
 The stdlib `email` parsers and `cgi` read a whole body into memory, which is exactly what the emulator must not do
-(product.md section 8: "The upload goes to disk"). This parser reads the request body in fixed-size chunks, keeps
+(docs/emulator.md#builds: the upload goes to disk). This parser reads the request body in fixed-size chunks, keeps
 only a boundary-sized tail in memory, writes file parts to a temporary file while counting their bytes, and stops
 as soon as a file part passes the size limit.
 """

@@ -1,4 +1,4 @@
-"""The emulator's records and how the API shows them in each dialect (sgp-api.md 2.7, 3.6 and 6)."""
+"""The emulator's records and how the API shows them in each dialect (docs/sgp-api.md#the-two-dialects)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ class HttpError(Exception):
 
 
 def query_error(name: str, message: str, value: Any) -> HttpError:
-    """FastAPI's 422 shape for a bad query parameter (sgp-api.md 5: the only documented error body)."""
+    """FastAPI's 422 shape for a bad query parameter (docs/sgp-api.md#error-body-shape: the only documented error
+    body)."""
     return HttpError(422, [{"loc": ["query", name], "msg": message, "type": "value_error", "input": value}])
 
 
@@ -153,7 +154,7 @@ def paginate(
     sort_keys: Mapping[str, Callable[[T], Any]],
     render: Callable[[T], dict[str, Any]],
 ) -> dict[str, Any]:
-    """One cursor page (sgp-api.md section 6): sort, then cut at `starting_after` / `ending_before`."""
+    """One cursor page (docs/sgp-api.md#paging): sort, then cut at `starting_after` / `ending_before`."""
     limit = int_param(query, "limit", 100, 1, MAX_LIST_LIMIT)
     order = query.get("sort_order") or "asc"
     if order not in ("asc", "desc"):

@@ -300,7 +300,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             rec = store.get_build_record(build_id, account)
         self._reader().discard(DRAIN_CAP)
         # Chunked framing, as uvicorn streams, so that clients get each event as soon as it is written;
-        # the connection closes with the stream (sgp-api.md 2.6: no end marker, the server just closes).
+        # the connection closes with the stream (docs/sgp-api.md#build-logs: no end marker, the server just closes).
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")

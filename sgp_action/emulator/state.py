@@ -57,7 +57,8 @@ class Store(DeploymentStore):
     # --- builds -----------------------------------------------------------------------------------------
 
     def create_build(self, req: BuildRequest, account: str, api_key: str) -> dict[str, Any]:
-        """Store a new build (agent rules of sgp-api.md T4) and start reading its archive."""
+        """Store a new build (agent rules of docs/sgp-api.md#agent-name-creates-an-agent) and start reading its
+        archive."""
         with self.lock:
             agent_id = self._resolve_agent(req, account)
             agent_name = req.agent_name or next(
