@@ -8,11 +8,14 @@ the path and each of its parents (last match wins) instead of remembering direct
 from __future__ import annotations
 
 import posixpath
+import re
 from functools import cache
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from sgp_action import globmatch
 from sgp_action.dockerignore import DockerIgnore, PatternError
 
 PATTERN_TOKENS = ["a", "b", ".", "/", "*", "?", "**", "[ab]", "[^a]", "!", "\\*"]
@@ -183,3 +186,72 @@ def test_always_included_paths_are_never_excluded(lines: list[str], kept: str, o
         assert not protected.excluded(kept)
         if other != kept and not other.startswith(kept + "/"):
             assert protected.excluded(other) == ignore.excluded(other)
+
+
+# --- the matcher against Python's `re`, the backtracking form it replaced (safe on inputs this small) ---------------
+
+ORACLE_TOKENS = ["a", "b", "c", ".", "/", "]", "*", "?", "**", "[a-c]", "[^b]", "[!a]", "[z-a]", "[^z-a]", "[\\]]"]
+ORACLE_TOKENS += ["\\*", "\\a"]
+ORACLE_CLASSES = {"a-c": "[a-c]", "^b": "[^b]", "!a": "[!a]", "z-a": "(?!)", "^z-a": ".", "\\]": "\\]"}
+
+
+def oracle_regex(text: str) -> str:
+    """The regex moby would compile for `text` (for this alphabet), with its literal-suffix fast path."""
+    rest = text[2:]
+    if text.startswith("**") and rest and rest[0] != "/" and not set(rest) & set("*?[]\\"):
+        return ".*" + re.escape(rest)
+    out, i = [], 0
+    while i < len(text):
+        if text.startswith("**", i):
+            i += 3 if text.startswith("/", i + 2) else 2
+            out.append(".*" if i == len(text) else "(?:.*/)?")
+            continue
+        char = text[i]
+        if char == "[":
+            body = next(body for body in ORACLE_CLASSES if text.startswith(f"[{body}]", i))
+            out.append(ORACLE_CLASSES[body])
+            i += len(body) + 2
+            continue
+        if char == "\\":
+            out.append(re.escape(text[i + 1]))
+            i += 2
+            continue
+        out.append({"*": "[^/]*", "?": "[^/]"}.get(char, re.escape(char)))
+        i += 1
+    return "".join(out)
+
+
+clean_globs = (
+    st.lists(st.sampled_from(ORACLE_TOKENS), min_size=1, max_size=7)
+    .map("".join)
+    .filter(lambda t: ref_clean(t) == t and not t.startswith(("/", "!")) and t not in (".", ".."))
+)
+oracle_paths = st.text("abc./]*!^\n", max_size=12)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(clean_globs, oracle_paths)
+def test_one_pattern_agrees_with_the_regex_it_replaced(text: str, path: str) -> None:
+    (pattern,) = DockerIgnore.from_patterns([text]).patterns
+    assert pattern.text == text
+    assert pattern.matches(path) == bool(re.fullmatch(oracle_regex(text), path, re.DOTALL)), (text, path)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(clean_globs, st.booleans()), min_size=1, max_size=6), paths)
+def test_globs_and_literals_together_agree_with_the_regexes(lines: list[tuple[str, bool]], path: str) -> None:
+    ignore = DockerIgnore.from_patterns(("!" if exception else "") + text for text, exception in lines)
+    candidates = [path[:i] for i, char in enumerate(path) if char == "/"] + [path]
+    expected = False
+    for text, exception in lines:
+        if any(re.fullmatch(oracle_regex(text), candidate, re.DOTALL) for candidate in candidates):
+            expected = not exception
+    assert ignore.excluded(path) == expected, (lines, path)
+
+
+def test_a_full_state_cache_is_replaced_with_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(globmatch, "_MAX_STATES", 3)
+    ignore = DockerIgnore.parse("**/*a*b\n!**/x?y\n[a-c]*/**")
+    for name in ["ab", "xay", "aab", "b/ab", "c/zz", "d/xzy", "d/aXb"] * 3:
+        expected = bool(re.fullmatch(r"(.*/)?[^/]*a[^/]*b|[a-c][^/]*/.*", name)) and name != "d/xzy"
+        assert ignore.excluded(name) == expected, name
