@@ -39,6 +39,7 @@ _NOT_LITERAL = frozenset("*?[]\\")
 _SPECIAL = frozenset("*?[\\")
 # Bound on remembered DFA states (each a set of positions with its transitions); the cache is dropped when full.
 _MAX_STATES = 4096
+_MAX_PREFIXES = 1 << 16
 
 
 class BadPattern(ValueError):
@@ -150,13 +151,16 @@ def _in_class(argument: object, char: str) -> bool:
 class _Dfa:
     """The lazily built DFA of one GlobSet: state 0 is the start, state 1 the dead state (no position left)."""
 
-    __slots__ = ("accepts", "ids", "moves", "sets")
+    __slots__ = ("accepts", "ids", "moves", "prefixes", "sets")
 
     def __init__(self, start: frozenset[int], kinds: Sequence[int], args: Sequence[object]) -> None:
         self.sets: list[frozenset[int]] = []
         self.moves: list[dict[str, int]] = []
         self.accepts: list[int] = []
         self.ids: dict[frozenset[int], int] = {}
+        # The state reached after each directory prefix (`a/b/`) seen: a walk reads a directory's entries one
+        # after another, so each entry only runs its own name.
+        self.prefixes: dict[str, int] = {"": 0}
         self.intern(start, kinds, args)
         self.intern(frozenset(), kinds, args)
 
@@ -242,19 +246,44 @@ class GlobSet:
         dfa.moves[state][char] = target
         return target
 
-    def last_match(self, path: str) -> int:
-        """Index of the last glob matching the whole of `path`, or -1."""
-        dfa = self._dfa
-        if len(dfa.sets) > _MAX_STATES:
-            # A path adds at most one state per character, so the cache stays within this bound plus one path.
-            dfa = self._dfa = _Dfa(self._start, self._kinds, self._args)
+    def _run(self, dfa: _Dfa, state: int, text: str) -> int:
+        """The state after `text` from `state` (1, the dead state, as soon as no position is left)."""
         moves = dfa.moves
-        state = 0
-        for char in path:
+        for char in text:
             target = moves[state].get(char)
             if target is None:
                 target = self._step(dfa, state, char)
             if target == 1:
-                return -1
+                return 1
             state = target
+        return state
+
+    def _after_prefix(self, dfa: _Dfa, prefix: str) -> int:
+        """The state after `prefix` (empty or ending in `/`), from the longest remembered prefix of it."""
+        prefixes = dfa.prefixes
+        pending = [prefix]
+        cut = prefix.rfind("/", 0, len(prefix) - 1) + 1
+        while (state := prefixes.get(prefix[:cut])) is None:
+            pending.append(prefix[:cut])
+            cut = prefix.rfind("/", 0, cut - 1) + 1
+        done = cut
+        for entry in reversed(pending):
+            state = self._run(dfa, state, entry[done:])
+            prefixes[entry] = state
+            done = len(entry)
+        return state
+
+    def last_match(self, path: str) -> int:
+        """Index of the last glob matching the whole of `path`, or -1."""
+        dfa = self._dfa
+        if len(dfa.sets) > _MAX_STATES or len(dfa.prefixes) > _MAX_PREFIXES:
+            # A path adds at most one state and one prefix per character, so the cache stays within these bounds
+            # plus one path.
+            dfa = self._dfa = _Dfa(self._start, self._kinds, self._args)
+        cut = path.rfind("/") + 1
+        state = dfa.prefixes.get(path[:cut])
+        if state is None:
+            state = self._after_prefix(dfa, path[:cut])
+        if state != 1:
+            state = self._run(dfa, state, path[cut:])
         return dfa.accepts[state]
