@@ -221,23 +221,43 @@ def oracle_regex(text: str) -> str:
     return "".join(out)
 
 
-clean_globs = (
-    st.lists(st.sampled_from(ORACLE_TOKENS), min_size=1, max_size=7)
-    .map("".join)
-    .filter(lambda t: ref_clean(t) == t and not t.startswith(("/", "!")) and t not in (".", ".."))
-)
+def is_clean(text: str) -> bool:
+    return ref_clean(text) == text and not text.startswith(("/", "!")) and text not in (".", "..")
+
+
+clean_globs = st.lists(st.sampled_from(ORACLE_TOKENS), min_size=1, max_size=7).map("".join).filter(is_clean)
 oracle_paths = st.text("abc./]*!^\n", max_size=12)
+# What a path may hold where each token stands (characters, fewest, most): mostly what the token matches, with
+# near misses, so that paths that match are common (random paths almost never match a long pattern).
+INSTANCES = {"*": ("ab./", 0, 3), "**": ("ab/", 0, 4), "?": ("a/.", 1, 1), "[a-c]": ("abcd", 1, 1)}
+INSTANCES |= {"[^b]": ("ab/", 1, 1), "[!a]": ("!ab", 1, 1), "[z-a]": ("az", 1, 1), "[^z-a]": ("a/", 1, 1)}
+INSTANCES |= {"[\\]]": ("]a", 1, 1), "\\*": ("*a", 1, 1), "\\a": ("a\\", 1, 1), "a": ("ab", 1, 1)}
 
 
-@settings(max_examples=1500, deadline=None)
-@given(clean_globs, oracle_paths)
-def test_one_pattern_agrees_with_the_regex_it_replaced(text: str, path: str) -> None:
+@st.composite
+def globs_with_paths(draw: st.DrawFn) -> tuple[str, str]:
+    """A clean pattern and a path that is often an instance of it."""
+    tokens = draw(st.lists(st.sampled_from(ORACLE_TOKENS), min_size=1, max_size=7))
+    assume(is_clean("".join(tokens)))
+    if draw(st.booleans()):
+        return "".join(tokens), draw(oracle_paths)
+    parts = []
+    for token in tokens:
+        alphabet, fewest, most = INSTANCES.get(token, (token, 1, 1))
+        parts.append(draw(st.text(alphabet, min_size=fewest, max_size=most)))
+    return "".join(tokens), "".join(parts)
+
+
+@settings(max_examples=600, deadline=None)
+@given(globs_with_paths())
+def test_one_pattern_agrees_with_the_regex_it_replaced(case: tuple[str, str]) -> None:
+    text, path = case
     (pattern,) = DockerIgnore.from_patterns([text]).patterns
     assert pattern.text == text
     assert pattern.matches(path) == bool(re.fullmatch(oracle_regex(text), path, re.DOTALL)), (text, path)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(clean_globs, st.booleans()), min_size=1, max_size=6), paths)
 def test_globs_and_literals_together_agree_with_the_regexes(lines: list[tuple[str, bool]], path: str) -> None:
     ignore = DockerIgnore.from_patterns(("!" if exception else "") + text for text, exception in lines)
