@@ -40,6 +40,8 @@ _SPECIAL = frozenset("*?[\\")
 # Bound on remembered DFA states (each a set of positions with its transitions); the cache is dropped when full.
 _MAX_STATES = 4096
 _MAX_PREFIXES = 1 << 16
+# Bound on the positions held by all remembered states together (thousands of glob lines make each state large).
+_MAX_POSITIONS = 1 << 19
 
 
 class BadPattern(ValueError):
@@ -151,13 +153,14 @@ def _in_class(argument: object, char: str) -> bool:
 class _Dfa:
     """The lazily built DFA of one GlobSet: state 0 is the start, state 1 the dead state (no position left)."""
 
-    __slots__ = ("accepts", "ids", "moves", "prefixes", "sets")
+    __slots__ = ("accepts", "ids", "moves", "prefixes", "sets", "size")
 
     def __init__(self, start: frozenset[int], kinds: Sequence[int], args: Sequence[object]) -> None:
         self.sets: list[frozenset[int]] = []
         self.moves: list[dict[str, int]] = []
         self.accepts: list[int] = []
         self.ids: dict[frozenset[int], int] = {}
+        self.size = 0
         # The state reached after each directory prefix (`a/b/`) seen: a walk reads a directory's entries one
         # after another, so each entry only runs its own name.
         self.prefixes: dict[str, int] = {"": 0}
@@ -170,6 +173,7 @@ class _Dfa:
             return known
         accepted = [cast(int, args[p]) for p in positions if kinds[p] == _ACCEPT]
         self.ids[positions] = len(self.sets)
+        self.size += len(positions)
         self.sets.append(positions)
         self.moves.append({})
         self.accepts.append(max(accepted) if accepted else -1)
@@ -246,19 +250,28 @@ class GlobSet:
         dfa.moves[state][char] = target
         return target
 
-    def _run(self, dfa: _Dfa, state: int, text: str) -> int:
-        """The state after `text` from `state` (1, the dead state, as soon as no position is left)."""
+    def _run(self, dfa: _Dfa, state: int, text: str) -> tuple[_Dfa, int]:
+        """The DFA in use and the state after `text` from `state` (1, the dead state, once no position is left).
+
+        A full cache is replaced by a fresh one holding the current state, so memory stays bounded even when one
+        path creates many large states; at worst every character then costs one set step, never more.
+        """
         moves = dfa.moves
         for char in text:
             target = moves[state].get(char)
             if target is None:
+                if len(dfa.sets) > _MAX_STATES or dfa.size > _MAX_POSITIONS:
+                    positions = dfa.sets[state]
+                    dfa = self._dfa = _Dfa(self._start, self._kinds, self._args)
+                    state = dfa.intern(positions, self._kinds, self._args)
+                    moves = dfa.moves
                 target = self._step(dfa, state, char)
             if target == 1:
-                return 1
+                return dfa, 1
             state = target
-        return state
+        return dfa, state
 
-    def _after_prefix(self, dfa: _Dfa, prefix: str) -> int:
+    def _after_prefix(self, dfa: _Dfa, prefix: str) -> tuple[_Dfa, int]:
         """The state after `prefix` (empty or ending in `/`), from the longest remembered prefix of it."""
         prefixes = dfa.prefixes
         pending = [prefix]
@@ -268,22 +281,20 @@ class GlobSet:
             cut = prefix.rfind("/", 0, cut - 1) + 1
         done = cut
         for entry in reversed(pending):
-            state = self._run(dfa, state, entry[done:])
-            prefixes[entry] = state
+            dfa, state = self._run(dfa, state, entry[done:])
+            dfa.prefixes[entry] = state
             done = len(entry)
-        return state
+        return dfa, state
 
     def last_match(self, path: str) -> int:
         """Index of the last glob matching the whole of `path`, or -1."""
         dfa = self._dfa
-        if len(dfa.sets) > _MAX_STATES or len(dfa.prefixes) > _MAX_PREFIXES:
-            # A path adds at most one state and one prefix per character, so the cache stays within these bounds
-            # plus one path.
+        if len(dfa.prefixes) > _MAX_PREFIXES:
             dfa = self._dfa = _Dfa(self._start, self._kinds, self._args)
         cut = path.rfind("/") + 1
         state = dfa.prefixes.get(path[:cut])
         if state is None:
-            state = self._after_prefix(dfa, path[:cut])
+            dfa, state = self._after_prefix(dfa, path[:cut])
         if state != 1:
-            state = self._run(dfa, state, path[cut:])
+            dfa, state = self._run(dfa, state, path[cut:])
         return dfa.accepts[state]
