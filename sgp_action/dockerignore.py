@@ -245,8 +245,8 @@ class DockerIgnore:
         """Whether Docker leaves `path` out of the context: the last pattern matching it or a parent is not `!`.
 
         `path` is relative to the context root, `/`-separated, without `./` (never the root itself). The answer
-        is exact whatever order paths come in: each directory's state is remembered, so an entry costs one match
-        against the patterns after the last one that matched its parents. `parent_excluded`, when given, must be
+        is exact whatever order paths come in: each directory's state is remembered, so an entry costs one lookup
+        among the literal patterns and one automaton run over its own name. `parent_excluded`, when given, must be
         what this method returned for the parent directory (False for top-level entries); it only saves work.
         """
         if not self.patterns:
