@@ -13,19 +13,22 @@ match); a reversed range such as `[z-a]` matches nothing (moby fails at match ti
 contain a newline (Go's `.` does not). moby's own quirks are kept: `**.pyc` is a suffix test at any depth, and a
 non-segment `**` is `(.*/)?`.
 
-Each pattern is compiled once. Evaluation keeps, for every directory already seen, the index of the last pattern that
-matched it or one of its parents; an entry then only needs the patterns after that index, tested by one combined
-regular expression, so the cost per entry does not grow with depth.
+Each pattern is compiled once (sgp_action.globmatch, which never backtracks, so a hostile pattern cannot hang the
+walk). Plain-text patterns are looked up in a dict and only the others run, all together, through one automaton, so
+100,000 literal lines cost no more per entry than one. Evaluation keeps, for every directory already seen, the index
+of the last pattern that matched it or one of its parents; an entry then only needs the last pattern matching the
+entry itself, so the cost per entry does not grow with depth.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sgp_action.errors import ContextError
+from sgp_action.globmatch import BadPattern, Glob, GlobSet, compile_glob
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,6 @@ _BOM = "\ufeff"
 # fsutil `patternChars` (Unix): an exception holding one of these could match anywhere, so no excluded directory
 # may be skipped. `]` and `^` count although they are literal on their own: BuildKit counts them too.
 _FSUTIL_PATTERN_CHARS = frozenset("*[]?^\\")
-# Characters that make a pattern's text leave moby's "literal suffix" fast path (see _translate).
-_NOT_LITERAL = frozenset("*?[]\\")
 # Bound on remembered directory states; a walk only needs the current branch, so clearing loses little.
 _MAX_REMEMBERED_DIRS = 1 << 16
 
@@ -52,10 +53,6 @@ class PatternError(ContextError):
         self.line = line
 
 
-class _BadPattern(ValueError):
-    """Go's filepath.ErrBadPattern, with the reason (turned into a PatternError naming the line)."""
-
-
 @dataclass(frozen=True)
 class Pattern:
     """One cleaned pattern: `text` as Docker keeps it (no `!`), whether it is a `!` exception, its 1-based line.
@@ -66,15 +63,17 @@ class Pattern:
     text: str
     exclusion: bool
     line: int
-    _regex: re.Pattern[str] = field(repr=False, compare=False)
+    _glob: Glob = field(repr=False, compare=False)
 
     def matches(self, path: str) -> bool:
         """Whether this pattern matches `path` itself (the whole relative path; parents are not considered)."""
-        return self._regex.fullmatch(path) is not None
+        return self._glob.matches(path)
 
 
 def _clean(path: str) -> str:
     """Go `filepath.Clean` on a `/` path: fold `//`, drop `.`, resolve `x/..` lexically, no trailing `/`."""
+    if path and path[-1] != "/" and path[0] != "." and "//" not in path and "/." not in path:
+        return path  # no empty, `.` or `..` segment: already clean (the common case, 100,000 lines must be quick)
     if not path:
         return "."
     rooted = path[0] == "/"
@@ -94,95 +93,6 @@ def _clean(path: str) -> str:
     if rooted:
         return "/" + body
     return body or "."
-
-
-def _class_char(text: str, i: int) -> tuple[str, int]:
-    """One member of a `[...]` class at `text[i]` (Go `getEsc`): the character and the index after it."""
-    if i >= len(text):
-        raise _BadPattern("character class is not closed with ']'")
-    if text[i] in "-]":
-        raise _BadPattern(f"misplaced {text[i]!r} in a character class")
-    if text[i] == "\\":
-        i += 1
-        if i >= len(text):
-            raise _BadPattern("'\\' at the end of a character class")
-    i += 1
-    if i >= len(text):
-        raise _BadPattern("character class is not closed with ']'")
-    return text[i - 1], i
-
-
-def _translate_class(text: str, i: int) -> tuple[str, int]:
-    """Regex for the class whose `[` is just before `text[i]`, and the index after its `]` (Go semantics).
-
-    `^` negates; `!` is an ordinary member; a negated class matches `/` too, as in Go. A range whose ends are out of
-    order matches nothing (Go) instead of being a regex error (Python).
-    """
-    negated = i < len(text) and text[i] == "^"
-    if negated:
-        i += 1
-    members: list[str] = []
-    count = 0
-    while True:
-        if count and text[i] == "]":
-            i += 1
-            break
-        low, i = _class_char(text, i)
-        high = low
-        if text[i] == "-":
-            high, i = _class_char(text, i + 1)
-        if low == high:
-            members.append(re.escape(low))
-        elif low < high:
-            members.append(f"{re.escape(low)}-{re.escape(high)}")
-        count += 1
-    if not members:
-        return ("." if negated else "(?!)"), i
-    return f"[{'^' if negated else ''}{''.join(members)}]", i
-
-
-def _translate(text: str) -> str:
-    """Regex (for fullmatch, DOTALL) equivalent to a cleaned pattern; raises _BadPattern like Go's filepath.Match.
-
-    `*` is `[^/]*`, `?` is `[^/]`, `**/` is zero or more leading segments, a final `**` is anything (so `dir/**`
-    matches below `dir` but not `dir`), and any other `**` is `(.*/)?`, all as moby compiles them.
-    """
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        char = text[i]
-        if char == "*":
-            if i + 1 < n and text[i + 1] == "*":
-                i += 2
-                if i < n and text[i] == "/":
-                    i += 1
-                out.append(".*" if i == n else "(?:.*/)?")
-                continue
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "\\":
-            i += 1
-            if i == n:
-                raise _BadPattern("'\\' at the end of the pattern escapes nothing")
-            out.append(re.escape(text[i]))
-        elif char == "[":
-            member, i = _translate_class(text, i + 1)
-            out.append(member)
-            continue
-        else:
-            out.append(re.escape(char))
-        i += 1
-    rest = text[2:]
-    if text.startswith("**") and rest and rest[0] != "/" and _NOT_LITERAL.isdisjoint(rest):
-        # moby's suffixMatch fast path: a leading `**` followed only by literal text is a plain suffix test,
-        # so `**.pyc` excludes `a/b/x.pyc` in real Docker; we must not send what Docker keeps back.
-        return ".*" + re.escape(rest)
-    return "".join(out)
-
-
-def _compile(text: str) -> re.Pattern[str]:
-    return re.compile(_translate(text), re.DOTALL)
 
 
 def _escape(path: str) -> str:
@@ -222,15 +132,15 @@ def _read_pattern(line: str, number: int, source: str) -> Pattern | None:
             )
         text = text[1:]
     try:
-        regex = _compile(text)
-    except (_BadPattern, re.error) as exc:
+        glob = compile_glob(text)
+    except BadPattern as exc:
         raise PatternError(
             f"{source} line {number}: syntax error in pattern '{shown}': {exc}; "
             "escape a literal '[', '*', '?' or '\\' with '\\'",
             source=source,
             line=number,
         ) from exc
-    return Pattern(text=text, exclusion=exclusion, line=number, _regex=regex)
+    return Pattern(text=text, exclusion=exclusion, line=number, _glob=glob)
 
 
 def _without_trailing_glob(text: str) -> str:
@@ -246,18 +156,39 @@ class DockerIgnore:
     can be shared between threads.
     """
 
-    __slots__ = ("_dir_states", "_excludes", "_matchers", "_reinclude_anywhere", "_reinclude_prefixes", "patterns")
+    __slots__ = (
+        "_dir_states",
+        "_excludes",
+        "_glob_indices",
+        "_globs",
+        "_literals",
+        "_no_exceptions",
+        "_reinclude_anywhere",
+        "_reinclude_dirs",
+        "patterns",
+    )
 
     def __init__(self, patterns: Iterable[Pattern] = ()) -> None:
         self.patterns: tuple[Pattern, ...] = tuple(patterns)
         self._excludes = tuple(not p.exclusion for p in self.patterns)
-        # _matchers[j + 1]: fullmatch of one regex over the patterns after index j, last pattern first, so the
-        # group that matched names the LAST matching pattern (alternation keeps the first alternative that fits).
-        self._matchers: list[Callable[[str], re.Match[str] | None] | None] = [None] * (len(self.patterns) + 1)
+        # Only the last matching pattern counts, so a literal text needs only the index of its last occurrence.
+        self._literals: dict[str, int] = {}
+        self._glob_indices: list[int] = []
+        globs: list[Glob] = []
+        for index, pattern in enumerate(self.patterns):
+            literal = pattern._glob.literal
+            if literal is None:
+                self._glob_indices.append(index)
+                globs.append(pattern._glob)
+            else:
+                self._literals[literal] = index
+        self._globs = GlobSet(globs) if globs else None
         self._dir_states: dict[str, int] = {}
         exceptions = [_without_trailing_glob(p.text) for p in self.patterns if p.exclusion]
+        self._no_exceptions = not exceptions
         self._reinclude_anywhere = any(not _FSUTIL_PATTERN_CHARS.isdisjoint(t) for t in exceptions)
-        self._reinclude_prefixes = tuple(t + "/" for t in exceptions)
+        # Every `d` such that some exception's cut text is `d` or starts with `d/`: one lookup per excluded directory.
+        self._reinclude_dirs = frozenset(t[:i] for t in exceptions for i, char in enumerate(t + "/") if char == "/")
 
     def __repr__(self) -> str:
         return f"DockerIgnore({[('!' if p.exclusion else '') + p.text for p in self.patterns]!r})"
@@ -308,20 +239,20 @@ class DockerIgnore:
             if path in (".", "..") or path.startswith("../") or not self.excluded(path):
                 continue
             text = _escape(path)
-            added.append(Pattern(text=text, exclusion=True, line=0, _regex=re.compile(re.escape(path), re.DOTALL)))
+            added.append(Pattern(text=text, exclusion=True, line=0, _glob=compile_glob(text)))
         return DockerIgnore(self.patterns + tuple(added)) if added else self
 
     def excluded(self, path: str, *, parent_excluded: bool | None = None) -> bool:
         """Whether Docker leaves `path` out of the context: the last pattern matching it or a parent is not `!`.
 
         `path` is relative to the context root, `/`-separated, without `./` (never the root itself). The answer
-        is exact whatever order paths come in: each directory's state is remembered, so an entry costs one match
-        against the patterns after the last one that matched its parents. `parent_excluded`, when given, must be
+        is exact whatever order paths come in: each directory's state is remembered, so an entry costs one lookup
+        among the literal patterns and one automaton run over its own name. `parent_excluded`, when given, must be
         what this method returned for the parent directory (False for top-level entries); it only saves work.
         """
         if not self.patterns:
             return False
-        if parent_excluded is not None and not self._reinclude_prefixes:
+        if parent_excluded is not None and self._no_exceptions:
             # Without exceptions, an excluded parent excludes everything below it, and a kept parent means no
             # pattern matched any parent, so only the path itself is left to test.
             return parent_excluded or self._last_match(path, -1) >= 0
@@ -347,24 +278,18 @@ class DockerIgnore:
         """
         if self._reinclude_anywhere:
             return True
-        prefix = dir_path + "/"
-        return any(p.startswith(prefix) for p in self._reinclude_prefixes)
+        return dir_path in self._reinclude_dirs
 
     # --- evaluation ------------------------------------------------------------------------------------------
 
     def _last_match(self, path: str, after: int) -> int:
         """Index of the last pattern after index `after` that matches `path` itself, else `after`."""
-        found = (self._matchers[after + 1] or self._combined(after))(path)
-        # Group g holds pattern len - g (see _combined); only the alternative that matched has its group set.
-        return after if found is None else len(self.patterns) - (found.lastindex or 0)
-
-    def _combined(self, after: int) -> Callable[[str], re.Match[str] | None]:
-        """fullmatch of one regex over the patterns after index `after`, the last pattern first."""
-        tail = self.patterns[after + 1 :]
-        alternatives = "|".join(f"({p._regex.pattern})" for p in reversed(tail)) or "(?!)"
-        matcher = re.compile(alternatives, re.DOTALL).fullmatch
-        self._matchers[after + 1] = matcher
-        return matcher
+        last = max(after, self._literals.get(path, -1))
+        if self._globs is not None and self._glob_indices[-1] > last:
+            found = self._globs.last_match(path)
+            if found >= 0:
+                last = max(last, self._glob_indices[found])
+        return last
 
     def _dir_state(self, directory: str) -> int:
         """Index of the last pattern matching `directory` or a parent of it (-1 if none), remembered."""

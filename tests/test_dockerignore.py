@@ -463,3 +463,49 @@ def test_pattern_matches_only_the_path_itself() -> None:
     assert pattern.matches("a/b")
     assert not pattern.matches("a/b/c")
     assert not pattern.matches("a")
+
+
+# --- hostile files: a backtracking matcher took minutes on each of these; the timeouts catch a regression ----------
+
+
+@pytest.mark.timeout(10)
+def test_many_stars_against_a_long_name() -> None:
+    ignore = DockerIgnore.parse("*a*a*a*a*a*a*a*a*b")
+    assert not ignore.excluded("a" * 200)
+    assert not ignore.excluded("d/" + "a" * 200)
+    assert ignore.excluded("a" * 200 + "b")
+    assert not ignore.patterns[0].matches("a" * 200)
+
+
+@pytest.mark.timeout(10)
+def test_chained_double_stars() -> None:
+    ignore = DockerIgnore.parse("**/" * 20 + "b")
+    assert not ignore.excluded("a/" * 100 + "c")
+    assert ignore.excluded("a/" * 100 + "b")
+    assert ignore.excluded("b")
+
+
+@pytest.mark.timeout(5)
+def test_six_stars_against_fifty_names() -> None:
+    # about 0.05 s per name and pattern when backtracking: 11 s in all
+    ignore = DockerIgnore.parse("\n".join("*?*?*?*?*?*?" + last for last in "bcde"))
+    names = [f"{i:02d}" + "a" * 39 for i in range(50)]
+    assert not any(ignore.excluded(name) for name in names)
+    assert all(ignore.excluded(name + "e") for name in names)
+
+
+@pytest.mark.timeout(10)
+def test_hundred_thousand_literal_lines() -> None:
+    lines = [f"dir{i}/file{i}.txt" for i in range(100_000)]
+    lines += ["!dir5", "dir5/**/*.log", "!dir6/file6.txt", "dir8/file8.txt", "!dir8/file8.txt"]
+    ignore = DockerIgnore.parse("\n".join(lines))
+    assert ignore.excluded("dir1/file1.txt")
+    assert ignore.excluded("dir99999/file99999.txt/below")
+    assert not ignore.excluded("dir1/file2.txt")
+    assert not ignore.excluded("dir5/file5.txt")  # a later exception on its parent wins
+    assert ignore.excluded("dir5/x/y.log")  # ...and a later glob after that
+    assert not ignore.excluded("dir6/file6.txt")
+    assert not ignore.excluded("dir8/file8.txt")  # the same text again: its last line counts
+    assert ignore.may_reinclude_under("dir6")
+    assert not ignore.may_reinclude_under("dir7")
+    assert sum(ignore.excluded(f"dir{i}/file{i}.txt") for i in range(0, 100_000, 97)) == 1_031

@@ -9,6 +9,7 @@ the path and each of its parents (last match wins) instead of remembering direct
 from __future__ import annotations
 
 import posixpath
+import re
 from functools import cache
 
 from hypothesis import assume, given, settings
@@ -184,3 +185,84 @@ def test_always_included_paths_are_never_excluded(lines: list[str], kept: str, o
         assert not protected.excluded(kept)
         if other != kept and not other.startswith(kept + "/"):
             assert protected.excluded(other) == ignore.excluded(other)
+
+
+# --- the matcher against Python's `re`, the backtracking form it replaced (safe on inputs this small) ---------------
+
+ORACLE_TOKENS = ["a", "b", "c", ".", "/", "]", "*", "?", "**", "[a-c]", "[^b]", "[!a]", "[z-a]", "[^z-a]", "[\\]]"]
+ORACLE_TOKENS += ["\\*", "\\a"]
+ORACLE_CLASSES = {"a-c": "[a-c]", "^b": "[^b]", "!a": "[!a]", "z-a": "(?!)", "^z-a": ".", "\\]": "\\]"}
+
+
+def oracle_regex(text: str) -> str:
+    """The regex moby would compile for `text` (for this alphabet), with its literal-suffix fast path."""
+    rest = text[2:]
+    if text.startswith("**") and rest and rest[0] != "/" and not set(rest) & set("*?[]\\"):
+        return ".*" + re.escape(rest)
+    out, i = [], 0
+    while i < len(text):
+        if text.startswith("**", i):
+            i += 3 if text.startswith("/", i + 2) else 2
+            out.append(".*" if i == len(text) else "(?:.*/)?")
+            continue
+        char = text[i]
+        if char == "[":
+            body = next(body for body in ORACLE_CLASSES if text.startswith(f"[{body}]", i))
+            out.append(ORACLE_CLASSES[body])
+            i += len(body) + 2
+            continue
+        if char == "\\":
+            out.append(re.escape(text[i + 1]))
+            i += 2
+            continue
+        out.append({"*": "[^/]*", "?": "[^/]"}.get(char, re.escape(char)))
+        i += 1
+    return "".join(out)
+
+
+def is_clean(text: str) -> bool:
+    return ref_clean(text) == text and not text.startswith(("/", "!")) and text not in (".", "..")
+
+
+clean_globs = st.lists(st.sampled_from(ORACLE_TOKENS), min_size=1, max_size=7).map("".join).filter(is_clean)
+oracle_paths = st.text("abc./]*!^\n", max_size=12)
+# What a path may hold where each token stands (characters, fewest, most): mostly what the token matches, with
+# near misses, so that paths that match are common (random paths almost never match a long pattern).
+INSTANCES = {"*": ("ab./", 0, 3), "**": ("ab/", 0, 4), "?": ("a/.", 1, 1), "[a-c]": ("abcd", 1, 1)}
+INSTANCES |= {"[^b]": ("ab/", 1, 1), "[!a]": ("!ab", 1, 1), "[z-a]": ("az", 1, 1), "[^z-a]": ("a/", 1, 1)}
+INSTANCES |= {"[\\]]": ("]a", 1, 1), "\\*": ("*a", 1, 1), "\\a": ("a\\", 1, 1), "a": ("ab", 1, 1)}
+
+
+@st.composite
+def globs_with_paths(draw: st.DrawFn) -> tuple[str, str]:
+    """A clean pattern and a path that is often an instance of it."""
+    tokens = draw(st.lists(st.sampled_from(ORACLE_TOKENS), min_size=1, max_size=7))
+    assume(is_clean("".join(tokens)))
+    if draw(st.booleans()):
+        return "".join(tokens), draw(oracle_paths)
+    parts = []
+    for token in tokens:
+        alphabet, fewest, most = INSTANCES.get(token, (token, 1, 1))
+        parts.append(draw(st.text(alphabet, min_size=fewest, max_size=most)))
+    return "".join(tokens), "".join(parts)
+
+
+@settings(max_examples=600, deadline=None)
+@given(globs_with_paths())
+def test_one_pattern_agrees_with_the_regex_it_replaced(case: tuple[str, str]) -> None:
+    text, path = case
+    (pattern,) = DockerIgnore.from_patterns([text]).patterns
+    assert pattern.text == text
+    assert pattern.matches(path) == bool(re.fullmatch(oracle_regex(text), path, re.DOTALL)), (text, path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(clean_globs, st.booleans()), min_size=1, max_size=6), paths)
+def test_globs_and_literals_together_agree_with_the_regexes(lines: list[tuple[str, bool]], path: str) -> None:
+    ignore = DockerIgnore.from_patterns(("!" if exception else "") + text for text, exception in lines)
+    candidates = [path[:i] for i, char in enumerate(path) if char == "/"] + [path]
+    expected = False
+    for text, exception in lines:
+        if any(re.fullmatch(oracle_regex(text), candidate, re.DOTALL) for candidate in candidates):
+            expected = not exception
+    assert ignore.excluded(path) == expected, (lines, path)
