@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["CONFINE_HINT", "confinement_problem", "is_within", "workspace_bound"]
+__all__ = ["CONFINE_HINT", "confinement_problem", "is_within", "resolve_confined", "workspace_bound"]
 
 CONFINE_HINT = "name a path inside the workspace and outside .git (a link counts by where it points)"
 
@@ -59,3 +59,11 @@ def confinement_problem(real: str, bound: str) -> str | None:
     if any(part.casefold() == ".git" for part in rest):
         return "inside a .git folder, which can hold the checkout's token"
     return None
+
+
+def resolve_confined(path: str | Path, bound: str) -> tuple[str, str | None]:
+    """(`path` resolved with every link followed, None) when it may be read; else (the real path, "resolves to
+    <real path>, <why not>") for the caller's error message."""
+    real = os.path.realpath(path)
+    problem = confinement_problem(real, bound)
+    return real, None if problem is None else f"resolves to {real}, {problem}"

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from sgp_action.confine import CONFINE_HINT, confinement_problem, workspace_bound
+from sgp_action.confine import CONFINE_HINT, resolve_confined, workspace_bound
 from sgp_action.context_files import Member, Walker, cli_ignore_patterns, list_members
 from sgp_action.errors import ContextError, ManifestError
 from sgp_action.pgzip import ParallelGzipWriter
@@ -101,10 +101,9 @@ class ContextSpec:
         if manifest.dockerignore is not None:
             named.append(("build.context.dockerignore", root / manifest.dockerignore))
         for key, path in named:
-            real = os.path.realpath(path)
-            problem = confinement_problem(real, bound)
-            if problem:
-                raise ManifestError(f"{manifest.path}: `{key}` resolves to {real}, {problem}; {CONFINE_HINT}")
+            why = resolve_confined(path, bound)[1]
+            if why:
+                raise ManifestError(f"{manifest.path}: `{key}` {why}; {CONFINE_HINT}")
         return cls(
             "manifest",
             root,
@@ -161,10 +160,9 @@ def _inside_root(root: Path, rel: str, flag: str) -> str:
 
 
 def _confine(path: Path, bound: str, flag: str, given: str) -> None:
-    real = os.path.realpath(path)
-    problem = confinement_problem(real, bound)
-    if problem:
-        raise ContextError(f"{flag} {given} resolves to {real}, {problem}; {CONFINE_HINT}")
+    why = resolve_confined(path, bound)[1]
+    if why:
+        raise ContextError(f"{flag} {given} {why}; {CONFINE_HINT}")
 
 
 # --- the archive ---------------------------------------------------------------------------------------------
@@ -312,8 +310,9 @@ def build_context(
 ) -> ContextResult:
     """Package `spec` into the tar.gz `output` (written atomically) and describe it.
 
-    Raises ContextError, before anything could be uploaded, for a bad `.dockerignore`, an unreadable file, a
-    symlink leaving the repository (with follow-symlinks), an empty context or one over `max_bytes` compressed.
+    Raises ContextError, before anything could be uploaded, for a bad `.dockerignore`, an unreadable file, a named
+    file or followed symlink outside the workspace or inside `.git`, an empty context or one over `max_bytes`
+    compressed.
     `check` (e.g. a `CancelToken.check`) is called often and cheaply while the walk and the archive go on; what it
     raises propagates once the compressor threads are stopped and the partial archive is removed.
     """

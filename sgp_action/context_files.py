@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sgp_action.confine import CONFINE_HINT, confinement_problem
+from sgp_action.confine import CONFINE_HINT, resolve_confined
 from sgp_action.dockerignore import DockerIgnore
 from sgp_action.errors import ContextError
 
@@ -118,10 +118,9 @@ class Walker:
 
     def _confine(self, path: str, what: str) -> str:
         """The real path of `path`, read for the archive; ContextError when it resolves outside the bound."""
-        real = os.path.realpath(path)
-        problem = confinement_problem(real, self.bound)
-        if problem:
-            raise ContextError(f"{what} resolves to {real}, {problem}; {CONFINE_HINT}")
+        real, why = resolve_confined(path, self.bound)
+        if why:
+            raise ContextError(f"{what} {why}; {CONFINE_HINT}")
         return real
 
     def _walk(self, path: str, rel: str, excluded: bool, in_scope: bool, seen: frozenset[str]) -> bool:
@@ -185,12 +184,11 @@ class Walker:
 
     def _follow(self, path: str, rel: str, excluded: bool, seen: frozenset[str]) -> bool:
         target = os.readlink(path)
-        real = os.path.realpath(path)
-        problem = confinement_problem(real, self.bound)
-        if problem:
+        real, why = resolve_confined(path, self.bound)
+        if why:
             raise ContextError(
-                f"symlink {rel} -> {target} resolves to {real}, {problem}; with follow-symlinks every link must "
-                "point inside the workspace and outside .git: remove the link or turn follow-symlinks off"
+                f"symlink {rel} -> {target} {why}; with follow-symlinks every link must point inside the workspace "
+                "and outside .git: remove the link or turn follow-symlinks off"
             )
         info = _stat(real, rel, what=f"symlink {rel} -> {target} points at nothing; fix or remove it")
         if stat.S_ISDIR(info.st_mode):

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--follow-symlinks",
         action="store_true",
-        help="store what symlinks point at (only inside the repository) instead of the links",
+        help="store what symlinks point at (only inside the workspace, never .git) instead of the links",
     )
     parser.add_argument("--level", type=int, default=6, choices=range(1, 10), metavar="1-9", help="gzip level (6)")
     parser.add_argument("--threads", type=int, metavar="N", help="compression threads (default: the CPUs available)")
