@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -261,3 +261,67 @@ def test_checklist_exit_code_is_the_first_failure() -> None:
     assert checks.exit_code == 3
     checks.fail("e", "<img src=x>|`x`", "fix", server=True)
     assert "&lt;img src=x&gt;\\|\\`x\\`" in checks.markdown()
+
+
+class Forge(BaseHTTPRequestHandler):
+    """A forge whose token may read pull requests and comments but not deployments, and may not write."""
+
+    methods: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        Forge.methods.append(self.command)
+        path = self.path.split("?", 1)[0]
+        routes: dict[str, tuple[int, Any]] = {
+            "/repos/o/r": (200, {"full_name": "o/r", "permissions": {"admin": False, "push": False, "pull": True}}),
+            "/repos/o/r/pulls": (200, []),
+            "/repos/o/r/issues/5/comments": (200, []),
+        }
+        status, body = routes.get(path, (403, {"message": "Resource not accessible by integration"}))
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_HEAD = do_POST = do_PATCH = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_forge_token_is_checked_with_gets_only(tmp_path: Path, project: Path, emulator: EmulatorHandle) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forge)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    Forge.methods = []
+    try:
+        event = tmp_path / "event.json"
+        event.write_text(json.dumps({"action": "opened", "pull_request": {"number": 5}}), encoding="utf-8")
+        extra = {
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_EVENT_PATH": str(event),
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_API_URL": f"http://127.0.0.1:{server.server_address[1]}",
+        }
+        code, text = doctor(tmp_path, emulator.url, project, extra=extra, github_token="forge-token")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 0, text  # a forge problem is a warning: it never blocks a deploy
+    assert line(text, "github-token").startswith("[warn]") and "read-only" in text
+    assert line(text, "github-token: pull requests").startswith("[ok]")
+    assert line(text, "github-token: PR comments").startswith("[ok]")
+    assert "HTTP 403" in line(text, "github-token: deployments") and "deployments: read" in text
+    assert set(Forge.methods) == {"GET"} and len(Forge.methods) == 4
+
+
+def test_every_emulator_variant_still_passes(tmp_path: Path, project: Path, emulator_factory: Any) -> None:
+    from sgp_action.emulator.variants import VARIANT_NAMES
+
+    emulator = emulator_factory(variants=[n for n in VARIANT_NAMES if n not in ("delete-ended-409", "sse-tail")])
+    code, text = doctor(tmp_path, emulator.url, project)
+    assert code == 0, text
+    assert "doc-bot has deployments but no build lists it" in line(text, "agent")  # foreign-agent
+    assert "agent_id" in line(text, "agent") and "set the agent-id input" in text
+    assert "completed" in line(text, "active deployments")  # status-words: the model keeps words lowercase
+    assert {r["method"] for r in emulator.state()["requests"]} == {"GET"}
