@@ -137,7 +137,9 @@ def report(checks: Checklist, runner: Runner) -> int:
     with runner.group("sgp-action doctor"):
         for line in checks.lines():
             runner.info(line)
-    runner.append_summary(checks.markdown())
+    # Outside a runner the summary would be printed, the same checklist a second time as a table.
+    if runner.in_actions or any(runner.environ.get(n) for n in ("GITHUB_STEP_SUMMARY", "GITEA_STEP_SUMMARY")):
+        runner.append_summary(checks.markdown())
     code = checks.exit_code
     runner.info("doctor: ready to deploy" if code == EXIT_OK else f"doctor: not ready (exit {code})")
     return code

@@ -13,10 +13,13 @@ from sgp_action.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every action input as a `--flag`, as for `run` (`--command` is ignored: this is the doctor)."""
+    """Every action input as a `--flag`, as for `run` (`--command` is hidden and ignored: this is the doctor)."""
     from sgp_action.settings import add_run_arguments
 
     add_run_arguments(parser)
+    for action in parser._actions:
+        if action.dest == "input_command":
+            action.help = argparse.SUPPRESS
 
 
 def execute(args: argparse.Namespace) -> int:
