@@ -90,6 +90,10 @@ class ReadOnlySGP:
         url = join_url(self.base_url, path)
         return self._session.get(url, params=params, headers=headers, timeout=timeout, allow_redirects=False)
 
+    def redact(self, text: str) -> str:
+        """`text` with the API key masked (a server may echo it)."""
+        return self._sgp().transport.redact(text)
+
     def builds(self, agent_name: str) -> list[Build]:
         """The agent's builds, newest first (at most MAX_RECORDS read)."""
         return _newest(self._sgp().list_builds(agent_name=agent_name))
@@ -157,7 +161,7 @@ def check_server(checks: Checklist, sgp: ReadOnlySGP) -> bool:
             checks.skip(name, "needs a base-url that answers like SGP")
         return False
     status = response.status_code
-    detail = inert(sgp._sgp().transport.redact(error_detail(response)), 120)
+    detail = inert(sgp.redact(error_detail(response)), 120)
     if status == 401:
         checks.fail("api-key", f"refused (401: {detail})", "set api-key to a valid SGP API key", server=True)
         for name in names[2:]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -179,6 +182,29 @@ def test_a_redirect_names_its_host_and_is_not_followed(tmp_path: Path, project: 
     code, text = doctor(tmp_path, f"{login_server}/moved", project)
     assert code == 3
     assert "redirects (302) to sso.corp.example" in line(text, "base-url") and "fix: set base-url" in text
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_an_untrusted_certificate_is_a_tls_failure(tmp_path: Path, project: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"]
+    subprocess.run(
+        ["openssl", "req", "-x509", *curve, "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), LoginPage)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        code, text = doctor(tmp_path, f"https://127.0.0.1:{server.server_address[1]}", project)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 3
+    assert "TLS with 127.0.0.1" in line(text, "base-url") and "certificate" in line(text, "base-url")
 
 
 def test_a_closed_port_names_the_base_url_fix(tmp_path: Path, project: Path) -> None:
