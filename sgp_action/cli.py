@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "emulator": "start the local SGP emulator (a real HTTP server)",
     "detect": "list the agents whose build inputs changed between two commits, as a JSON matrix",
     "demo": "run the whole preview flow against a private emulator on the bundled sample agent",
+    "doctor": "check a configuration against the server before the first deploy (read-only), as a checklist",
 }
 
 log = logging.getLogger("sgp_action")

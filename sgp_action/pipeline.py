@@ -45,7 +45,7 @@ ClientFactory = Callable[["Settings"], "SGPClient"]
 
 #: Commands this module runs itself; others are delegated to `sgp_action.<name>.run(RunContext)`.
 PHASE_COMMANDS = ("preview", "deploy", "build", "teardown")
-DELEGATED_COMMANDS = {"cleanup": "sgp_action.cleanup", "detect": "sgp_action.detect"}
+DELEGATED_COMMANDS = {"cleanup": "sgp_action.cleanup", "detect": "sgp_action.detect", "doctor": "sgp_action.doctor"}
 #: Share of the cancel budget a worker spends on the remote cleanup (it must end within the supervisor's grace).
 CLEANUP_BUDGET_SECONDS = WORKER_GRACE_SECONDS - 0.5
 #: What is left for the main thread when it abandons a stuck worker (budget minus grace, minus time to write).
@@ -221,7 +221,7 @@ class Pipeline:
             return self._delegate(command)
         if command not in PHASE_COMMANDS:
             raise InputError(
-                f"unknown command {command!r}: use one of auto, {', '.join(PHASE_COMMANDS)}, cleanup, detect"
+                f"unknown command {command!r}: use one of auto, {', '.join(PHASE_COMMANDS)}, cleanup, detect, doctor"
             )
         if command == "teardown":
             from sgp_action.teardown import run_teardown

@@ -27,7 +27,7 @@ from sgp_action.errors import InputError
 if TYPE_CHECKING:
     from sgp_action.event import EventContext
 
-COMMANDS = ("auto", "preview", "deploy", "build", "teardown", "cleanup", "detect")
+COMMANDS = ("auto", "preview", "deploy", "build", "teardown", "cleanup", "detect", "doctor")
 PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
 DEFAULT_BASE_URL = "https://api.egp.scale.com"
 LABEL_MAX = 30
@@ -56,7 +56,7 @@ class InputSpec:
 
 
 INPUTS: tuple[InputSpec, ...] = (
-    InputSpec("command", "auto", "auto, preview, deploy, build, teardown, cleanup or detect"),
+    InputSpec("command", "auto", "auto, preview, deploy, build, teardown, cleanup, detect or doctor"),
     InputSpec(
         "api-key",
         "",

@@ -464,7 +464,7 @@ def test_cli_run_input_error_is_masked_first_then_one_annotation_and_result(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "::add-mask::sk-cli-key-31337"
     assert lines[1:] == [
-        "::error::command: 'bogus' is not one of auto, preview, deploy, build, teardown, cleanup, detect"
+        "::error::command: 'bogus' is not one of auto, preview, deploy, build, teardown, cleanup, detect, doctor"
     ]
     assert parse_github_file((actions_env / "out").read_text()) == {"result": "failure"}
 

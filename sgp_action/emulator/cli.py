@@ -13,6 +13,7 @@ from sgp_action.emulator.config import EmulatorConfig
 from sgp_action.emulator.faults import FAULT_NAMES, FaultSpecError, parse_faults
 from sgp_action.emulator.records import DIALECTS
 from sgp_action.emulator.server import EmulatorServer
+from sgp_action.emulator.variants import VARIANTS, VariantSpecError, parse_variants
 
 
 def _seconds(text: str) -> float:
@@ -28,6 +29,14 @@ def _fault(text: str) -> str:
     except FaultSpecError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _variant(text: str) -> str:
+    try:
+        parse_variants([text])
+    except VariantSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +69,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "lose-create-response, deploy-fail; change at run time with POST /_emulator/faults "
         f"(known: {', '.join(FAULT_NAMES)})",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        type=_variant,
+        metavar="NAME",
+        help="answer the way another plausible SGP server would where the platform's documents are silent "
+        "(repeatable; change at run time with POST /_emulator/variants): "
+        + "; ".join(f"{name}: {text}" for name, text in VARIANTS.items()),
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -74,11 +93,17 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         deploy_seconds=args.deploy_seconds,
         seed=args.seed,
         faults=list(args.fault),
+        variants=list(args.variant),
     )
 
 
 def serve(config: EmulatorConfig) -> int:
     """Listen, print the one `listening` line, serve until SIGINT or SIGTERM, then exit 0."""
+    try:
+        parse_variants(config.variants)
+    except VariantSpecError as exc:
+        print(f"sgp-action emulator: {exc}.", file=sys.stderr)
+        return 2
     try:
         server = EmulatorServer(config).start()
     except OSError as exc:

@@ -24,6 +24,7 @@ class EmulatorConfig:
     deploy_seconds: float = 2.0
     seed: int | None = None
     faults: list[str] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sgp_action.emulator.config import INACTIVE, REGISTRY, EmulatorConfig, identity
 from sgp_action.emulator.deploys import DeployRequest, deploy_timeline, iso
 from sgp_action.emulator.records import BuildRecord, DeployRecord, HttpError, deploy_view, paginate
+from sgp_action.emulator.variants import VariantHolder, stamp, status_word
 
 
 class DeploymentStore:
@@ -23,6 +24,7 @@ class DeploymentStore:
 
     config: EmulatorConfig
     lock: threading.RLock
+    variants: VariantHolder
     deploys: dict[str, DeployRecord]
 
     def _next_seq(self) -> int:
@@ -34,6 +36,10 @@ class DeploymentStore:
 
     def progress(self, rec: BuildRecord, now: float) -> tuple[str, list[str], float | None, float | None]:
         """A build's status and log lines at `now` (supplied by the store)."""
+        raise NotImplementedError
+
+    def foreign_agent(self, account: str, name: str) -> None:
+        """Under the `foreign-agent` variant, find `name` made elsewhere on first mention (supplied by the store)."""
         raise NotImplementedError
 
     def create_deploy(self, req: DeployRequest, account: str, api_key: str, fail: bool) -> dict[str, Any]:
@@ -109,6 +115,7 @@ class DeploymentStore:
 
     def _deploy_view(self, rec: DeployRecord, now: float) -> dict[str, Any]:
         status, elapsed = self._deploy_state(rec, now)
+        variants = self.variants.current
         events = [
             (step.at * rec.duration, *step.event)
             for step in rec.timeline
@@ -116,10 +123,10 @@ class DeploymentStore:
         ]
         events += rec.extra_events
         shown = [
-            {"type": kind, "reason": reason, "message": message, "timestamp": iso(self._wall(rec, at))}
+            {"type": kind, "reason": reason, "message": message, "timestamp": stamp(self._wall(rec, at), variants)}
             for at, kind, reason, message in sorted(events, key=lambda e: e[0])
         ]
-        return deploy_view(rec, status, shown, self.config.dialect)
+        return deploy_view(rec, status, shown, self.config.dialect, variants)
 
     @staticmethod
     def _wall(rec: DeployRecord, offset: float) -> datetime:
@@ -144,14 +151,20 @@ class DeploymentStore:
             now = time.monotonic()
             status = self._deploy_state(rec, now)[0]
             if status in ("DELETED", "CANCELLED", "SUPERSEDED"):
-                shown = status.lower() if self.config.dialect == "legacy" else status
-                raise HttpError(400, f"deployment {deploy_id!r} is already {shown} and cannot be deleted")
+                variants = self.variants.current
+                shown = status_word(status.lower() if self.config.dialect == "legacy" else status, variants)
+                if "delete-ended-404" in variants:
+                    raise HttpError(404, f"deployment {deploy_id!r} not found")
+                code = 409 if "delete-ended-409" in variants else 400
+                raise HttpError(code, f"deployment {deploy_id!r} is already {shown} and cannot be deleted")
             self._finish(rec, now, "DELETED", "Deleted by request: Kubernetes resources removed")
             return self._deploy_view(rec, now)
 
     def list_deploys(self, query: Mapping[str, str], account: str) -> dict[str, Any]:
         """`GET /v5/agentex/deployments` with exact-match filters and cursor paging."""
         with self.lock:
+            if query.get("agent_name"):
+                self.foreign_agent(account, query["agent_name"])
             now = time.monotonic()
             found = [
                 d
@@ -167,6 +180,8 @@ class DeploymentStore:
                 lambda d: d.id,
                 {"created_at": lambda d: d.seq, "id": lambda d: d.id},
                 lambda d: self._deploy_view(d, now),
+                self.variants.current,
+                "null",
             )
 
     def deploy_logs(self, deploy_id: str, account: str, cursor: str, limit: int) -> dict[str, Any]:
@@ -184,8 +199,8 @@ class DeploymentStore:
                 line_id = f"{base_ns + int(offset * 1_000_000_000):020d}-{index:04d}"
                 if line_id > cursor:
                     level, message = step.log
-                    stamp = iso(self._wall(rec, offset))
-                    lines.append({"id": line_id, "message": message, "log_level": level, "timestamp": stamp})
+                    when = stamp(self._wall(rec, offset), self.variants.current)
+                    lines.append({"id": line_id, "message": message, "log_level": level, "timestamp": when})
             page = lines[:limit]
             return {
                 "deployment_id": rec.id,

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sgp_action.emulator.deploys import Step, iso
+from sgp_action.emulator.deploys import Step
+from sgp_action.emulator.variants import stamp, status_word
 
 DIALECTS = ("current", "legacy")
 MAX_LIST_LIMIT = 10000
@@ -49,6 +50,7 @@ class BuildRecord:
     working_tree_hash: str | None
     archive_size: int = 0
     registered: bool = False  # an image_url registration: successful at once
+    archived: bool = False  # made elsewhere and archived: no list shows it, GET by id still does
     lines: list[tuple[float, str]] | None = None  # (seconds after creation, text); None while the archive is read
     succeeds: bool = True
     queue_seconds: float = 0.0
@@ -84,8 +86,19 @@ class DeployRecord:
     ever_healthy: bool = False
 
 
-def build_view(rec: BuildRecord, status: str, start: float | None, end: float | None, dialect: str) -> dict[str, Any]:
-    """A build as `GET /v5/builds/{id}` shows it in `dialect`."""
+def build_view(
+    rec: BuildRecord,
+    status: str,
+    start: float | None,
+    end: float | None,
+    dialect: str,
+    variants: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """A build as `GET /v5/builds/{id}` shows it in `dialect` under the active server `variants`."""
+
+    def when(offset: float | None) -> Any:
+        return stamp(rec.created_at + timedelta(seconds=offset), variants) if offset is not None else None
+
     body: dict[str, Any] = {
         "id": rec.id,
         "object": "agentex_cloud_build",
@@ -94,14 +107,14 @@ def build_view(rec: BuildRecord, status: str, start: float | None, end: float | 
         "agent_id": rec.agent_id,
         "build_status": status,
         "cloud_provider_build_id": rec.cloud_provider_build_id,
-        "created_at": iso(rec.created_at),
+        "created_at": stamp(rec.created_at, variants, epoch=True),
         "created_by": rec.created_by,
         "image_name": rec.image_name,
         "image_tag": rec.image_tag,
         # The current API promises image_url only once the build is complete; the oldest one always had it.
         "image_url": rec.image_url if status == "success" or dialect == "legacy" else None,
-        "build_start_time": iso(rec.created_at + timedelta(seconds=start)) if start is not None else None,
-        "build_end_time": iso(rec.created_at + timedelta(seconds=end)) if end is not None else None,
+        "build_start_time": when(start),
+        "build_end_time": when(end),
         **rec.source,
         "working_tree_hash": rec.working_tree_hash,
     }
@@ -110,21 +123,28 @@ def build_view(rec: BuildRecord, status: str, start: float | None, end: float | 
     return body
 
 
-def deploy_view(rec: DeployRecord, status: str, events: list[dict[str, Any]], dialect: str) -> dict[str, Any]:
-    """A deployment as `GET /v5/agentex/deployments/{id}` shows it in `dialect`."""
+def deploy_view(
+    rec: DeployRecord,
+    status: str,
+    events: list[dict[str, Any]],
+    dialect: str,
+    variants: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """A deployment as `GET /v5/agentex/deployments/{id}` shows it in `dialect` under the active `variants`."""
+    shown = status.lower() if dialect == "legacy" else status.upper()
     return {
         "id": rec.id,
         "object": "agentex_cloud_deploy",
         "account_id": rec.account_id,
-        "created_at": iso(rec.created_at),
+        "created_at": stamp(rec.created_at, variants, epoch=True),
         "created_by": rec.created_by,
         "manifest_file": rec.manifest_file,
         "environment_config": rec.environment_config,
         "namespace": rec.namespace,
-        "status": status.lower() if dialect == "legacy" else status.upper(),
+        "status": status_word(shown, variants),
         "build_id": rec.build_id,
         "deploy_events": events,
-        "expires_at": iso(rec.expires_at) if rec.expires_at else None,
+        "expires_at": stamp(rec.expires_at, variants) if rec.expires_at else None,
         "helm_release_name": rec.helm_release_name,
         "preview_label": rec.preview_label,
     }
@@ -153,9 +173,20 @@ def paginate(
     ident: Callable[[T], str],
     sort_keys: Mapping[str, Callable[[T], Any]],
     render: Callable[[T], dict[str, Any]],
+    variants: frozenset[str] = frozenset(),
+    has_more_key: str = "absent",
 ) -> dict[str, Any]:
-    """One cursor page (docs/sgp-api.md#paging): sort, then cut at `starting_after` / `ending_before`."""
+    """One cursor page (docs/sgp-api.md#paging): sort, then cut at `starting_after` / `ending_before`.
+
+    Under `no-has-more` the page has no `has_more` when `has_more_key` is "absent" (null when "null") and a
+    `next_cursor`; under `no-sort` the sort parameters are refused and the order is by id.
+    """
     limit = int_param(query, "limit", 100, 1, MAX_LIST_LIMIT)
+    if "no-sort" in variants:
+        for name in ("sort_by", "sort_order"):
+            if name in query:
+                raise query_error(name, "Extra inputs are not permitted", query[name])
+        query = {**query, "sort_by": "id", "sort_order": "asc"}
     order = query.get("sort_order") or "asc"
     if order not in ("asc", "desc"):
         raise query_error("sort_order", "Input should be 'asc' or 'desc'", order)
@@ -179,10 +210,17 @@ def paginate(
         page, has_more = rest[-limit:], len(rest) > limit
     else:
         page, has_more = ordered[:limit], len(ordered) > limit
-    return {
+    body: dict[str, Any] = {
         "object": "list",
         "items": [render(r) for r in page],
         "has_more": has_more,
         "total": len(ordered),
         "limit": limit,
     }
+    if "no-has-more" in variants:
+        if has_more_key == "absent":
+            del body["has_more"]
+        else:
+            body["has_more"] = None
+        body["next_cursor"] = ident(page[-1]) if page else None
+    return body

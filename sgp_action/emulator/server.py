@@ -22,6 +22,7 @@ from sgp_action.emulator.faults import FaultInjector, FaultSpecError, parse_faul
 from sgp_action.emulator.multipart import BodyReader, MultipartError, TooLarge, boundary_of, parse_form
 from sgp_action.emulator.records import HttpError, int_param
 from sgp_action.emulator.state import Store
+from sgp_action.emulator.variants import VariantSpecError, parse_variants, sse_frames, sse_start, sse_with_ids
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +245,15 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                     raise HttpError(400, str(exc)) from None
                 self.server.faults.replace(faults)
                 self._send_json(200, {"faults": faults.specs()})
+            elif path == "/_emulator/variants" and self.command == "GET":
+                self._send_json(200, {"variants": self.server.store.variants.specs()})
+            elif path == "/_emulator/variants" and self.command == "POST":
+                names = self._json_body()
+                try:
+                    self.server.store.variants.replace(parse_variants(names if isinstance(names, list) else [names]))
+                except VariantSpecError as exc:
+                    raise HttpError(400, f'{exc}; send a JSON list of names, e.g. ["no-sort"]; [] clears') from None
+                self._send_json(200, {"variants": self.server.store.variants.specs()})
             else:
                 raise HttpError(404, "Not Found")
         except HttpError as exc:
@@ -311,14 +321,17 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self._status = 200
         drop_after = self.server.faults.current.sse_drop_after
-        # sse-drop-after=N models a flaky proxy: every connection replays from the first line and is cut N lines
-        # past the furthest line any earlier connection delivered, so a client that reconnects and skips what it
-        # already printed still receives every line, N new lines per connection.
-        limit = 0
-        if drop_after:
-            with store.lock:
-                limit = self.server.sse_delivered.get(build_id, 0) + drop_after
-        sent = 0
+        variants = store.variants.current
+        with_ids = sse_with_ids(variants)
+        track = bool(drop_after) or with_ids
+        # sse-drop-after=N models a flaky proxy: every connection replays from the first line (unless a variant
+        # says where a reconnect starts) and is cut N lines past the furthest line any earlier connection
+        # delivered, so a client that reconnects and skips what it already printed still receives every line.
+        with store.lock:
+            delivered = self.server.sse_delivered.get(build_id, 0)
+            reconnect = build_id in self.server.sse_delivered
+        limit = delivered + drop_after if drop_after else 0
+        sent = sse_start(variants, self.headers.get("Last-Event-ID"), delivered, reconnect)
         while True:
             with store.changed:
                 now = time.monotonic()
@@ -331,11 +344,11 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             if drop_after:
                 new = new[: limit - sent]
             if new:
-                frames = b"".join(b"data: " + json.dumps({"line": line}).encode() + b"\n\n" for line in new)
+                frames = sse_frames(new, sent, with_ids)
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(frames), frames))
                 self.wfile.flush()
             sent += len(new)
-            if drop_after:
+            if track:
                 with store.lock:
                     self.server.sse_delivered[build_id] = max(self.server.sse_delivered.get(build_id, 0), sent)
             if (drop_after and sent >= limit) or store.stopping or (status in TERMINAL_BUILD and sent >= len(lines)):

@@ -13,15 +13,22 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sgp_action.emulator.builds import BuildRequest, plan_logs, read_root_dockerfile
 from sgp_action.emulator.config import DEFAULT_MAX_UPLOAD, REGISTRY, EmulatorConfig, identity
 from sgp_action.emulator.deploy_state import DeploymentStore
+from sgp_action.emulator.deploys import AGENT_NAME, deploy_timeline
 from sgp_action.emulator.records import BuildRecord, DeployRecord, HttpError, build_view, paginate
+from sgp_action.emulator.variants import VariantHolder
 
 __all__ = ["DEFAULT_MAX_UPLOAD", "EmulatorConfig", "Store"]
+
+FOREIGN_ENVIRONMENT = (
+    "schema_version: v1\nenvironments:\n  prod:\n    auth:\n      principal:\n"
+    "        service_account_id: 00000000-0000-0000-0000-000000000000\n"
+)
 
 
 class Store(DeploymentStore):
@@ -37,6 +44,7 @@ class Store(DeploymentStore):
         self.deploys: dict[str, DeployRecord] = {}
         self.agents: dict[tuple[str, str], str] = {}  # (account, agent name) -> agent id
         self.requests: list[dict[str, Any]] = []
+        self.variants = VariantHolder(config.variants)
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -60,6 +68,8 @@ class Store(DeploymentStore):
         """Store a new build (agent rules of docs/sgp-api.md#agent-name-creates-an-agent) and start reading its
         archive."""
         with self.lock:
+            if req.agent_name is not None:
+                self.foreign_agent(account, req.agent_name)
             agent_id = self._resolve_agent(req, account)
             agent_name = req.agent_name or next(
                 n for (a, n), i in self.agents.items() if i == agent_id and a == account
@@ -103,6 +113,8 @@ class Store(DeploymentStore):
         assert req.agent_name is not None
         existing = self.agents.get((account, req.agent_name))
         if existing is not None:
+            if self.config.dialect == "current" and "foreign-agent" in self.variants.current:
+                raise HttpError(409, f"an agent named {req.agent_name!r} already exists")
             if self.config.dialect == "current":
                 raise HttpError(
                     409,
@@ -166,7 +178,7 @@ class Store(DeploymentStore):
 
     def _build_view(self, rec: BuildRecord, now: float) -> dict[str, Any]:
         status, _, start, end = self.progress(rec, now)
-        return build_view(rec, status, start, end, self.config.dialect)
+        return build_view(rec, status, start, end, self.config.dialect, self.variants.current)
 
     def get_build_record(self, build_id: str, account: str) -> BuildRecord:
         """The record of a build in this account, or a 404."""
@@ -197,11 +209,14 @@ class Store(DeploymentStore):
     def list_builds(self, query: Mapping[str, str], account: str) -> dict[str, Any]:
         """`GET /v5/builds` with its filters and cursor paging."""
         with self.lock:
+            if query.get("agent_name"):
+                self.foreign_agent(account, query["agent_name"])
             now = time.monotonic()
             found = [
                 b
                 for b in self.builds.values()
                 if b.account_id == account
+                and not b.archived
                 and all(
                     not query.get(key) or value == query[key]
                     for key, value in (
@@ -217,6 +232,7 @@ class Store(DeploymentStore):
                 lambda b: b.id,
                 {"created_at": lambda b: b.seq, "id": lambda b: b.id},
                 lambda b: self._build_view(b, now),
+                self.variants.current,
             )
 
     def undeployed(self, account: str) -> list[dict[str, Any]]:
@@ -228,12 +244,67 @@ class Store(DeploymentStore):
             healthy = {d.agent_name for d in self.deploys.values() if d.account_id == account and d.ever_healthy}
             groups: dict[str, list[BuildRecord]] = {}
             for rec in sorted(self.builds.values(), key=lambda b: b.seq):
-                if rec.account_id == account and rec.agent_name not in healthy:
+                if rec.account_id == account and rec.agent_name not in healthy and not rec.archived:
                     groups.setdefault(rec.agent_name, []).append(rec)
             return [
                 {"agent_name": name, "latest_build": self._build_view(recs[-1], now), "total_builds": len(recs)}
                 for name, recs in groups.items()
             ]
+
+    def foreign_agent(self, account: str, name: str) -> None:
+        """Under `foreign-agent`, an agent name first mentioned is found made elsewhere, an hour ago.
+
+        It gets an archived build (no list shows it) and a healthy production deployment of that build, which is
+        how a client can learn the agent's id when a create by name answers 409.
+        """
+        if "foreign-agent" not in self.variants.current or (account, name) in self.agents:
+            return
+        if not AGENT_NAME.match(name):
+            return
+        agent_id = str(uuid.uuid4())
+        self.agents[(account, name)] = agent_id
+        age = 3600.0
+        created, mono = datetime.now(timezone.utc) - timedelta(seconds=age), time.monotonic() - age
+        image = f"{REGISTRY}/{account}/{name}:elsewhere"
+        build = BuildRecord(
+            id=f"build_{secrets.token_hex(12)}",
+            seq=self._next_seq(),
+            account_id=account,
+            agent_name=name,
+            agent_id=agent_id,
+            image_name=name,
+            image_tag="elsewhere",
+            image_url=image,
+            created_at=created,
+            created_mono=mono,
+            created_by=identity("made-elsewhere"),
+            cloud_provider_build_id=str(uuid.uuid4()),
+            source={},
+            working_tree_hash=None,
+            registered=True,
+            archived=True,
+        )
+        self.builds[build.id] = build
+        deploy = DeployRecord(
+            id=f"deploy_{secrets.token_hex(12)}",
+            seq=self._next_seq(),
+            account_id=account,
+            agent_name=name,
+            created_at=created,
+            created_mono=mono,
+            created_by=build.created_by,
+            manifest_file=f"agent:\n  name: {name}\n",
+            environment_config=FOREIGN_ENVIRONMENT,
+            namespace="default",
+            build_id=build.id,
+            preview=False,
+            preview_label=None,
+            expires_at=None,
+            helm_release_name=name,
+            timeline=deploy_timeline(name, "default", name, image, False),
+            duration=max(self.config.deploy_seconds, 0.0),
+        )
+        self.deploys[deploy.id] = deploy
 
     # --- the test hook ----------------------------------------------------------------------------------
 
