@@ -14,10 +14,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from sgp_action.errors import ActionError
 from sgp_action.forge import Comment, ForgeClient
-from sgp_action.report import Report, format_timestamp, md_escape
+from sgp_action.report import Report, format_timestamp, md_code
 
 if TYPE_CHECKING:
     from sgp_action.pipeline import RunContext
@@ -28,6 +29,7 @@ MARKER_PREFIX = "<!-- sgp-agentex-action:"
 _MARKER = re.compile(r"<!-- sgp-agentex-action:(?P<agent>[^\s>]+)(?: sha=(?P<sha>\w*))?(?: at=(?P<at>\S+))? -->")
 #: Commands whose outcome the comment describes.
 COMMENT_COMMANDS = ("preview", "teardown")
+_URL_SAFE = "/:?=&%#.,~+-_"
 
 
 @dataclass(frozen=True)
@@ -75,34 +77,32 @@ def is_superseded(existing: Marker, ours: Marker) -> bool:
     return existing.at is not None and ours.at is not None and existing.at > ours.at
 
 
-def _cell(text: str) -> str:
-    return f"`{md_escape(text)}`" if text else "-"
-
-
 def render_body(marker: Marker, report: Report, command: str, run_url: str) -> str:
-    """The comment's markdown; every server or user text is escaped (md_escape), no secret is ever included."""
+    """The comment's markdown; every server or user text is a code span (md_code), no secret is ever included."""
     if report.result == "success" and command == "teardown":
         status = "🗑️ preview deleted"
     elif report.result == "success":
-        status = f"✅ {md_escape(report.deployment_status or 'deployed')}"
+        status = f"✅ {md_code(report.deployment_status or 'deployed')}"
     else:
         first = report.message.splitlines()[0] if report.message else ""
-        status = f"❌ {md_escape(report.result or 'failure')}" + (f": {md_escape(first)}" if first else "")
-    build = _cell(report.build_id) + (" (reused)" if report.reused_build else "")
+        result = report.result if report.result in ("failure", "cancelled") else "failure"
+        status = f"❌ {result}" + (f": {md_code(first)}" if first else "")
+    build = md_code(report.build_id) + (" (reused)" if report.reused_build else "")
     image = f"{report.image_name}:{report.image_tag}" if report.image_name else ""
     rows = [
         ("Status", status),
-        ("Deployment", _cell(report.deployment_id)),
-        ("Label", _cell(report.preview_label)),
-        ("Expires", _cell(report.expires_at)),
+        ("Deployment", md_code(report.deployment_id)),
+        ("Label", md_code(report.preview_label)),
+        ("Expires", md_code(report.expires_at)),
         ("Build", build),
-        ("Image", _cell(image)),
-        ("Commit", _cell(marker.sha[:12])),
+        ("Image", md_code(image)),
+        ("Commit", md_code(marker.sha[:12])),
     ]
-    lines = [marker.render(), f"### SGP Agentex preview: {_cell(marker.agent)}", "", "| | |", "|---|---|"]
+    lines = [marker.render(), f"### SGP Agentex preview: {md_code(marker.agent)}", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     if run_url.startswith(("https://", "http://")):
-        lines += ["", f"[Workflow run]({md_escape(run_url).replace('(', '%28').replace(')', '%29')})"]
+        # Percent-encoded so that nothing in it can end the link destination or start markup.
+        lines += ["", f"[Workflow run]({quote(run_url, safe=_URL_SAFE)})"]
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,7 @@ from sgp_action.runner import Runner
 from tests.conftest import EmulatorHandle
 from tests.run_helpers import Workspace
 from tests.test_forge import REPO, FakeForge, serve_forge
+from tests.test_report import HOSTILE, assert_inert
 
 SHA_OLD, SHA_NEW = "a" * 40, "b" * 40
 T0 = datetime(2026, 11, 29, 4, 0, tzinfo=timezone.utc)
@@ -117,9 +118,20 @@ def test_is_superseded(existing: Marker, ours: Marker, superseded: bool) -> None
 def test_body_escapes_server_text() -> None:
     report = _report(result="failure", message="<img src=x onerror=alert(1)> | `boom`\nsecond line")
     body = render_body(Marker("a", SHA_NEW, T0), report, "preview", "https://x/run")
-    assert "<img" not in body and "&lt;img" in body and "\\|" in body and "\\`boom\\`" in body
+    assert "| Status | ❌ failure: `` <img src=x onerror=alert(1)> \\| `boom` `` |" in body
     assert "second line" not in body
     assert body.startswith("<!-- sgp-agentex-action:a ")
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+@pytest.mark.parametrize("result", ["success", "failure"])
+def test_every_server_value_in_the_comment_is_inert(text: str, result: str) -> None:
+    fields = ("deployment_id", "deployment_status", "preview_label", "expires_at", "build_id", "image_name")
+    report = _report(result=result, message=f"{text}\nmore", **{name: text for name in fields})
+    body = render_body(Marker("a", SHA_NEW, T0), report, "preview", "https://x/run?q=<b>&r=(1)](bad) [x]")
+    *table, link = body.splitlines()[1:]
+    assert_inert("\n".join(table))
+    assert link == "[Workflow run](https://x/run?q=%3Cb%3E&r=%281%29%5D%28bad%29%20%5Bx%5D)"
 
 
 def test_two_runs_create_one_comment_then_edit_it(forge: FakeForge) -> None:
@@ -151,7 +163,7 @@ def test_failure_updates_the_comment(forge: FakeForge) -> None:
     update_pr_comment(_ctx(forge.url))
     update_pr_comment(_ctx(forge.url, result="failure", message="build failed: step 3\ntrace"))
     (body,) = _bodies(forge)
-    assert "❌ failure: build failed: step 3" in body and "trace" not in body
+    assert "❌ failure: `build failed: step 3`" in body and "trace" not in body
 
 
 def test_teardown_says_deleted(forge: FakeForge) -> None:
