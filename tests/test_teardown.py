@@ -114,14 +114,8 @@ def _dry_run(client: FakeClient) -> str:
 
 def test_a_dry_run_lists_what_the_real_run_would_delete_and_nothing_already_gone() -> None:
     client = FakeClient()
-    client.deployments = [
-        deployment("healthy", id="d-1"),
-        deployment("failed", id="d-2"),
-        deployment("DELETED", id="d-3"),
-        deployment("SUPERSEDED", id="d-4"),
-        deployment("cancelled", id="d-5"),
-        deployment("pending", id="d-8"),
-    ]
+    statuses = {"d-1": "healthy", "d-2": "failed", "d-3": "DELETED", "d-4": "SUPERSEDED", "d-5": "cancelled"}
+    client.deployments = [deployment(status, id=name) for name, status in {**statuses, "d-8": "pending"}.items()]
     log = _dry_run(client)
     assert [line.split()[2] for line in log.splitlines() if line.startswith("would delete")] == ["d-1", "d-2", "d-8"]
     assert "delete_deployment" not in client.names()

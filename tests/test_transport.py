@@ -13,6 +13,7 @@ import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from sgp_action import USER_AGENT
+from sgp_action.emulator.server import MAX_JSON_BODY
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
@@ -26,7 +27,6 @@ from sgp_action.errors import (
     ServerError,
     ValidationError,
 )
-from sgp_action.emulator.server import MAX_JSON_BODY
 from sgp_action.transport import Transport, error_detail, join_url, parse_retry_after, short_reason
 from tests.conftest import EmulatorHandle
 
