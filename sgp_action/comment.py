@@ -5,6 +5,7 @@ The marker carries the head SHA and the start time of the run that wrote it:
 that started later for another commit (a re-run of an old workflow must not hide the newest preview); a run of
 the same commit always updates it (its result is the newest word on that commit). On Gitea and Forgejo a commit
 status is posted too (product.md 3, platforms.md A.8). Every forge failure is a warning, never a failed run.
+Two runs whose lookups overlap may both create a comment: each lists again after creating and keeps the oldest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from sgp_action.cancel import call_with_deadline
 from sgp_action.errors import ActionError
 from sgp_action.forge import Comment, ForgeClient
 from sgp_action.report import Report, format_timestamp, md_code
@@ -29,6 +31,10 @@ MARKER_PREFIX = "<!-- sgp-agentex-action:"
 _MARKER = re.compile(r"<!-- sgp-agentex-action:(?P<agent>[^\s>]+)(?: sha=(?P<sha>\w*))?(?: at=(?P<at>\S+))? -->")
 #: Commands whose outcome the comment describes.
 COMMENT_COMMANDS = ("preview", "teardown")
+#: Seconds for all forge calls of one run (lookup, create or edit, duplicates, commit status), and the extra
+#: wait for a stuck request before the run stops waiting for it.
+FORGE_BUDGET = 10.0
+_GRACE = 1.0
 _URL_SAFE = "/:?=&%#.,~+-_"
 
 
@@ -131,7 +137,9 @@ def _status_state(report: Report) -> str:
 def update_pr_comment(ctx: RunContext) -> bool:
     """Create or edit the sticky comment (and on Gitea/Forgejo the commit status); False if skipped or failed.
 
-    Never raises: a forge failure becomes a warning annotation.
+    Never raises: a forge failure becomes a warning annotation. Every forge call of the run shares FORGE_BUDGET
+    seconds, and the run stops waiting for the forge then even if a request is stuck (a forge that drips its answer,
+    a name that does not resolve): the deploy is done, and its step must end.
     """
     settings, event = ctx.settings, ctx.event
     if ctx.command not in COMMENT_COMMANDS or settings.dry_run or not settings.should_comment(event.is_pull_request):
@@ -141,28 +149,64 @@ def update_pr_comment(ctx: RunContext) -> bool:
     if not (event.api_url and event.repository and event.pr_number and settings.github_token):
         ctx.runner.warning("no forge API URL, repository or PR number: the PR comment is skipped", title="PR comment")
         return False
-    agent = _agent_name(ctx)
+    number, agent = event.pr_number, _agent_name(ctx)
     ours = Marker(agent, event.head_sha, ctx.started_at.replace(microsecond=0))
-    forge = ForgeClient(event.api_url, event.repository, settings.github_token)
-    try:
-        try:
-            found = find_comment(forge.list_comments(event.pr_number), agent)
-            body = _redact(ctx, render_body(ours, ctx.report, ctx.command, event.run_url))
-            if found is None:
-                forge.create_comment(event.pr_number, body)
-            elif is_superseded(found[1], ours):
-                ctx.runner.info(f"the PR comment describes a newer run ({found[1].sha[:7]}): left as it is")
-                return False
-            else:
-                forge.edit_comment(found[0].id, body)
-        except ActionError as exc:
-            ctx.runner.warning(f"could not update the PR comment: {exc}", title="PR comment")
-            return False
-        if event.forge != "github" and event.head_sha:
-            _post_status(ctx, forge, agent)
-    finally:
+    body = _redact(ctx, render_body(ours, ctx.report, ctx.command, event.run_url))
+    forge = ForgeClient(event.api_url, event.repository, settings.github_token, budget=FORGE_BUDGET)
+    finished, posted = call_with_deadline(lambda: _publish(ctx, forge, number, ours, body), FORGE_BUDGET + _GRACE)
+    if finished:
         forge.close()
+        return bool(posted)
+    forge.abandon()
+    ctx.runner.warning(
+        f"the forge did not finish answering within {FORGE_BUDGET:g} s, so the PR comment may be missing or out of "
+        "date; the deploy itself is done",
+        title="PR comment",
+    )
+    return False
+
+
+def _publish(ctx: RunContext, forge: ForgeClient, number: int, ours: Marker, body: str) -> bool:
+    event = ctx.event
+    try:
+        found = find_comment(forge.list_comments(number), ours.agent)
+        if found is None:
+            created = forge.create_comment(number, body)
+            _settle(ctx, forge, number, ours, body, created)
+        elif is_superseded(found[1], ours):
+            ctx.runner.info(f"the PR comment describes a newer run ({found[1].sha[:7]}): left as it is")
+            return False
+        else:
+            forge.edit_comment(found[0].id, body)
+    except ActionError as exc:
+        if not forge.abandoned:  # given up on: the caller has said so once
+            ctx.runner.warning(f"could not update the PR comment: {exc}", title="PR comment")
+        return False
+    if event.forge != "github" and event.head_sha:
+        _post_status(ctx, forge, ours.agent)
     return True
+
+
+def _settle(ctx: RunContext, forge: ForgeClient, number: int, ours: Marker, body: str, created: int) -> None:
+    """After creating: keep only the oldest comment with our marker, holding the newest word.
+
+    Two runs of one PR whose lookups overlap both find nothing and both create. Each then lists again, deletes
+    every newer copy, and writes its body into the oldest unless that one describes a newer run: one comment stays.
+    """
+    copies = [
+        (comment, marker)
+        for comment in forge.list_comments(number)
+        if (marker := parse_marker(comment.body)) is not None and marker.agent == ours.agent
+    ]
+    if not copies:
+        return
+    (oldest, marker), newer = copies[0], copies[1:]
+    for comment, _ in newer:
+        forge.delete_comment(comment.id)
+    if newer:
+        ctx.runner.info(f"removed {len(newer)} duplicate PR comment(s) of a run that overlapped this one")
+    if oldest.id != created and not is_superseded(marker, ours):
+        forge.edit_comment(oldest.id, body)
 
 
 def _post_status(ctx: RunContext, forge: ForgeClient, agent: str) -> None:
