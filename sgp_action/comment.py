@@ -91,8 +91,7 @@ def render_body(marker: Marker, report: Report, command: str, run_url: str) -> s
         status = f"✅ {md_code(report.deployment_status or 'deployed')}"
     else:
         first = report.message.splitlines()[0] if report.message else ""
-        result = report.result if report.result in ("failure", "cancelled") else "failure"
-        status = f"❌ {result}" + (f": {md_code(first)}" if first else "")
+        status = f"❌ {report.result or 'failure'}" + (f": {md_code(first)}" if first else "")  # result is ours
     build = md_code(report.build_id) + (" (reused)" if report.reused_build else "")
     image = f"{report.image_name}:{report.image_tag}" if report.image_name else ""
     rows = [
