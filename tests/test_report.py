@@ -256,3 +256,11 @@ def test_a_long_deleted_list_keeps_every_line_short() -> None:
     value = report.outputs()["deleted"]
     assert json.loads(value) == ids
     assert max(len(line) for line in value.splitlines()) < 100  # act's line limit is 64 KiB
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_the_cleanup_table_is_inert(text: str) -> None:
+    from sgp_action.cleanup import Doomed, summary_markdown
+
+    doomed = [Doomed(_deployment(id=text, preview_label=text), "replaced", f"replaced by {text}")]  # type: ignore[arg-type]
+    assert_inert(summary_markdown(doomed, set(), dry_run=True), columns=3)
