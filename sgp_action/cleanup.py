@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from sgp_action.forge import ForgeClient, ForgeError
-from sgp_action.report import md_escape
+from sgp_action.report import md_code
 from sgp_action.teardown import delete_quietly, is_deletable
 
 if TYPE_CHECKING:
@@ -162,8 +162,8 @@ def summary_markdown(doomed: list[Doomed], deleted: set[str], *, dry_run: bool) 
         return "\n".join([*lines, "No preview to delete.", ""])
     lines += ["| Deployment | Label | Why |", "| --- | --- | --- |"]
     for item in shown:
-        label = md_escape(item.deployment.preview_label or "")
-        lines.append(f"| `{md_escape(item.deployment.id)}` | `{label}` | {md_escape(item.detail)} |")
+        label = md_code(item.deployment.preview_label or "")
+        lines.append(f"| {md_code(item.deployment.id)} | {label} | {md_code(item.detail)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,7 @@ The marker carries the head SHA and the start time of the run that wrote it:
 that started later for another commit (a re-run of an old workflow must not hide the newest preview); a run of
 the same commit always updates it (its result is the newest word on that commit). On Gitea and Forgejo a commit
 status is posted too (docs/runner.md#github-gitea-and-forgejo). Every forge failure is a warning, never a failed run.
+Two runs whose lookups overlap may both create a comment: each lists again after creating and keeps the oldest.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
+from sgp_action.cancel import call_with_deadline
 from sgp_action.errors import ActionError
 from sgp_action.forge import Comment, ForgeClient
-from sgp_action.report import Report, format_timestamp, md_escape
+from sgp_action.report import Report, format_timestamp, md_code
 
 if TYPE_CHECKING:
     from sgp_action.pipeline import RunContext
@@ -28,6 +31,11 @@ MARKER_PREFIX = "<!-- sgp-agentex-action:"
 _MARKER = re.compile(r"<!-- sgp-agentex-action:(?P<agent>[^\s>]+)(?: sha=(?P<sha>\w*))?(?: at=(?P<at>\S+))? -->")
 #: Commands whose outcome the comment describes.
 COMMENT_COMMANDS = ("preview", "teardown")
+#: Seconds for all forge calls of one run (lookup, create or edit, duplicates, commit status), and the extra
+#: wait for a stuck request before the run stops waiting for it.
+FORGE_BUDGET = 10.0
+_GRACE = 1.0
+_URL_SAFE = "/:?=&%#.,~+-_"
 
 
 @dataclass(frozen=True)
@@ -75,34 +83,31 @@ def is_superseded(existing: Marker, ours: Marker) -> bool:
     return existing.at is not None and ours.at is not None and existing.at > ours.at
 
 
-def _cell(text: str) -> str:
-    return f"`{md_escape(text)}`" if text else "-"
-
-
 def render_body(marker: Marker, report: Report, command: str, run_url: str) -> str:
-    """The comment's markdown; every server or user text is escaped (md_escape), no secret is ever included."""
+    """The comment's markdown; every server or user text is a code span (md_code), no secret is ever included."""
     if report.result == "success" and command == "teardown":
         status = "🗑️ preview deleted"
     elif report.result == "success":
-        status = f"✅ {md_escape(report.deployment_status or 'deployed')}"
+        status = f"✅ {md_code(report.deployment_status or 'deployed')}"
     else:
         first = report.message.splitlines()[0] if report.message else ""
-        status = f"❌ {md_escape(report.result or 'failure')}" + (f": {md_escape(first)}" if first else "")
-    build = _cell(report.build_id) + (" (reused)" if report.reused_build else "")
+        status = f"❌ {report.result or 'failure'}" + (f": {md_code(first)}" if first else "")  # result is ours
+    build = md_code(report.build_id) + (" (reused)" if report.reused_build else "")
     image = f"{report.image_name}:{report.image_tag}" if report.image_name else ""
     rows = [
         ("Status", status),
-        ("Deployment", _cell(report.deployment_id)),
-        ("Label", _cell(report.preview_label)),
-        ("Expires", _cell(report.expires_at)),
+        ("Deployment", md_code(report.deployment_id)),
+        ("Label", md_code(report.preview_label)),
+        ("Expires", md_code(report.expires_at)),
         ("Build", build),
-        ("Image", _cell(image)),
-        ("Commit", _cell(marker.sha[:12])),
+        ("Image", md_code(image)),
+        ("Commit", md_code(marker.sha[:12])),
     ]
-    lines = [marker.render(), f"### SGP Agentex preview: {_cell(marker.agent)}", "", "| | |", "|---|---|"]
+    lines = [marker.render(), f"### SGP Agentex preview: {md_code(marker.agent)}", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     if run_url.startswith(("https://", "http://")):
-        lines += ["", f"[Workflow run]({md_escape(run_url).replace('(', '%28').replace(')', '%29')})"]
+        # Percent-encoded so that nothing in it can end the link destination or start markup.
+        lines += ["", f"[Workflow run]({quote(run_url, safe=_URL_SAFE)})"]
     return "\n".join(lines) + "\n"
 
 
@@ -131,7 +136,9 @@ def _status_state(report: Report) -> str:
 def update_pr_comment(ctx: RunContext) -> bool:
     """Create or edit the sticky comment (and on Gitea/Forgejo the commit status); False if skipped or failed.
 
-    Never raises: a forge failure becomes a warning annotation.
+    Never raises: a forge failure becomes a warning annotation. Every forge call of the run shares FORGE_BUDGET
+    seconds, and the run stops waiting for the forge then even if a request is stuck (a forge that drips its answer,
+    a name that does not resolve): the deploy is done, and its step must end.
     """
     settings, event = ctx.settings, ctx.event
     if ctx.command not in COMMENT_COMMANDS or settings.dry_run or not settings.should_comment(event.is_pull_request):
@@ -141,28 +148,64 @@ def update_pr_comment(ctx: RunContext) -> bool:
     if not (event.api_url and event.repository and event.pr_number and settings.github_token):
         ctx.runner.warning("no forge API URL, repository or PR number: the PR comment is skipped", title="PR comment")
         return False
-    agent = _agent_name(ctx)
+    number, agent = event.pr_number, _agent_name(ctx)
     ours = Marker(agent, event.head_sha, ctx.started_at.replace(microsecond=0))
-    forge = ForgeClient(event.api_url, event.repository, settings.github_token)
-    try:
-        try:
-            found = find_comment(forge.list_comments(event.pr_number), agent)
-            body = _redact(ctx, render_body(ours, ctx.report, ctx.command, event.run_url))
-            if found is None:
-                forge.create_comment(event.pr_number, body)
-            elif is_superseded(found[1], ours):
-                ctx.runner.info(f"the PR comment describes a newer run ({found[1].sha[:7]}): left as it is")
-                return False
-            else:
-                forge.edit_comment(found[0].id, body)
-        except ActionError as exc:
-            ctx.runner.warning(f"could not update the PR comment: {exc}", title="PR comment")
-            return False
-        if event.forge != "github" and event.head_sha:
-            _post_status(ctx, forge, agent)
-    finally:
+    body = _redact(ctx, render_body(ours, ctx.report, ctx.command, event.run_url))
+    forge = ForgeClient(event.api_url, event.repository, settings.github_token, budget=FORGE_BUDGET)
+    finished, posted = call_with_deadline(lambda: _publish(ctx, forge, number, ours, body), FORGE_BUDGET + _GRACE)
+    if finished:
         forge.close()
+        return bool(posted)
+    forge.abandon()
+    ctx.runner.warning(
+        f"the forge did not finish answering within {FORGE_BUDGET:g} s, so the PR comment may be missing or out of "
+        "date; the deploy itself is done",
+        title="PR comment",
+    )
+    return False
+
+
+def _publish(ctx: RunContext, forge: ForgeClient, number: int, ours: Marker, body: str) -> bool:
+    event = ctx.event
+    try:
+        found = find_comment(forge.list_comments(number), ours.agent)
+        if found is None:
+            created = forge.create_comment(number, body)
+            _settle(ctx, forge, number, ours, body, created)
+        elif is_superseded(found[1], ours):
+            ctx.runner.info(f"the PR comment describes a newer run ({found[1].sha[:7]}): left as it is")
+            return False
+        else:
+            forge.edit_comment(found[0].id, body)
+    except ActionError as exc:
+        if not forge.abandoned:  # given up on: the caller has said so once
+            ctx.runner.warning(f"could not update the PR comment: {exc}", title="PR comment")
+        return False
+    if event.forge != "github" and event.head_sha:
+        _post_status(ctx, forge, ours.agent)
     return True
+
+
+def _settle(ctx: RunContext, forge: ForgeClient, number: int, ours: Marker, body: str, created: int) -> None:
+    """After creating: keep only the oldest comment with our marker, holding the newest word.
+
+    Two runs of one PR whose lookups overlap both find nothing and both create. Each then lists again, deletes
+    every newer copy, and writes its body into the oldest unless that one describes a newer run: one comment stays.
+    """
+    copies = [
+        (comment, marker)
+        for comment in forge.list_comments(number)
+        if (marker := parse_marker(comment.body)) is not None and marker.agent == ours.agent
+    ]
+    if not copies:
+        return
+    (oldest, marker), newer = copies[0], copies[1:]
+    for comment, _ in newer:
+        forge.delete_comment(comment.id)
+    if newer:
+        ctx.runner.info(f"removed {len(newer)} duplicate PR comment(s) of a run that overlapped this one")
+    if oldest.id != created and not is_superseded(marker, ours):
+        forge.edit_comment(oldest.id, body)
 
 
 def _post_status(ctx: RunContext, forge: ForgeClient, agent: str) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from sgp_action.context import MAX_CONTEXT_BYTES
 from sgp_action.errors import EXIT_API, EXIT_CONFIG, EXIT_OK, ApiError, ConfigError
-from sgp_action.report import md_escape
+from sgp_action.report import md_code
 
 if TYPE_CHECKING:
     from sgp_action.event import EventContext
@@ -100,7 +100,7 @@ class Checklist:
         rows += ["| | Check | Found | What to do |", "|---|---|---|---|"]
         for check in self.checks:
             fix = check.fix if check.state in (WARN, FAIL) else ""
-            cells = (md_escape(check.name), md_escape(check.detail), md_escape(fix))
+            cells = (md_code(check.name), md_code(check.detail), md_code(fix, empty=""))
             rows.append(f"| {_ICONS[check.state]} | {cells[0]} | {cells[1]} | {cells[2]} |")
         return "\n".join(rows) + "\n"
 

@@ -7,11 +7,20 @@ GitHub takes `per_page` (max 100), Gitea/Forgejo take `limit` (max 50); both tak
 A forge hiccup is retried a little (429 and 502/503/504 answers, connection errors), honouring `Retry-After` up to
 a cap: the comment and the cleanup's PR states are worth a few seconds, never a stalled deploy. Creating a comment
 is not idempotent, so it is sent again only when the forge surely did not take it (429, 503, no connection).
+
+With a `budget`, every request and retry of the client ends by one shared deadline. A per-read timeout does not
+bound a forge that drips its answer a byte at a time, so a watchdog shuts the socket when the time is up; callers
+that must not wait past the budget at all (a hang in name resolution or in the headers) run the client in a thread
+they stop waiting for, and `abandon` it so that it sends nothing more.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +36,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds per forge request: a slow forge must not hold a deploy up for long.
 TIMEOUT = 15.0
+CONNECT_TIMEOUT = 5.0
+#: The most bytes read from one forge answer (a page of 50 comments of GitHub's largest size fits).
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+_CHUNK = 64 * 1024
 #: Gitea's default MAX_RESPONSE_ITEMS is 50; GitHub allows 100. 50 works on both.
 PAGE_SIZE = 50
 #: A PR with more comments than this is not searched further (a bound against a forge that ignores `page`).
@@ -37,6 +50,15 @@ MAX_WAIT = 10.0
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Answers that mean the forge did not act on the request, so even a create may be sent again.
 NOT_TAKEN_STATUSES = frozenset({429, 503})
+
+
+def _shut(response: requests.Response) -> None:
+    """Watchdog: shut the socket under a response whose body is still being read, so the read ends now."""
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed: the read has ended anyway
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class ForgeError(ActionError):
@@ -66,10 +88,16 @@ class ForgeClient:
         *,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        budget: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.repository = repository
+        self.budget = budget
         self._sleep = sleep
+        self._clock = clock
+        self._deadline = None if budget is None else clock() + budget
+        self._abandoned = threading.Event()
         self._session = session or requests.Session()
         self._session.headers.update(
             {
@@ -83,12 +111,35 @@ class ForgeClient:
         """Release the connection pool."""
         self._session.close()
 
+    def abandon(self) -> None:
+        """Send nothing more: the caller stopped waiting (a late write could undo what a newer run wrote)."""
+        self._abandoned.set()
+        self._session.close()
+
+    @property
+    def abandoned(self) -> bool:
+        """True once `abandon` was called."""
+        return self._abandoned.is_set()
+
+    def _remaining(self, method: str, path: str) -> float:
+        """Seconds left for this request (at most TIMEOUT); ForgeError when the budget is spent or abandoned."""
+        if self._abandoned.is_set():
+            raise ForgeError(f"{method} {path}: not sent, the forge calls were given up")
+        if self._deadline is None:
+            return TIMEOUT
+        left = self._deadline - self._clock()
+        if left <= 0:
+            raise ForgeError(f"{method} {path}: no answer within the forge budget of {self.budget:g} s")
+        return min(TIMEOUT, left)
+
     def _request(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
         url = f"{self.api_url}/repos/{self.repository}{path}"
         for attempt in range(1, ATTEMPTS + 1):
             wait: float | None = None
+            left = self._remaining(method, path)
             try:
-                response = self._session.request(method, url, timeout=TIMEOUT, **kwargs)
+                timeout = (min(CONNECT_TIMEOUT, left), left)
+                response = self._session.request(method, url, timeout=timeout, stream=True, **kwargs)
             except requests.ConnectionError as exc:
                 # A connection never opened cannot have created anything; a broken one may have.
                 if attempt == ATTEMPTS or (not idempotent and not never_sent(exc)):
@@ -101,15 +152,46 @@ class ForgeClient:
                     status = response.status_code
                     retry = status in (RETRY_STATUSES if idempotent else NOT_TAKEN_STATUSES)
                     if status < 300 or not retry or attempt == ATTEMPTS:
-                        return self._result(method, path, response)
+                        return self._result(method, path, response, self._read(method, path, response))
                     wait = parse_retry_after(response.headers.get("Retry-After"))
             delay = min(MAX_WAIT, wait if wait is not None else backoff_delay(attempt - 1, 1.0, MAX_WAIT))
+            if self._deadline is not None and self._clock() + delay >= self._deadline:
+                raise ForgeError(f"{method} {path}: failed, and no time is left in the forge budget to try again")
             log.info("forge: %s %s failed (attempt %d of %d); again in %.1f s", method, path, attempt, ATTEMPTS, delay)
             self._sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def _read(self, method: str, path: str, response: requests.Response) -> bytes:
+        """The answer's body, at most MAX_ANSWER_BYTES, read by the request's deadline (the watchdog cuts a drip)."""
+        left = self._remaining(method, path)
+        fired = threading.Event()
+
+        def cut() -> None:
+            fired.set()
+            _shut(response)
+
+        watchdog = threading.Timer(left, cut)
+        watchdog.daemon = True
+        watchdog.start()
+        data = bytearray()
+        try:
+            for chunk in response.iter_content(_CHUNK):
+                data += chunk
+                if len(data) > MAX_ANSWER_BYTES:
+                    raise ForgeError(f"{method} {path}: the answer is over {MAX_ANSWER_BYTES // 2**20} MB")
+                if fired.is_set():
+                    break
+        except (requests.RequestException, OSError) as exc:
+            if not fired.is_set():
+                raise ForgeError(f"{method} {path}: the answer was cut ({type(exc).__name__})") from None
+        finally:
+            watchdog.cancel()
+        if fired.is_set():
+            raise ForgeError(f"{method} {path}: the forge sent its answer too slowly (not done in {left:.1f} s)")
+        return bytes(data)
+
     @staticmethod
-    def _result(method: str, path: str, response: requests.Response) -> Any:
+    def _result(method: str, path: str, response: requests.Response, content: bytes) -> Any:
         if response.status_code >= 300:
             raise ForgeError(
                 f"{method} {path}: HTTP {response.status_code}; check that github-token may write issues "
@@ -117,7 +199,7 @@ class ForgeClient:
                 status_code=response.status_code,
             )
         try:
-            return response.json() if response.content else None
+            return json.loads(content) if content else None
         except ValueError:
             raise ForgeError(f"{method} {path}: the answer is not JSON") from None
 
@@ -144,6 +226,14 @@ class ForgeClient:
     def edit_comment(self, comment_id: int, body: str) -> None:
         """Replace the body of comment `comment_id`."""
         self._request("PATCH", f"/issues/comments/{comment_id}", json={"body": body})
+
+    def delete_comment(self, comment_id: int) -> None:
+        """Delete comment `comment_id`; one already gone (404) is fine."""
+        try:
+            self._request("DELETE", f"/issues/comments/{comment_id}")
+        except ForgeError as exc:
+            if exc.status_code != 404:
+                raise
 
     def pull_state(self, number: int) -> str | None:
         """`open` or `closed` for PR `number`; None when the forge does not know it (404)."""

@@ -66,11 +66,24 @@ def _longest_backtick_run(text: str) -> int:
     return max((len(run) for run in re.findall(r"`+", text)), default=0)
 
 
-def md_escape(text: str) -> str:
-    """Make server text inert inside a markdown table cell (no HTML, no column breaks, no line breaks)."""
-    out = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
-    out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return " ".join(out.split())
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def md_code(text: str, *, empty: str = "-") -> str:
+    """Server text as one inline code span: inert in a paragraph, a heading or a table cell.
+
+    A server (or anyone who can make it echo text) must not get a link, an image, an @mention, HTML or a column break
+    into the job summary or the PR comment. Inside a code span nothing is markdown, HTML, a mention or an autolink;
+    the fence is longer than any backtick run of the text so the text cannot close it (CommonMark 6.1), and pipes are
+    escaped because GFM splits table cells before it parses code spans. Line breaks become spaces. `empty` stands in
+    for an empty text (a code span cannot be empty).
+    """
+    flat = " ".join(_CONTROL.sub(" ", text).split()).replace("|", "\\|")
+    if not flat:
+        return empty
+    fence = "`" * (_longest_backtick_run(flat) + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 @dataclass
@@ -167,22 +180,20 @@ class Report:
         rows: list[tuple[str, str]] = []
         head, _, details = self.message.partition("\n")
         if head:
-            rows.append(("Message", md_escape(head)))
+            rows.append(("Message", md_code(head)))
         if self.build_id:
-            detail = [self.build_status or "unknown"]
-            if self.reused_build:
-                detail.append("reused")
-            rows.append(("Build", f"`{md_escape(self.build_id)}` ({md_escape(', '.join(detail))})"))
+            reused = ", reused" if self.reused_build else ""
+            rows.append(("Build", f"{md_code(self.build_id)} ({md_code(self.build_status or 'unknown')}{reused})"))
         if self.image_name:
             image = f"{self.image_name}:{self.image_tag}" if self.image_tag else self.image_name
-            rows.append(("Image", f"`{md_escape(image)}`"))
+            rows.append(("Image", md_code(image)))
         if self.image_url:
-            rows.append(("Image URL", f"`{md_escape(self.image_url)}`"))
+            rows.append(("Image URL", md_code(self.image_url)))
         if self.working_tree_hash:
-            rows.append(("Working-tree hash", f"`{md_escape(self.working_tree_hash[:16])}…`"))
+            rows.append(("Working-tree hash", md_code(self.working_tree_hash[:16] + "…")))
         if self.deployment_id:
-            status = md_escape(self.deployment_status or "unknown")
-            rows.append(("Deployment", f"`{md_escape(self.deployment_id)}` ({status})"))
+            status = md_code(self.deployment_status or "unknown")
+            rows.append(("Deployment", f"{md_code(self.deployment_id)} ({status})"))
         for label, value in (
             ("Preview label", self.preview_label),
             ("Expires at", self.expires_at),
@@ -190,9 +201,9 @@ class Report:
             ("Namespace", self.namespace),
         ):
             if value:
-                rows.append((label, f"`{md_escape(value)}`"))
+                rows.append((label, md_code(value)))
         if self.deleted is not None:
-            deleted = ", ".join(f"`{md_escape(d)}`" for d in self.deleted) or "none"
+            deleted = ", ".join(md_code(d) for d in self.deleted) or "none"
             rows.append(("Deleted", deleted))
         for phase, seconds in self.durations.items():
             rows.append((f"Time: {phase}", format_duration(seconds)))

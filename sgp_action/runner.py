@@ -47,8 +47,9 @@ from sgp_action.errors import ActionError
 SUMMARY_LIMIT = 1024 * 1024  # the runner refuses a step summary over 1 MiB (FileCommandManager.cs)
 _SUMMARY_MARGIN = 1024
 _TRUNCATION_NOTE = "\n\n> **Note:** the rest of this summary was cut: GitHub limits a step summary to 1 MiB.\n"
-_OUTPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _ZWSP = "\u200b"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ACT_LINE_LIMIT = 64 * 1024  # bufio.Scanner's default token size in nektos/act's parseEnvFile
 _MIN_REDACT = 4  # shorter "secrets" are still masked by the runner, but not rewritten in our own text
 # Inputs that carry secrets, in every spelling they can reach us (docs/runner.md#masks: masked before anything else).
@@ -282,10 +283,18 @@ class Runner:
         """Write one step output (docs/runner.md#step-outputs): heredoc form, a fresh random delimiter, LF endings.
 
         `$GITHUB_OUTPUT`, else `$GITEA_OUTPUT`; with neither (plain CLI use) `name=value` is printed instead.
-        Raises ActionError when the name is not a valid output name or the name or value holds the delimiter.
+        Raises ActionError when the name is not a valid output name, the value is not valid Unicode (a lone
+        surrogate, which a JSON answer's `\\ud800` escape can produce) or the name or value holds the delimiter.
         """
-        if not _OUTPUT_NAME.match(name):
+        if not _OUTPUT_NAME.fullmatch(name):  # `match` with `$` would accept a name ending in a line break
             raise ActionError(f"internal error: {name!r} is not a valid output name")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ActionError(
+                f"output {name}: the value holds a lone surrogate at character {exc.start} (not valid Unicode); "
+                "the server sent a malformed string"
+            ) from None
         value = canonical_output_value(value)
         path = self._file("GITHUB_OUTPUT", "GITEA_OUTPUT")
         with self._lock:
@@ -313,7 +322,8 @@ class Runner:
 
         `$GITHUB_STEP_SUMMARY`, else `$GITEA_STEP_SUMMARY`; outside a runner the Markdown is printed.
         """
-        markdown = self._redact(markdown)
+        # A lone surrogate (from a server's JSON) cannot be written as UTF-8: shown as U+FFFD instead of losing it all.
+        markdown = self._redact(_SURROGATE.sub("\ufffd", markdown))
         path = self._file("GITHUB_STEP_SUMMARY", "GITEA_STEP_SUMMARY")
         if path is None:
             if not self.in_actions:

@@ -13,6 +13,7 @@ API key, the token, build-args values) never appear in a message.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,12 @@ INPUTS: tuple[InputSpec, ...] = (
         "account-id", "", "SGP account id (required except for detect and a dry run of preview, deploy or build)"
     ),
     InputSpec("base-url", "", f"API base URL; default $SGP_CLIENT_BASE_URL, else {DEFAULT_BASE_URL}"),
+    InputSpec(
+        "allow-insecure-http",
+        "false",
+        "send the API key over plain http:// to a host other than this machine (loopback)",
+        boolean=True,
+    ),
     InputSpec("working-directory", ".", "where relative paths start"),
     InputSpec("manifest", "manifest.yaml", "the agent's manifest"),
     InputSpec("environments", "", "the environments file; default environments.yaml beside the manifest"),
@@ -128,6 +135,7 @@ class Settings:
     dry_run: bool
     debug: bool
     temp_dir: str | None = None  # $RUNNER_TEMP: where packaging writes the archive
+    allow_insecure_http: bool = False
 
     def require_credentials(self, what: str) -> None:
         """Raise InputError when api-key or account-id is missing: a dry run that reads the server needs both."""
@@ -219,6 +227,22 @@ def parse_base_url(text: str) -> str:
     return url.rstrip("/")
 
 
+def sends_key_in_clear(base_url: str) -> bool:
+    """True for an http:// URL whose host is not loopback (127.0.0.0/8, ::1, localhost): anyone on the path reads it."""
+    parts = urlsplit(base_url)
+    if parts.scheme != "http":
+        return False
+    host = (parts.hostname or "").rstrip(".")
+    if host == "localhost":
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True  # a name may resolve anywhere
+    mapped = getattr(address, "ipv4_mapped", None)
+    return not (address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
 def parse_expires_at(text: str, now: datetime) -> datetime:
     """ISO 8601 (a trailing Z allowed; UTC when no offset); must be in the future."""
     value = text.strip()
@@ -308,6 +332,12 @@ def load_settings(
                 "account-id is required: pass your SGP account id, e.g. account-id: ${{ vars.SGP_ACCOUNT_ID }}"
             )
     base_url = parse_base_url(raw.get("base-url", DEFAULT_BASE_URL))
+    allow_insecure_http = parse_bool("allow-insecure-http", get("allow-insecure-http"))
+    if api_key and command != "detect" and sends_key_in_clear(base_url) and not allow_insecure_http:
+        raise InputError(
+            f"base-url: {base_url} is plain http:// to a host that is not this machine, so the API key would cross "
+            "the network unencrypted; use https://, or set allow-insecure-http: true if that network is trusted"
+        )
 
     workdir = (cwd or Path.cwd()) / get("working-directory").strip()
     if not workdir.is_dir():
@@ -374,6 +404,7 @@ def load_settings(
         dry_run=dry_run,
         debug=parse_bool("debug", get("debug")) or environ.get("RUNNER_DEBUG") == "1",
         temp_dir=environ.get("RUNNER_TEMP") or None,
+        allow_insecure_http=allow_insecure_http,
     )
 
 

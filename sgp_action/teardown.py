@@ -117,8 +117,12 @@ def run_teardown(ctx: RunContext) -> str:
         ctx.settings.require_credentials("teardown")
         ctx.report.preview_label = label
         ctx.report.deleted = []
-        for deployment in previews_with_label(ctx.client, label, agent_name=agent_name):
+        # The same choice as the real run: a record already DELETED, CANCELLED or SUPERSEDED would be skipped.
+        doomed = [d for d in previews_with_label(ctx.client, label, agent_name=agent_name) if is_deletable(d)]
+        for deployment in doomed:
             ctx.runner.info(f"would delete {deployment.id} ({deployment.status})")
+        if not doomed:
+            ctx.runner.info(f"No active preview labelled {label} to delete")
         return "success"
     with ctx.report.timed("teardown"):
         teardown(ctx.phase_env(), label, agent_name=agent_name)

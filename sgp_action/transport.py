@@ -329,7 +329,11 @@ class Transport:
             cls, hint = ValidationError, f"{head}: the server rejected the request: {detail or 'no reason given'}"
         elif status == 413:
             cls = PayloadTooLargeError
-            hint = f"{head}: the upload is over the server's limit (500 MB for a build context); exclude more files"
+            if path.startswith("/v5/builds"):
+                hint = f"{head}: the upload is over the server's limit (500 MB for a build context); exclude more files"
+            else:  # not an upload: the JSON body itself, built from the manifest and environments file
+                hint = f"{head}{said}: the request body is over the server's limit; shorten the manifest's and "
+                hint += "environments file's values (environment variables, secrets, helm values)"
         elif status == 429:
             cls, hint = RateLimitError, f"{head}{said}: rate limited{after}; lower concurrency or try again later"
         elif status >= 500:

@@ -27,6 +27,7 @@ PRODUCT_INPUTS = {
     "api-key": "",
     "account-id": "",
     "base-url": "",
+    "allow-insecure-http": "false",  # added for issue 11: an http:// base-url off this machine is refused without it
     "working-directory": ".",
     "manifest": "manifest.yaml",
     "environments": "",

@@ -136,6 +136,7 @@ CASES: list[tuple[str, dict[str, str], Setup | None, tuple[str, ...]]] = [
     ("bad-base-url", {"base_url": "not a url"}, None, ("base-url",)),
     ("base-url-ftp", {"base_url": "ftp://127.0.0.1/"}, None, ("base-url",)),
     ("base-url-credentials", {"base_url": "http://user:pw@127.0.0.1:1/"}, None, ("base-url", "credentials")),
+    ("base-url-http-off-machine", {"base_url": "http://sgp.invalid:9"}, None, ("base-url", "allow-insecure-http")),
     ("unknown-command", {"command": "launch"}, None, ("command",)),
     ("unparseable-ttl", {"preview_ttl": "soon"}, None, ("preview-ttl",)),
     ("bad-ttl-unit", {"preview_ttl": "8x"}, None, ("preview-ttl",)),

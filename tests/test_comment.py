@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from sgp_action import comment as comment_module
 from sgp_action.cancel import CancelToken
 from sgp_action.comment import Marker, is_superseded, parse_marker, render_body, update_pr_comment
 from sgp_action.demo import pull_request_event
@@ -19,6 +22,7 @@ from sgp_action.runner import Runner
 from tests.conftest import EmulatorHandle
 from tests.run_helpers import Workspace
 from tests.test_forge import REPO, FakeForge, serve_forge
+from tests.test_report import HOSTILE, assert_inert
 
 SHA_OLD, SHA_NEW = "a" * 40, "b" * 40
 T0 = datetime(2026, 11, 29, 4, 0, tzinfo=timezone.utc)
@@ -117,9 +121,20 @@ def test_is_superseded(existing: Marker, ours: Marker, superseded: bool) -> None
 def test_body_escapes_server_text() -> None:
     report = _report(result="failure", message="<img src=x onerror=alert(1)> | `boom`\nsecond line")
     body = render_body(Marker("a", SHA_NEW, T0), report, "preview", "https://x/run")
-    assert "<img" not in body and "&lt;img" in body and "\\|" in body and "\\`boom\\`" in body
+    assert "| Status | ❌ failure: `` <img src=x onerror=alert(1)> \\| `boom` `` |" in body
     assert "second line" not in body
     assert body.startswith("<!-- sgp-agentex-action:a ")
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+@pytest.mark.parametrize("result", ["success", "failure"])
+def test_every_server_value_in_the_comment_is_inert(text: str, result: str) -> None:
+    fields = ("deployment_id", "deployment_status", "preview_label", "expires_at", "build_id", "image_name")
+    report = _report(result=result, message=f"{text}\nmore", **{name: text for name in fields})
+    body = render_body(Marker("a", SHA_NEW, T0), report, "preview", "https://x/run?q=<b>&r=(1)](bad) [x]")
+    *table, link = body.splitlines()[1:]
+    assert_inert("\n".join(table))
+    assert link == "[Workflow run](https://x/run?q=%3Cb%3E&r=%281%29%5D%28bad%29%20%5Bx%5D)"
 
 
 def test_two_runs_create_one_comment_then_edit_it(forge: FakeForge) -> None:
@@ -151,7 +166,7 @@ def test_failure_updates_the_comment(forge: FakeForge) -> None:
     update_pr_comment(_ctx(forge.url))
     update_pr_comment(_ctx(forge.url, result="failure", message="build failed: step 3\ntrace"))
     (body,) = _bodies(forge)
-    assert "❌ failure: build failed: step 3" in body and "trace" not in body
+    assert "❌ failure: `build failed: step 3`" in body and "trace" not in body
 
 
 def test_teardown_says_deleted(forge: FakeForge) -> None:
@@ -243,3 +258,61 @@ def test_a_failed_preview_updates_the_comment(tmp_path: Path, emulator: Emulator
     assert bad.result == "failure", bad.log
     (body,) = [c["body"] for c in forge.comments.values()]
     assert "❌ failure" in body and f"sha={workspace.head_sha}" in body
+
+
+@pytest.mark.parametrize("drip", ["headers", "body"])
+def test_a_forge_that_drips_its_answer_costs_at_most_the_budget(
+    forge: FakeForge, monkeypatch: pytest.MonkeyPatch, drip: str
+) -> None:
+    monkeypatch.setattr(comment_module, "FORGE_BUDGET", 0.5)
+    monkeypatch.setattr(comment_module, "_GRACE", 0.2)
+    forge.drip = drip
+    ctx = _ctx(forge.url)
+    start = time.monotonic()
+    assert update_pr_comment(ctx) is False
+    assert time.monotonic() - start < 1.5
+    (warning,) = [line for line in ctx.stream.getvalue().splitlines() if line.startswith("warning: PR comment")]
+    assert "0.5 s" in warning and ("did not finish answering" in warning or "too slowly" in warning)
+    assert forge.writes() == []
+
+
+def test_overlapping_runs_leave_one_comment_with_the_newer_runs_body(forge: FakeForge) -> None:
+    forge.list_barrier = threading.Barrier(2)  # both lookups find nothing, then both create
+    older = _ctx(forge.url, sha=SHA_OLD, deployment_id="dep-old")
+    newer = _ctx(forge.url, sha=SHA_NEW, started=T0 + timedelta(minutes=1), deployment_id="dep-new")
+    threads = [threading.Thread(target=update_pr_comment, args=(ctx,)) for ctx in (older, newer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    posts = [m for m, p in forge.writes() if m == "POST"]
+    assert len(posts) == 2  # the overlap really happened
+    (body,) = _bodies(forge)
+    assert "dep-new" in body and f"sha={SHA_NEW}" in body
+    assert min(forge.comments) == 1  # the oldest comment is the one kept
+
+
+def test_a_left_over_duplicate_is_removed_by_the_next_creating_run(forge: FakeForge) -> None:
+    forge.list_barrier = threading.Barrier(2)
+    runs = [_ctx(forge.url), _ctx(forge.url, deployment_id="dep-2")]  # two attempts of one commit
+    threads = [threading.Thread(target=update_pr_comment, args=(ctx,)) for ctx in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(_bodies(forge)) == 1 and "duplicate PR comment" in runs[0].stream.getvalue() + runs[1].stream.getvalue()
+
+
+def test_a_preview_run_with_a_dripping_forge_ends_promptly_and_succeeds(
+    tmp_path: Path, emulator: EmulatorHandle, forge: FakeForge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(comment_module, "FORGE_BUDGET", 1.0)
+    forge.drip = "body"
+    workspace = ForgeWorkspace(tmp_path, emulator)
+    workspace.api_url = forge.url
+    start = time.monotonic()
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha), github_token="ghs_tokenvalue")
+    elapsed = time.monotonic() - start
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    (warning,) = [line for line in run.log.splitlines() if line.startswith("::warning title=PR comment::")]
+    assert "the forge sent its answer too slowly (not done in 1.0 s)" in warning and elapsed < 10, elapsed

@@ -187,8 +187,8 @@ def test_scheduled_cleanup_says_why_in_the_log_and_the_job_summary(cleanup_sessi
     assert "PR #5: the forge does not know it; keeping its previews" in log
     (summary,) = {str(r["content"]) for r in result.records if r.get("command") == "summary"}
     assert summary.startswith("#### Cleanup\n")
-    assert f"| `{ids['closed']}` | `pr-2` | PR #2 is closed |" in summary
-    assert f"| `{ids['replaced']}` | `pr-3` | replaced by {ids['replacer']} |" in summary
+    assert f"| `{ids['closed']}` | `pr-2` | `PR #2 is closed` |" in summary
+    assert f"| `{ids['replaced']}` | `pr-3` | `replaced by {ids['replacer']}` |" in summary
     assert ids["open"] not in summary and ids["production"] not in summary and ids["foreign"] not in summary
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from sgp_action.cancel import call_with_deadline
 from sgp_action.forge import PAGE_SIZE, ForgeClient, ForgeError
 
 REPO = "demo/sample-agent"
@@ -32,6 +34,9 @@ class FakeForge:
     statuses_forbidden: bool = False  # a token without repository write access (Gitea)
     max_page: int = 50
     next_id: int = 1
+    list_barrier: threading.Barrier | None = None  # the first lookups wait for each other (overlapping runs)
+    drip: str = ""  # "headers" or "body": answer every GET a byte at a time, until `stop`
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def add(self, issue: int, body: str) -> int:
         comment_id, self.next_id = self.next_id, self.next_id + 1
@@ -64,6 +69,8 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length).decode() if length else ""
             parts = urlsplit(self.path)
             forge.requests.append((self.command, parts.path, dict(self.headers.items()), body))
+            if forge.drip and self.command == "GET":
+                return self._drip()
             if forge.fail:
                 return self._answer(500, {"message": "boom"})
             if forge.answers:
@@ -74,6 +81,9 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
             if self.command == "GET" and segments[0] == "pulls" and int(segments[1]) in forge.pulls:
                 return self._answer(200, {"number": int(segments[1]), "state": forge.pulls[int(segments[1])]})
             if self.command == "GET" and segments[0] == "issues" and segments[2:] == ["comments"]:
+                barrier = forge.list_barrier
+                if barrier is not None and barrier.wait(timeout=5) == 0:
+                    forge.list_barrier = None  # only the overlapping first lookups wait
                 query = parse_qs(parts.query)
                 size = min(int(query.get("limit", ["30"])[0]), forge.max_page)
                 page = int(query.get("page", ["1"])[0])
@@ -89,6 +99,12 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
                     return self._answer(404, {"message": "not found"})
                 comment["body"] = json.loads(body)["body"]
                 return self._answer(200, {"id": int(segments[2]), "body": comment["body"]})
+            if self.command == "DELETE" and segments[:2] == ["issues", "comments"]:
+                if forge.comments.pop(int(segments[2]), None) is None:
+                    return self._answer(404, {"message": "not found"})
+                self.send_response(204)
+                self.end_headers()
+                return None
             if self.command == "POST" and segments[0] == "statuses":
                 if forge.statuses_forbidden:
                     return self._answer(403, {"message": "token does not have at least one of required scope(s)"})
@@ -96,7 +112,20 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
                 return self._answer(201, {})
             return self._answer(404, {"message": "not found"})
 
-        do_GET = do_POST = do_PATCH = _handle
+        def _drip(self) -> None:
+            """A forge that never finishes its answer: one byte of headers or body every 50 ms."""
+            self.close_connection = True
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n["
+            start, filler = (b"HTTP/1.1 200 OK\r\n", b"X") if forge.drip == "headers" else (head, b" ")
+            try:
+                self.wfile.write(start)
+                while not forge.stop.wait(0.05):
+                    self.wfile.write(filler)
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client hung up: what a watchdog does
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _handle
 
     return Handler
 
@@ -106,12 +135,13 @@ def serve_forge() -> Iterator[FakeForge]:
     """A running FakeForge on 127.0.0.1; its `url` is the API base (like Gitea's `/api/v1`)."""
     state = FakeForge()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}/api/v1"
     try:
         yield state
     finally:
+        state.stop.set()
         server.shutdown()
         server.server_close()
 
@@ -215,3 +245,55 @@ def test_pull_state_of_an_unknown_pr_is_none(forge: FakeForge) -> None:
     client = _client(forge, [])
     assert client.pull_state(1) == "open"
     assert client.pull_state(2) is None
+
+
+def test_a_body_dripped_a_byte_at_a_time_ends_by_the_budget(forge: FakeForge) -> None:
+    forge.drip = "body"
+    client = ForgeClient(forge.url, REPO, "tok", budget=0.5)
+    start = time.monotonic()
+    errors: list[str] = []
+
+    def read() -> None:
+        try:
+            client.list_comments(7)
+        except ForgeError as exc:
+            errors.append(str(exc))
+
+    finished, _ = call_with_deadline(read, 5.0)
+    elapsed = time.monotonic() - start
+    assert finished and elapsed < 1.5, elapsed
+    assert errors == [
+        "GET /issues/7/comments: the forge sent its answer too slowly (not done in 0.5 s)"
+    ]  # the watchdog shut the socket; no retry once the budget is spent
+    assert len(forge.requests) == 1
+
+
+def test_no_request_is_sent_once_the_budget_is_spent_or_the_client_abandoned(forge: FakeForge) -> None:
+    now = [0.0]
+    client = ForgeClient(forge.url, REPO, "tok", budget=10.0, clock=lambda: now[0])
+    client.edit_comment(forge.add(7, "a"), "b")
+    now[0] = 10.0
+    with pytest.raises(ForgeError, match="within the forge budget of 10 s"):
+        client.create_comment(7, "late")
+    fresh = ForgeClient(forge.url, REPO, "tok")
+    fresh.abandon()
+    with pytest.raises(ForgeError, match="given up"):
+        fresh.create_comment(7, "late")
+    assert [m for m, _ in forge.writes()] == ["PATCH"] and fresh.abandoned
+
+
+def test_a_retry_that_would_outlast_the_budget_is_not_waited_for(forge: FakeForge) -> None:
+    forge.answers = [(503, {"Retry-After": "8"})]
+    sleeps: list[float] = []
+    client = ForgeClient(forge.url, REPO, "tok", sleep=sleeps.append, budget=5.0)
+    with pytest.raises(ForgeError, match="no time is left"):
+        client.list_comments(7)
+    assert sleeps == [] and len(forge.requests) == 1
+
+
+def test_delete_comment_and_one_already_gone(forge: FakeForge) -> None:
+    client = ForgeClient(forge.url, REPO, "tok")
+    comment_id = forge.add(7, "x")
+    client.delete_comment(comment_id)
+    client.delete_comment(comment_id)  # 404: someone else deleted it first
+    assert forge.comments == {} and [m for m, _ in forge.writes()] == ["DELETE", "DELETE"]

@@ -48,7 +48,7 @@ def test_full_preview(workspace: Workspace, emulator: EmulatorHandle) -> None:
     lines = run.log.splitlines()
     assert lines[0] == f"::add-mask::{emulator.api_key}"
     assert all(emulator.api_key not in line for line in lines[1:]) and emulator.api_key not in run.summary
-    assert "| Deployment | `" + out["deployment-id"] + "` (healthy) |" in run.summary
+    assert "| Deployment | `" + out["deployment-id"] + "` (`healthy`) |" in run.summary
 
 
 def test_second_preview_reuses_the_build_and_replaces_the_previous_preview(

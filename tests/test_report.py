@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
 
-from sgp_action.report import OUTPUT_NAMES, Report, format_timestamp, md_escape
+from sgp_action.report import OUTPUT_NAMES, Report, format_timestamp, md_code
 
 
 class Sink:
@@ -112,18 +113,99 @@ def test_format_timestamp(value: object, expected: str) -> None:
     assert format_timestamp(value) == expected
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("healthy", "healthy"),
-        ("a|b", "a\\|b"),
-        ("<img src=x>", "&lt;img src=x&gt;"),
-        ("line\nbreak", "line break"),
-        ("`code`", "\\`code\\`"),
-    ],
-)
-def test_md_escape(text: str, expected: str) -> None:
-    assert md_escape(text) == expected
+#: Server text that would be live markdown, HTML, a mention or a table break if it were not made inert.
+HOSTILE = [
+    "[Click to re-authorize](https://evil.example/phish) @octocat ![px](https://evil.example/px.png)",
+    "<img src=x onerror=alert(1)>",
+    "<details><summary>open</summary>",
+    "a | b || c",
+    "`code` and ``two`` and ```three```",
+    "`",
+    "ends with a backtick`",
+    "line one\n# heading\r\n> quote\n- item",
+    "# not a heading",
+    "**bold** _em_ ~~gone~~ <https://evil.example> www.evil.example https://evil.example",
+    "back\\|slash pipe \\`tick",
+    "\u2028sep\x00nul\x1b[31m",
+]
+
+
+def outside_code_spans(line: str) -> str:
+    """The parts of one markdown line that are not inside a code span (CommonMark 6.1, backslash escapes honoured)."""
+    out, i = [], 0
+    while i < len(line):
+        if line[i] == "\\" and i + 1 < len(line):
+            out.append(line[i : i + 2])
+            i += 2
+            continue
+        if line[i] != "`":
+            out.append(line[i])
+            i += 1
+            continue
+        run = len(line[i:]) - len(line[i:].lstrip("`"))
+        j = i + run
+        while j < len(line):
+            if line[j] == "`":
+                close = len(line[j:]) - len(line[j:].lstrip("`"))
+                if close == run:
+                    break
+                j += close
+            else:
+                j += 1
+        if j >= len(line):  # no closing run: the backticks are literal text
+            out.append(line[i : i + run])
+            i += run
+            continue
+        out.append("<code>")
+        i = j + run
+    return "".join(out)
+
+
+def code_span_text(cell: str) -> str:
+    """What a cell made by md_code shows: the span's content (GFM: `\\|` in a table cell is a literal pipe)."""
+    run = len(cell) - len(cell.lstrip("`"))
+    assert run and cell.endswith("`" * run) and outside_code_spans(cell) == "<code>", cell
+    inner = cell[run:-run]
+    if inner.startswith(" ") and inner.endswith(" ") and inner.strip():
+        inner = inner[1:-1]
+    return inner.replace("\\|", "|")
+
+
+def assert_inert(markdown: str, columns: int = 2) -> None:
+    """No line of `markdown` has live markup outside code spans, and every table row has `columns` cells."""
+    for line in markdown.splitlines():
+        rest = outside_code_spans(line)
+        for live in ("evil", "@octocat", "<img", "<details><summary>open", "![", "](", "**", "~~", "# heading"):
+            assert live not in rest, (live, line)
+        if line.startswith("|"):
+            assert len(re.findall(r"(?<!\\)\|", line)) == columns + 1, line
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_md_code_is_one_code_span_showing_the_text(text: str) -> None:
+    cell = md_code(text)
+    assert "\n" not in cell and "\r" not in cell
+    assert code_span_text(cell) == " ".join(re.sub(r"[\x00-\x1f\u2028]", " ", text).split())
+    assert_inert(f"| x | {cell} |")
+
+
+def test_md_code_of_nothing_is_a_dash() -> None:
+    assert md_code("") == "-" and md_code(" \n ") == "-" and md_code("", empty="none") == "none"
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_every_server_value_in_the_summary_is_inert(text: str) -> None:
+    report = Report(command="preview", result="failure", message=f"{text}\ndetails {text}")
+    report.record_build(_build(id=text, status=text, image_name=text, image_tag=text, image_url=text))
+    report.record_deployment(
+        _deployment(id=text, status=text, preview_label=text, helm_release_name=text, namespace=text, raw={})
+    )
+    report.expires_at = text
+    report.add_deleted(text)
+    summary = report.summary_markdown()
+    table, _, details = summary.partition("\n<details><summary>Details</summary>\n")
+    assert_inert(table)
+    assert table.count("| Message |") == 1 and f"details {text.splitlines()[0]}" in details
 
 
 def test_summary_table_shows_build_image_deployment_label_expiry_and_durations() -> None:
@@ -134,9 +216,9 @@ def test_summary_table_shows_build_image_deployment_label_expiry_and_durations()
     text = report.summary_markdown()
     lines = text.splitlines()
     assert lines[0] == "### ✅ SGP preview: success"
-    assert "| Build | `b-1` (success) |" in lines
+    assert "| Build | `b-1` (`success`) |" in lines
     assert "| Image | `echo-bot:abc1234` |" in lines
-    assert "| Deployment | `d-1` (healthy) |" in lines
+    assert "| Deployment | `d-1` (`healthy`) |" in lines
     assert "| Preview label | `pr-7` |" in lines
     assert "| Expires at | `2026-01-02T03:04:05Z` |" in lines
     assert "| Time: build | 12s |" in lines and "| Time: deploy | 250ms |" in lines
@@ -147,8 +229,8 @@ def test_summary_of_a_failure_carries_the_message_and_hostile_text_stays_inert()
     report = Report(command="deploy", result="failure", message=message)
     report.record_deployment(_deployment(status="FAILED|x", preview_label=None, raw={}, expires_at=None))
     text = report.summary_markdown()
-    assert "| Message | deployment d-9 ended &lt;b&gt;failed&lt;/b&gt;\\| |" in text
-    assert "| Deployment | `d-1` (failed\\|x) |" in text
+    assert "| Message | `deployment d-9 ended <b>failed</b>\\|` |" in text
+    assert "| Deployment | `d-1` (`failed\\|x`) |" in text
     # The details (log tail, events) are verbatim inside a fence their own backticks cannot close.
     before, fenced = text.split("````text\n", 1)
     assert "<script>" not in before
@@ -174,3 +256,11 @@ def test_a_long_deleted_list_keeps_every_line_short() -> None:
     value = report.outputs()["deleted"]
     assert json.loads(value) == ids
     assert max(len(line) for line in value.splitlines()) < 100  # act's line limit is 64 KiB
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_the_cleanup_table_is_inert(text: str) -> None:
+    from sgp_action.cleanup import Doomed, summary_markdown
+
+    doomed = [Doomed(_deployment(id=text, preview_label=text), "replaced", f"replaced by {text}")]  # type: ignore[arg-type]
+    assert_inert(summary_markdown(doomed, set(), dry_run=True), columns=3)

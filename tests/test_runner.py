@@ -500,3 +500,25 @@ def test_other_commands_do_not_write_result(actions_env: Path, capsys: pytest.Ca
     assert cli.main(["context", "--root", str(actions_env / "missing")]) == 2
     assert "::error::" in capsys.readouterr().out
     assert not (actions_env / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["result\n", "a\n", "deployment-id\r"])
+def test_a_name_ending_in_a_line_break_is_refused(tmp_path: Path, name: str) -> None:
+    runner, _ = make(tmp_path)
+    with pytest.raises(ActionError, match="not a valid output name"):
+        runner.set_output(name, "v")
+    assert not (tmp_path / "out").exists() or (tmp_path / "out").read_text() == ""
+
+
+def test_a_lone_surrogate_in_a_value_is_an_action_error_and_nothing_is_written(tmp_path: Path) -> None:
+    runner, _ = make(tmp_path)
+    with pytest.raises(ActionError, match="lone surrogate at character 3"):
+        runner.set_output("namespace", "abc\ud800def")
+    assert runner.outputs_written == {}
+    assert not (tmp_path / "out").exists() or (tmp_path / "out").read_text() == ""
+
+
+def test_a_lone_surrogate_in_the_summary_is_replaced_not_fatal(tmp_path: Path) -> None:
+    runner, _ = make(tmp_path)
+    runner.append_summary("status \udc80 ok\n")
+    assert (tmp_path / "sum").read_text(encoding="utf-8") == "status \ufffd ok\n"

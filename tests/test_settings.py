@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from sgp_action.demo import pull_request_event
 from sgp_action.errors import InputError
 from sgp_action.event import EventContext
 from sgp_action.settings import (
@@ -19,7 +21,11 @@ from sgp_action.settings import (
     parse_build_args,
     sanitize_label,
     secret_values,
+    sends_key_in_clear,
 )
+from tests.conftest import ROOT, EmulatorHandle
+from tests.run_helpers import Workspace
+from tests.test_bad_input import run_action
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 KEY = "sk-test-0123456789abcdef"
@@ -192,9 +198,9 @@ def test_hyphenated_env_spelling_and_sdk_variables(tmp_path: Path) -> None:
     )
     assert (sdk.api_key, sdk.account_id, sdk.base_url) == (KEY, "acct-s", "http://127.0.0.1:9")
     explicit = load_settings(
-        {**env_for(), "SGP_CLIENT_BASE_URL": "http://a:1", "INPUT_BASE_URL": "http://b:2"}, cwd=tmp_path
+        {**env_for(), "SGP_CLIENT_BASE_URL": "http://127.0.0.1:1", "INPUT_BASE_URL": "http://127.0.0.2:2"}, cwd=tmp_path
     )
-    assert explicit.base_url == "http://b:2"
+    assert explicit.base_url == "http://127.0.0.2:2"
 
 
 def test_empty_inputs_count_as_unset(tmp_path: Path) -> None:
@@ -286,3 +292,74 @@ def test_secret_values_for_masking() -> None:
     env = {"INPUT_API-KEY": f"{KEY}\n", "INPUT_GITHUB_TOKEN": "ghs_t"}
     assert secret_values(env) == [KEY, "ghs_t"]
     assert secret_values({}, {"api-key": "flag-key"}) == ["flag-key"]
+
+
+CLEAR_TEXT = [
+    "http://10.0.0.5:8080",
+    "http://api.example.com/prefix",
+    "http://sgp.invalid:9",
+    "http://localhost.evil.example",
+    "http://127.0.0.1.nip.io",
+    "http://[::2]:80",
+    "http://[fe80::1]",
+    "http://0.0.0.0:8080",
+]
+LOOPBACK_OR_TLS = [
+    "http://127.0.0.1:8080",
+    "http://127.8.9.10",
+    "http://[::1]:8089/p",
+    "http://localhost:9",
+    "http://LOCALHOST.",
+    "http://[::ffff:127.0.0.1]:1",
+    "https://api.example.com",
+    "https://10.0.0.5",
+]
+
+
+@pytest.mark.parametrize("url", CLEAR_TEXT)
+def test_an_http_base_url_off_this_machine_is_refused(tmp_path: Path, url: str) -> None:
+    assert sends_key_in_clear(url)
+    with pytest.raises(InputError, match="allow-insecure-http: true") as caught:
+        load(tmp_path, base_url=url)
+    assert KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", LOOPBACK_OR_TLS)
+def test_loopback_and_https_base_urls_are_fine(tmp_path: Path, url: str) -> None:
+    assert not sends_key_in_clear(url)
+    assert load(tmp_path, base_url=url).base_url == url.rstrip("/")
+
+
+def test_allow_insecure_http_opts_in(tmp_path: Path) -> None:
+    s = load(tmp_path, base_url="http://10.0.0.5:8080", allow_insecure_http="true")
+    assert (s.base_url, s.allow_insecure_http) == ("http://10.0.0.5:8080", True)
+    flags = argparse.ArgumentParser()
+    add_run_arguments(flags)
+    args = flags.parse_args(["--base-url", "http://10.0.0.5:1", "--allow-insecure-http"])
+    assert load_settings(env_for(), overrides_from_args(args), cwd=tmp_path).allow_insecure_http
+    with pytest.raises(InputError, match="allow-insecure-http"):
+        load(tmp_path, allow_insecure_http="perhaps")
+
+
+def test_no_key_no_refusal(tmp_path: Path) -> None:
+    """detect and a dry run without a key send no key, so the URL is not their concern."""
+    detect = load_settings({"INPUT_COMMAND": "detect", "INPUT_BASE_URL": "http://10.0.0.5"}, cwd=tmp_path)
+    dry = load_settings({"INPUT_DRY_RUN": "true", "INPUT_BASE_URL": "http://10.0.0.5"}, cwd=tmp_path)
+    assert detect.base_url == dry.base_url == "http://10.0.0.5"
+
+
+def test_an_allowed_http_base_url_warns_once_in_a_whole_run(tmp_path: Path, emulator: EmulatorHandle) -> None:
+    ws = Workspace(tmp_path, emulator)
+    env = ws.environ(
+        "pull_request",
+        pull_request_event(ws.head_sha),
+        command="build",
+        dry_run="true",
+        base_url="http://sgp.invalid:9",
+        allow_insecure_http="true",
+    )
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = run_action(ws, env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    warnings = [line for line in proc.stdout.splitlines() if line.startswith("::warning")]
+    assert len(warnings) == 1 and "http://sgp.invalid:9" in warnings[0] and "unencrypted" in warnings[0]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sgp_action.errors import NotFoundError, ValidationError
-from sgp_action.teardown import replace_previous, teardown
+from sgp_action.report import Report
+from sgp_action.runner import Runner
+from sgp_action.teardown import replace_previous, run_teardown, teardown
 from tests.fakes import T0, FakeClient, deployment, phase_env
 
 
@@ -95,3 +100,30 @@ def test_replace_previous_only_replaces_previews_of_the_same_agent() -> None:
         deployment("healthy", id="d-alpha-old", created_at=T0 - timedelta(hours=1), agent_name="alpha"),
     ]
     assert replace_previous(_env(client), current) == ["d-alpha-old"]
+
+
+def _dry_run(client: FakeClient) -> str:
+    stream = io.StringIO()
+    settings = SimpleNamespace(
+        preview_label="pr-7", dry_run=True, manifest=Path("/nonexistent/manifest.yaml"), require_credentials=print
+    )
+    ctx = SimpleNamespace(settings=settings, client=client, report=Report(), runner=Runner(environ={}, stream=stream))
+    assert run_teardown(ctx) == "success"  # type: ignore[arg-type]
+    assert ctx.report.deleted == []
+    return stream.getvalue()
+
+
+def test_a_dry_run_lists_what_the_real_run_would_delete_and_nothing_already_gone() -> None:
+    client = FakeClient()
+    statuses = {"d-1": "healthy", "d-2": "failed", "d-3": "DELETED", "d-4": "SUPERSEDED", "d-5": "cancelled"}
+    client.deployments = [deployment(status, id=name) for name, status in {**statuses, "d-8": "pending"}.items()]
+    log = _dry_run(client)
+    assert [line.split()[2] for line in log.splitlines() if line.startswith("would delete")] == ["d-1", "d-2", "d-8"]
+    assert "delete_deployment" not in client.names()
+
+
+def test_a_dry_run_with_only_terminal_previews_says_there_is_nothing_to_delete() -> None:
+    client = FakeClient()
+    client.deployments = [deployment("DELETED", id="d-3"), deployment("CANCELLED", id="d-5")]
+    log = _dry_run(client)
+    assert "would delete" not in log and "No active preview labelled pr-7 to delete" in log

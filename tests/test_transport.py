@@ -13,6 +13,7 @@ import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from sgp_action import USER_AGENT
+from sgp_action.emulator.server import MAX_JSON_BODY
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
@@ -27,6 +28,7 @@ from sgp_action.errors import (
     ValidationError,
 )
 from sgp_action.transport import Transport, error_detail, join_url, parse_retry_after, short_reason
+from tests.conftest import EmulatorHandle
 
 BASE = "http://127.0.0.1:5003/public"
 KEY = "sk-very-secret-key-123"
@@ -377,3 +379,12 @@ def test_error_detail(body: object, detail: str) -> None:
 )
 def test_short_reason_keeps_the_systems_words(text: str, reason: str) -> None:
     assert short_reason(requests.exceptions.ConnectionError(text)) == reason
+
+
+def test_a_413_on_a_deployment_request_does_not_speak_of_a_build_context(emulator: EmulatorHandle) -> None:
+    client = Transport(emulator.url, emulator.api_key, emulator.account_id, max_retries=0)
+    with pytest.raises(PayloadTooLargeError) as caught:
+        client.request("POST", "/v5/agentex/deployments", idempotent=False, json={"x": "v" * MAX_JSON_BODY})
+    message = str(caught.value)
+    assert "413" in message and "the JSON body is over" in message and "environments file" in message
+    assert "build context" not in message and "exclude more files" not in message

@@ -17,7 +17,13 @@ from sgp_action.event import load_event
 from sgp_action.forks import skip_fork_pull_request
 from sgp_action.pipeline import Pipeline
 from sgp_action.runner import default_runner
-from sgp_action.settings import add_run_arguments, load_settings, overrides_from_args, secret_values
+from sgp_action.settings import (
+    add_run_arguments,
+    load_settings,
+    overrides_from_args,
+    secret_values,
+    sends_key_in_clear,
+)
 
 #: Where `--command` is stored: the CLI's own `command` attribute names the subcommand (`run`), and a sub-parser
 #: default of the same name would overwrite it.
@@ -50,6 +56,12 @@ def execute(args: argparse.Namespace) -> int:
     if skip_fork_pull_request(event, environ, overrides, runner):
         return EXIT_OK
     settings = load_settings(environ, overrides, event=event)
+    if settings.api_key and sends_key_in_clear(settings.base_url):  # allowed only by allow-insecure-http: true
+        runner.warning(
+            f"base-url {settings.base_url} is plain http:// to another machine: the API key crosses the network "
+            "unencrypted (allowed by allow-insecure-http: true); use https:// where you can",
+            title="API key sent without TLS",
+        )
     token = CancelToken()
     pipeline = Pipeline(settings, event, runner, token=token)
     outcome = supervise(pipeline.run, token, abandon=pipeline.abandon)
