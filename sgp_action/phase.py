@@ -127,8 +127,8 @@ class PhaseBase:
             register(None)
             done = "; ".join(stopped) if stopped else "nothing it may have made was found"
             raise OperationTimeout(
-                f"{exc}. The request did not end within {self.timeout_name} ({format_duration(self.timeout)}); "
-                f"{done}. Raise {self.timeout_name} if the upload needs longer."
+                f"the create request did not end within {self.timeout_name} ({format_duration(self.timeout)}): "
+                f"{exc}; {done}. Raise {self.timeout_name} if the upload or the server needs longer."
             ) from exc
         except BaseException:
             register(None)

@@ -325,10 +325,9 @@ class Transport:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 error = self.status_error(method, path, response, retries=attempt)
                 response.close()
-            cut = getattr(watch, "fired", False) or (
-                deadline is not None and time.monotonic() >= deadline - DEADLINE_SLACK
-            )
-            if cut and not answered:
+            if getattr(watch, "fired", False) and not answered:
+                raise self._deadline_error(method, path, url, "no complete answer when the time limit passed")
+            if deadline is not None and not answered and time.monotonic() >= deadline - DEADLINE_SLACK:
                 raise self._deadline_error(method, path, url, f"cut when the time limit passed ({reason})")
             if not retryable or attempt >= self.max_retries:
                 raise error

@@ -6,6 +6,7 @@ rule's behaviour; any other request is forwarded to `upstream` (an emulator) and
 
 * `drip`: headers announcing a 1000-byte JSON body, then one byte every `drip_seconds`;
 * `hang`: the request is read, then no answer at all until the server closes;
+* `swallow`: the request is forwarded (the emulator acts on it), its answer never relayed;
 * `503`: a 503 answer at once.
 
 Every request line is recorded in `seen`; `close()` ends held and dripping answers.
@@ -25,7 +26,7 @@ _HOP_HEADERS = {"connection", "transfer-encoding", "content-length", "keep-alive
 
 
 class HostileServer:
-    """A threading HTTP server applying `rules` ({regex of 'METHOD /path': 'drip' | 'hang'})."""
+    """A threading HTTP server applying `rules` ({regex of 'METHOD /path': 'drip' | 'hang' | 'swallow' | '503'})."""
 
     def __init__(self, rules: dict[str, str], *, upstream: str | None = None, drip_seconds: float = 1.0) -> None:
         self.rules = [(re.compile(pattern), behaviour) for pattern, behaviour in rules.items()]
@@ -73,7 +74,9 @@ def _handler(owner: HostileServer) -> type[BaseHTTPRequestHandler]:
             behaviour = owner.behaviour(line)
             if behaviour is not None:
                 owner.hit.set()
-            if behaviour == "hang":
+            if behaviour == "swallow":
+                self._forward(body, relay=False)
+            if behaviour in ("hang", "swallow"):
                 owner.stopping.wait(120)
                 self.close_connection = True
             elif behaviour == "drip":
@@ -109,12 +112,16 @@ def _handler(owner: HostileServer) -> type[BaseHTTPRequestHandler]:
             except OSError:
                 return  # the client gave up: what the test wants
 
-        def _forward(self, body: bytes) -> None:
+        def _forward(self, body: bytes, *, relay: bool = True) -> None:
             assert owner.upstream is not None and owner.upstream.port is not None
             upstream = http.client.HTTPConnection("127.0.0.1", owner.upstream.port, timeout=30)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
             upstream.request(self.command, self.path, body=body or None, headers=headers)
             answer = upstream.getresponse()
+            if not relay:
+                answer.read()
+                upstream.close()
+                return
             # Relayed close-delimited, so that a log stream arrives line by line as the emulator writes it.
             self.close_connection = True
             self.send_response(answer.status)

@@ -94,14 +94,21 @@ def test_build_timeout_holds_when_the_status_never_comes(tmp_path: Path, emulato
 
 
 @pytest.mark.timeout(30)
-def test_a_stalled_build_create_ends_by_build_timeout(tmp_path: Path, emulator_factory: Any) -> None:
-    """The create's answer never comes: exit 4 at build-timeout (not 3 x 60 s), nothing left running."""
-    emulator = emulator_factory()
-    run, server = _run(tmp_path, emulator, {"POST /v5/builds": "hang"}, build_timeout="2s")
+@pytest.mark.parametrize("behaviour", ["hang", "swallow"])
+def test_a_stalled_build_create_ends_by_build_timeout(tmp_path: Path, emulator_factory: Any, behaviour: str) -> None:
+    """The create's answer never comes: exit 4 at build-timeout (not 3 x 60 s); a build it made is cancelled."""
+    emulator = emulator_factory(build_seconds=60)
+    run, server = _run(tmp_path, emulator, {"POST /v5/builds": behaviour}, build_timeout="2s")
     assert run.exit_code == EXIT_TIMEOUT, run.log
     assert "build-timeout" in run.log
     assert server.seen.count("POST /v5/builds") == 1  # a create cut at the deadline is not sent again
-    assert emulator.state()["builds"] == []
+    builds = emulator.state()["builds"]
+    if behaviour == "hang":
+        assert builds == [] and "nothing it may have made was found" in run.log
+    else:
+        (build,) = builds
+        assert build["build_status"] in {"cancelling", "cancelled"}
+        assert f"build {build['id']} cancelled" in run.log
 
 
 @pytest.mark.timeout(30)
