@@ -217,14 +217,9 @@ class BuildPhase(PhaseBase):
 
     def create(self, spec: BuildSpec) -> Build:
         """Create the build: with the agent's id when it exists, else with its name; legacy servers fall back."""
+        with self.limited("looking up the agent"):
+            agent_id = self.resolve_agent_id(spec.agent_name)
         with self.bounded():
-            try:
-                agent_id = self.resolve_agent_id(spec.agent_name)
-            except RequestDeadlineError as exc:
-                raise OperationTimeout(
-                    f"{exc}. Nothing was created within build-timeout ({format_duration(self.timeout)}); "
-                    "raise build-timeout if the API needs longer."
-                ) from exc
             self.token.check()
             try:
                 return self._send(spec, agent_id=agent_id)
@@ -348,6 +343,8 @@ class BuildPhase(PhaseBase):
             # Cleared before the poll, not after the wait: a stream end during the request is not lost.
             wake.clear()
             self.token.check()
+            if self.clock() >= deadline:  # no poll is sent past it: the last one told the status
+                self._timeout(build, follower)
             try:
                 with self.bounded():
                     build = self.client.get_build(build.id)
@@ -375,7 +372,9 @@ class BuildPhase(PhaseBase):
         except (ApiError, RequestDeadlineError) as exc:
             what = f"cancelling it failed: {exc}"
         self.remote.building(None)
-        status = "no status: the server did not answer in time" if cut else f"status {build.status or 'unknown'}"
+        status = f"status {build.status or 'unknown'}"
+        if cut is not None:
+            status += "; the last status request got no answer in time"
         raise OperationTimeout(
             f"build {build.id} did not finish within build-timeout ({format_duration(self.timeout)}, {status}); "
             f"{what}. Raise build-timeout if the build needs longer."

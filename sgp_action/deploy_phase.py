@@ -122,6 +122,8 @@ class DeployPhase(PhaseBase):
         with self.console.group(f"Deployment ({deployment.id})"):
             while True:
                 self.token.check()
+                if self.clock() >= deadline:  # no poll is sent past it: the last one told the status
+                    self._timeout(deployment)
                 try:
                     with self.bounded():
                         deployment = self.client.get_deployment(deployment.id)
@@ -186,7 +188,9 @@ class DeployPhase(PhaseBase):
     def _timeout(self, deployment: Deployment, *, cut: RequestDeadlineError | None = None) -> NoReturn:
         # The deployment is left as it is: it may still turn healthy, and deleting it is the user's call.
         self.remote.deploying(None)
-        status = "no status: the server did not answer in time" if cut else f"status {deployment.status or 'unknown'}"
+        status = f"status {deployment.status or 'unknown'}"
+        if cut is not None:
+            status += "; the last status request got no answer in time"
         raise OperationTimeout(
             f"deployment {deployment.id} did not become healthy within deploy-timeout "
             f"({format_duration(self.timeout)}, {status}).\n{self._diagnostics()}"

@@ -107,6 +107,18 @@ class PhaseBase:
         return within(self.deadline - self.clock())
 
     @contextlib.contextmanager
+    def limited(self, what: str) -> Iterator[None]:
+        """`bounded()`, and a call cut at the deadline becomes an OperationTimeout saying that `what` took too long."""
+        with self.bounded():
+            try:
+                yield
+            except RequestDeadlineError as exc:
+                raise OperationTimeout(
+                    f"{what} did not end within {self.timeout_name} ({format_duration(self.timeout)}): {exc}. "
+                    f"Raise {self.timeout_name} if the server needs longer."
+                ) from exc
+
+    @contextlib.contextmanager
     def in_flight(
         self, register: Callable[[Callable[[], list[str]] | None], None], finder: Callable[[], list[str]]
     ) -> Iterator[None]:

@@ -81,16 +81,32 @@ def _run(tmp_path: Path, emulator: Any, rules: dict[str, str], **inputs: str) ->
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("behaviour", ["drip", "hang"])
+@pytest.mark.parametrize("behaviour", ["drip", "hang", "slow build"])
 def test_build_timeout_holds_when_the_status_never_comes(tmp_path: Path, emulator_factory: Any, behaviour: str) -> None:
-    """build-timeout=2s, the build's status dripping or never answered: exit 4 and the build is cancelled."""
+    """build-timeout=2s, the build's status dripping or never answered: exit 4 and the build is cancelled.
+
+    A build merely slower than the limit (its status answered) gets the same, its last status in the message.
+    """
     emulator = emulator_factory(build_seconds=60)
-    run, server = _run(tmp_path, emulator, {BUILD_STATUS: behaviour}, build_timeout="2s")
+    rules = {} if behaviour == "slow build" else {BUILD_STATUS: behaviour}
+    run, server = _run(tmp_path, emulator, rules, build_timeout="2s")
     assert run.exit_code == EXIT_TIMEOUT, run.log
-    assert "build-timeout" in run.log and "it was cancelled" in run.log
+    assert "did not finish within build-timeout" in run.log and "it was cancelled" in run.log
+    assert ("got no answer in time" in run.log) == (behaviour != "slow build")
     (build,) = emulator.state()["builds"]
     assert f"POST /v5/builds/{build['id']}/cancel" in server.seen
     assert build["build_status"] in {"cancelling", "cancelled"}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("reuse", ["true", "false"])
+def test_a_server_that_never_answers_ends_by_build_timeout(tmp_path: Path, emulator: Any, reuse: str) -> None:
+    """No answer to anything: exit 4 at build-timeout (was 371 s and exit 3 for 15 s), nothing was created."""
+    run, server = _run(tmp_path, emulator, {".*": "hang"}, build_timeout="2s", reuse_build=reuse)
+    assert run.exit_code == EXIT_TIMEOUT, run.log
+    what = "looking for a build to reuse" if reuse == "true" else "looking up the agent"
+    assert f"{what} did not end within build-timeout" in run.log
+    assert len(server.seen) == 1  # not retried past the deadline
 
 
 @pytest.mark.timeout(30)
@@ -123,7 +139,7 @@ def test_deploy_timeout_holds_whatever_the_server_does(
     emulator = emulator_factory(deploy_seconds=60)
     run, server = _run(tmp_path, emulator, {rule: behaviour}, deploy_timeout="2s")
     assert run.exit_code == EXIT_TIMEOUT, run.log
-    assert "deploy-timeout" in run.log
+    assert "within deploy-timeout" in run.log
     assert server.seen.count("POST /v5/agentex/deployments") == 1
 
 
