@@ -19,20 +19,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sgp_action.cancel import CancelToken
 from sgp_action.context import human_size
+from sgp_action.deadlines import within
 from sgp_action.durations import format_duration
 from sgp_action.errors import (
     ApiError,
     BuildFailed,
     NotFoundError,
     OperationTimeout,
+    RequestDeadlineError,
     ValidationError,
 )
 from sgp_action.models import Build, Phase
-from sgp_action.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, TAIL_LINES, Console, PhaseBase
+from sgp_action.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, STOP_SECONDS, TAIL_LINES, Console, PhaseBase
 
 if TYPE_CHECKING:
     from sgp_action.client import SGPClient
@@ -44,6 +46,8 @@ PROGRESS_STEP = 0.10
 PROGRESS_SECONDS = 3.0
 #: After the build ended, how long the follower may take to print the last lines.
 DRAIN_SECONDS = 5.0
+#: After the build ended, a stream that brings no line for this long is caught up: some servers keep it open.
+QUIET_SECONDS = 1.5
 
 
 @dataclass
@@ -100,6 +104,7 @@ class LogFollower:
         self.printed = 0
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.connections = 0
+        self.last_line_at = 0.0  # time.monotonic() of the last line received, replayed ones included
         self._lock = threading.Lock()
         self._stream: Any = None
         self._stop = threading.Event()
@@ -128,6 +133,7 @@ class LogFollower:
                 return
             with stream:
                 for line in stream:
+                    self.last_line_at = time.monotonic()
                     seen += 1
                     if seen <= self.printed:  # a reconnect replays from the first line
                         continue
@@ -149,6 +155,22 @@ class LogFollower:
             self._thread.join(max(timeout, 0.0))
         return not self.active
 
+    def settle(self, quiet: float, limit: float) -> bool:
+        """Wait until the current connection ends, or brought no line for `quiet` seconds, at most `limit` seconds.
+
+        True when it ended. A server may keep the stream open once the build is over: waiting for it to close
+        would add the whole `limit` to every run.
+        """
+        start = time.monotonic()
+        end = start + limit
+        while self.active and self._thread is not None:
+            now = time.monotonic()
+            until = min(max(self.last_line_at, start) + quiet, end)
+            if now >= until:
+                break
+            self._thread.join(until - now)
+        return not self.active
+
     def stop(self) -> None:
         """Close the stream (thread-safe) and never reconnect."""
         self._stop.set()
@@ -164,6 +186,8 @@ class LogFollower:
 class BuildPhase(PhaseBase):
     """Runs one build: reuse or create, follow, wait; fills the report and raises the errors of
     docs/architecture.md#errors-and-exit-codes."""
+
+    timeout_name = "build-timeout"
 
     # --- agent and reuse --------------------------------------------------------------------------------------
 
@@ -198,17 +222,19 @@ class BuildPhase(PhaseBase):
 
     def create(self, spec: BuildSpec) -> Build:
         """Create the build: with the agent's id when it exists, else with its name; legacy servers fall back."""
-        agent_id = self.resolve_agent_id(spec.agent_name)
-        self.token.check()
-        try:
-            return self._send(spec, agent_id=agent_id)
-        except (ValidationError, NotFoundError) as exc:
-            if agent_id is None:
-                raise
-            # An older server knows no agent ids (docs/sgp-api.md#agent-name-creates-an-agent): its builds name the
-            # agent every time.
-            log.info("the server refused agent_id (%s); sending agent_name %s instead", exc, spec.agent_name)
-            return self._send(spec, agent_id=None)
+        with self.limited("looking up the agent"):
+            agent_id = self.resolve_agent_id(spec.agent_name)
+        with self.bounded():
+            self.token.check()
+            try:
+                return self._send(spec, agent_id=agent_id)
+            except (ValidationError, NotFoundError) as exc:
+                if agent_id is None:
+                    raise
+                # An older server knows no agent ids (docs/sgp-api.md#agent-name-creates-an-agent): its builds name
+                # the agent every time.
+                log.info("the server refused agent_id (%s); sending agent_name %s instead", exc, spec.agent_name)
+                return self._send(spec, agent_id=None)
 
     def _send(self, spec: BuildSpec, *, agent_id: str | None) -> Build:
         since = datetime.now(timezone.utc)
@@ -271,7 +297,7 @@ class BuildPhase(PhaseBase):
         build past `build-timeout`, Cancelled when the token is set.
         """
         started = self.clock()
-        deadline = started + self.timeout
+        deadline = self.deadline
         wake = threading.Event()
         follower = LogFollower(self.client, build.id, self.console, wake)
 
@@ -307,12 +333,12 @@ class BuildPhase(PhaseBase):
         printed are skipped, the rest printed. A stream cut again part-way (a flaky proxy) is reopened as long as
         each connection brings new lines, within a bounded time.
         """
-        give_up = self.clock() + DRAIN_SECONDS * 4
-        follower.join(DRAIN_SECONDS)
-        while not self.token.cancelled and self.clock() < give_up:
+        give_up = time.monotonic() + DRAIN_SECONDS * 4
+        ended = follower.settle(QUIET_SECONDS, DRAIN_SECONDS)
+        while ended and not self.token.cancelled and time.monotonic() < give_up:
             before = follower.printed
             follower.start()
-            follower.join(max(give_up - self.clock(), 0.0))
+            ended = follower.settle(QUIET_SECONDS, give_up - time.monotonic())
             if follower.printed == before:
                 break
         follower.stop()
@@ -323,7 +349,13 @@ class BuildPhase(PhaseBase):
             # Cleared before the poll, not after the wait: a stream end during the request is not lost.
             wake.clear()
             self.token.check()
-            build = self.client.get_build(build.id)
+            if self.clock() >= deadline:  # no poll is sent past it: the last one told the status
+                self._timeout(build, follower)
+            try:
+                with self.bounded():
+                    build = self.client.get_build(build.id)
+            except RequestDeadlineError as exc:
+                self._timeout(build, follower, cut=exc)
             self.report.record_build(build)
             if build.phase is not Phase.IN_PROGRESS:
                 return build
@@ -337,15 +369,19 @@ class BuildPhase(PhaseBase):
                 follower.start()
             wake.wait(min(self.poll_interval, max(deadline - now, 0.0)))
 
-    def _timeout(self, build: Build, follower: LogFollower) -> None:
+    def _timeout(self, build: Build, follower: LogFollower, *, cut: RequestDeadlineError | None = None) -> NoReturn:
         follower.stop()
         try:
-            self.client.cancel_build(build.id)
+            with within(STOP_SECONDS):  # the phase's deadline has passed: the cancel gets a few seconds of its own
+                self.client.cancel_build(build.id)
             what = "it was cancelled"
-        except ApiError as exc:
+        except (ApiError, RequestDeadlineError) as exc:
             what = f"cancelling it failed: {exc}"
         self.remote.building(None)
+        status = f"status {build.status or 'unknown'}"
+        if cut is not None:
+            status += "; the last status request got no answer in time"
         raise OperationTimeout(
-            f"build {build.id} did not finish within build-timeout ({format_duration(self.timeout)}, status "
-            f"{build.status or 'unknown'}); {what}. Raise build-timeout if the build needs longer."
-        )
+            f"build {build.id} did not finish within build-timeout ({format_duration(self.timeout)}, {status}); "
+            f"{what}. Raise build-timeout if the build needs longer."
+        ) from cut

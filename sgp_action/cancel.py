@@ -26,6 +26,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, Generic, Protocol, TypeVar, cast
 
+from sgp_action.deadlines import within
 from sgp_action.errors import Cancelled
 
 log = logging.getLogger(__name__)
@@ -102,12 +103,14 @@ def call_with_deadline(func: Callable[[], T], seconds: float) -> tuple[bool, T |
     """Run `func` in a daemon thread and wait at most `seconds`; (finished, result). Errors are logged, not raised.
 
     Cleanup calls go through this so that a slow or retrying API can never push the exit past the runner's kill.
+    The API calls `func` makes end by the same deadline, so a call given up on does not linger either.
     """
     box: list[T] = []
 
     def target() -> None:
         try:
-            box.append(func())
+            with within(seconds):
+                box.append(func())
         except Exception as exc:
             log.warning("cleanup call failed: %s", exc)
             log.debug("cleanup call failed", exc_info=True)

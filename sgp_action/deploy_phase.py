@@ -15,9 +15,10 @@ import itertools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NoReturn
 
 from sgp_action.durations import format_duration
-from sgp_action.errors import DeploymentFailed, OperationTimeout
+from sgp_action.errors import DeploymentFailed, OperationTimeout, RequestDeadlineError
 from sgp_action.models import DeployEvent, Deployment, LogLine, Phase
 from sgp_action.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, TAIL_LINES, PhaseBase, PhaseEnv
 from sgp_action.report import format_timestamp
@@ -65,6 +66,8 @@ class DeployPhase(PhaseBase):
     """Creates one deployment and waits for it; fills the report and raises the errors of
     docs/architecture.md#errors-and-exit-codes."""
 
+    timeout_name = "deploy-timeout"
+
     def __init__(self, env: PhaseEnv, *, timeout: float) -> None:
         super().__init__(env, timeout=timeout)
         self._seen_events: set[tuple[str, str, str, str]] = set()
@@ -88,7 +91,10 @@ class DeployPhase(PhaseBase):
                 expires_at=spec.expires_at if spec.preview else None,
             )
 
-        with self.in_flight(self.remote.creating_deployment, lambda: [d.id for d in self.created_since(spec, since)]):
+        with (
+            self.bounded(),
+            self.in_flight(self.remote.creating_deployment, lambda: [d.id for d in self.created_since(spec, since)]),
+        ):
             deployment = self.create_safely("deployment", send, lambda: self.created_since(spec, since))
         self.remote.deploying(deployment.id)
         self.report.record_deployment(deployment)
@@ -114,21 +120,27 @@ class DeployPhase(PhaseBase):
     def wait(self, deployment: Deployment) -> Deployment:
         """Poll until terminal, printing new events and log lines; return the deployment once healthy."""
         started = self.clock()
-        deadline = started + self.timeout
+        deadline = self.deadline
         status_interval = min(self.poll_interval, STATUS_INTERVAL)
         logs_due = started
         with self.console.group(f"Deployment ({deployment.id})"):
             while True:
                 self.token.check()
-                deployment = self.client.get_deployment(deployment.id)
-                self.report.record_deployment(deployment)
-                self._print_events(deployment)
-                if deployment.phase is not Phase.IN_PROGRESS:
-                    break
-                now = self.clock()
-                if now >= logs_due:
-                    self._print_logs(deployment.id)
-                    logs_due = now + self.poll_interval
+                if self.clock() >= deadline:  # no poll is sent past it: the last one told the status
+                    self._timeout(deployment)
+                try:
+                    with self.bounded():
+                        deployment = self.client.get_deployment(deployment.id)
+                        self.report.record_deployment(deployment)
+                        self._print_events(deployment)
+                        if deployment.phase is not Phase.IN_PROGRESS:
+                            break
+                        now = self.clock()
+                        if now >= logs_due:
+                            self._print_logs(deployment.id)
+                            logs_due = now + self.poll_interval
+                except RequestDeadlineError as exc:
+                    self._timeout(deployment, cut=exc)
                 if now >= deadline:
                     self._timeout(deployment)
                 self.token.sleep(min(status_interval, max(deadline - now, 0.0)))
@@ -177,10 +189,13 @@ class DeployPhase(PhaseBase):
         lines = list(self._tail) or ["(no log lines)"]
         return "Last events:\n" + "\n".join(events) + "\nLast log lines:\n" + "\n".join(lines)
 
-    def _timeout(self, deployment: Deployment) -> None:
+    def _timeout(self, deployment: Deployment, *, cut: RequestDeadlineError | None = None) -> NoReturn:
         # The deployment is left as it is: it may still turn healthy, and deleting it is the user's call.
         self.remote.deploying(None)
+        status = f"status {deployment.status or 'unknown'}"
+        if cut is not None:
+            status += "; the last status request got no answer in time"
         raise OperationTimeout(
             f"deployment {deployment.id} did not become healthy within deploy-timeout "
-            f"({format_duration(self.timeout)}, status {deployment.status or 'unknown'}).\n{self._diagnostics()}"
-        )
+            f"({format_duration(self.timeout)}, {status}).\n{self._diagnostics()}"
+        ) from cut

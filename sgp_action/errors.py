@@ -67,6 +67,10 @@ class OperationTimeout(ActionError):
     exit_code = EXIT_TIMEOUT
 
 
+class RequestDeadlineError(OperationTimeout):
+    """An API call was cut, or not retried, because its phase's time limit passed; the phase says which one."""
+
+
 class Cancelled(ActionError):
     """The job was cancelled (SIGINT / SIGTERM) and remote work was stopped."""
 

@@ -16,7 +16,16 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sgp_action.cancel import CancelToken, RemoteWork
-from sgp_action.errors import ApiConnectionError, ApiTimeoutError, Cancelled, ServerError
+from sgp_action.deadlines import run_in_context, within
+from sgp_action.durations import format_duration
+from sgp_action.errors import (
+    ApiConnectionError,
+    ApiTimeoutError,
+    Cancelled,
+    OperationTimeout,
+    RequestDeadlineError,
+    ServerError,
+)
 from sgp_action.report import Report
 
 if TYPE_CHECKING:
@@ -35,6 +44,9 @@ AMBIGUOUS_ERRORS = (ServerError, ApiConnectionError, ApiTimeoutError)
 CREATE_ATTEMPTS = 3
 #: After a cancellation, how long a create request in flight may still take to answer (within the 5 s budget).
 CREATE_ANSWER_GRACE = 2.0
+#: After the time limit passed: how long the cancel of a build (or the search for what a cut create made, and its
+#: stop) may take. Short: the run is already late, and the runner's own job timeout may be near.
+STOP_SECONDS = 4.0
 #: Tolerated difference between this machine's clock and the server's when matching "created since".
 CLOCK_SKEW = timedelta(seconds=30)
 
@@ -65,7 +77,14 @@ class PhaseEnv:
 
 
 class PhaseBase:
-    """A phase with a time limit, working in a `PhaseEnv`."""
+    """A phase with a time limit, working in a `PhaseEnv`.
+
+    The limit counts from the phase's first remote step (the create, upload included) and binds every request
+    made within `bounded()`: none outlives it, however the server behaves.
+    """
+
+    #: The input that sets `timeout`, named in messages.
+    timeout_name = "timeout"
 
     def __init__(self, env: PhaseEnv, *, timeout: float) -> None:
         self.env = env
@@ -77,6 +96,30 @@ class PhaseBase:
         self.poll_interval = max(env.poll_interval, 0.05)
         self.timeout = timeout
         self.clock = env.clock
+        self._deadline: float | None = None
+
+    @property
+    def deadline(self) -> float:
+        """When the phase's time limit passes, on `clock`; fixed at the first reading."""
+        if self._deadline is None:
+            self._deadline = self.clock() + self.timeout
+        return self._deadline
+
+    def bounded(self) -> contextlib.AbstractContextManager[None]:
+        """A scope whose API calls end by the phase's deadline (RequestDeadlineError when it cuts one)."""
+        return within(self.deadline - self.clock())
+
+    @contextlib.contextmanager
+    def limited(self, what: str) -> Iterator[None]:
+        """`bounded()`, and a call cut at the deadline becomes an OperationTimeout saying that `what` took too long."""
+        with self.bounded():
+            try:
+                yield
+            except RequestDeadlineError as exc:
+                raise OperationTimeout(
+                    f"{what} did not end within {self.timeout_name} ({format_duration(self.timeout)}): {exc}. "
+                    f"Raise {self.timeout_name} if the server needs longer."
+                ) from exc
 
     @contextlib.contextmanager
     def in_flight(
@@ -93,6 +136,15 @@ class PhaseBase:
             yield
         except (Cancelled, KeyboardInterrupt):
             raise
+        except RequestDeadlineError as exc:
+            # Cut at the time limit: the body may have arrived and become a record whose id we never got.
+            stopped = self.remote.stop(self.client, STOP_SECONDS)
+            register(None)
+            done = "; ".join(stopped) if stopped else "nothing it may have made was found"
+            raise OperationTimeout(
+                f"the create request did not end within {self.timeout_name} ({format_duration(self.timeout)}): "
+                f"{exc}; {done}. Raise {self.timeout_name} if the upload or the server needs longer."
+            ) from exc
         except BaseException:
             register(None)
             raise
@@ -121,7 +173,8 @@ class PhaseBase:
 
         unregister = self.token.on_cancel(wake.set)
         try:
-            threading.Thread(target=target, name="sgp-create", daemon=True).start()
+            # In this context: the create keeps the phase's deadline.
+            threading.Thread(target=run_in_context(target), name="sgp-create", daemon=True).start()
             wake.wait()
         finally:
             unregister()

@@ -356,7 +356,8 @@ class Pipeline:
         phase = BuildPhase(ctx.phase_env(), timeout=settings.build_timeout)
         with ctx.report.timed("build"):
             if settings.build_id:
-                build = ctx.client.get_build(settings.build_id)
+                with phase.limited(f"reading build {settings.build_id}"):
+                    build = ctx.client.get_build(settings.build_id)
                 ctx.report.record_build(build, reused=True)
                 if build.phase is not Phase.SUCCEEDED:
                     raise BuildFailed(f"build {build.id} is {build.status}, not success: it cannot be deployed")
@@ -365,7 +366,8 @@ class Pipeline:
             assert plan.build is not None
             spec = plan.build
             if settings.reuse_build and spec.working_tree_hash:
-                reused = phase.find_reusable(spec.agent_name, spec.working_tree_hash)
+                with phase.limited("looking for a build to reuse"):  # build-timeout counts from here
+                    reused = phase.find_reusable(spec.agent_name, spec.working_tree_hash)
                 if reused is not None:
                     ctx.report.record_build(reused, reused=True)
                     ctx.runner.info(f"Reusing build {reused.id}: same agent and working-tree hash, status success")

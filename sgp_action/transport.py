@@ -13,6 +13,10 @@ Retry policy (docs/sgp-api.md#errors-and-retries, docs/sgp-api.md#creates-are-no
   could not be opened, or the connect timed out) and on 429, which refuses a request without acting on it. A 5xx, a
   read timeout or a connection lost after sending raises at once.
 
+Every call ends by its deadline (an argument, or the `sgp_action.deadlines` scope the phases set): each attempt's
+timeouts are capped by the time left, a watchdog cuts a body still dripping in at the deadline, and no retry starts
+without time for it. A call stopped that way raises `RequestDeadlineError` (a timeout, exit 4), not an API error.
+
 Redirects are never followed: `requests` would resend the custom `x-api-key` header to whatever host a redirect
 names. A 3xx becomes an error asking for the final base URL. The API key never appears in a message or a log line.
 """
@@ -26,6 +30,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +39,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from sgp_action import USER_AGENT
+from sgp_action.deadlines import Watchdog, WatchedAdapter, current_deadline
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
@@ -44,6 +50,7 @@ from sgp_action.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RateLimitError,
+    RequestDeadlineError,
     ServerError,
     ValidationError,
 )
@@ -53,6 +60,10 @@ logger = logging.getLogger(__name__)
 # A request body for one attempt: (data, content type). A factory is called again for every attempt so that a
 # streamed upload starts from the beginning of its file.
 BodyFactory = Callable[[], tuple[Any, str]]
+#: A retry starts only when at least this much time is left before the call's deadline.
+MIN_ATTEMPT_SECONDS = 1.0
+#: A failure this close to the deadline counts as caused by it (timeouts capped to the time left end just before).
+DEADLINE_SLACK = 0.05
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -153,6 +164,11 @@ def never_sent(exc: BaseException) -> bool:
     return False
 
 
+def _capped(timeout: float, left: float | None) -> float:
+    """A configured timeout, shortened to the time left before a deadline (never zero: that means no wait)."""
+    return timeout if left is None else max(min(timeout, left), 0.001)
+
+
 class Transport:
     """A `requests` session bound to one SGP base URL and one set of credentials."""
 
@@ -189,6 +205,10 @@ class Transport:
         self.retry_after_cap = retry_after_cap
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
+        if session is None:
+            adapter = WatchedAdapter()
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
         self.sleep: Callable[[float], None] = sleep
         self.jitter: Callable[[], float] = jitter
 
@@ -234,35 +254,48 @@ class Transport:
         accept: str = "application/json",
         extra_headers: Mapping[str, str] | None = None,
         retry_log: list[str] | None = None,
+        deadline: float | None = None,
     ) -> requests.Response:
         """Send one API call with the retry policy of this module; return a 2xx response or raise an ApiError.
 
-        `retry_log`, when given, receives the reason of every retried attempt. Streams get no read timeout, so a
-        quiet log stream is never cut (docs/sgp-api.md#build-log-stream-quirks).
+        `retry_log`, when given, receives the reason of every retried attempt. `deadline` (a `time.monotonic()`
+        value; by default the current `deadline_scope`'s) bounds the whole call, retries included, and raises
+        RequestDeadlineError when it stops the call. Streams get no read timeout and no deadline, so a quiet log
+        stream is never cut (docs/sgp-api.md#build-log-stream-quirks): their reader closes them.
         """
         url = self.url(path)
-        timeout = (self.connect_timeout, None if stream else self.read_timeout)
         clean = {k: v for k, v in (params or {}).items() if v is not None}
+        if stream:
+            deadline = None
+        elif deadline is None:
+            deadline = current_deadline()
         attempt = 0
         while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise self._deadline_error(method, path, url, "the time limit had passed before it was sent")
+            timeout = (_capped(self.connect_timeout, left), None if stream else _capped(self.read_timeout, left))
             headers = {**self.headers(accept), **(extra_headers or {})}
             data = None
             if body is not None:
                 data, headers["Content-Type"] = body()
             error: ApiError
             retry_after: float | None = None
+            answered = False
+            watch: AbstractContextManager[Any] = Watchdog(deadline) if deadline is not None else nullcontext()
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=clean,
-                    json=json,
-                    data=data,
-                    headers=headers,
-                    timeout=timeout,
-                    stream=stream,
-                    allow_redirects=False,
-                )
+                with watch:
+                    response = self.session.request(
+                        method,
+                        url,
+                        params=clean,
+                        json=json,
+                        data=data,
+                        headers=headers,
+                        timeout=timeout,
+                        stream=stream,
+                        allow_redirects=False,
+                    )
             except requests.exceptions.ConnectTimeout as exc:
                 reason, retryable = "connect timeout", True
                 error = self._transport_error(
@@ -288,14 +321,21 @@ class Transport:
             else:
                 if response.status_code < 300:
                     return response
+                answered = True
                 reason = f"HTTP {response.status_code}"
                 retryable = response.status_code == 429 or (idempotent and response.status_code >= 500)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 error = self.status_error(method, path, response, retries=attempt)
                 response.close()
+            if getattr(watch, "fired", False) and not answered:
+                raise self._deadline_error(method, path, url, "no complete answer when the time limit passed")
+            if deadline is not None and not answered and time.monotonic() >= deadline - DEADLINE_SLACK:
+                raise self._deadline_error(method, path, url, f"cut when the time limit passed ({reason})")
             if not retryable or attempt >= self.max_retries:
                 raise error
             delay = self.backoff(attempt) if retry_after is None else min(retry_after, self.retry_after_cap)
+            if deadline is not None and deadline - time.monotonic() - delay < MIN_ATTEMPT_SECONDS:
+                raise self._deadline_error(method, path, url, f"no time left to retry after {reason}") from error
             logger.warning(
                 "%s %s: %s; retry %d of %d in %.1f s", method, path, reason, attempt + 1, self.max_retries, delay
             )
@@ -303,6 +343,11 @@ class Transport:
                 retry_log.append(reason)
             self.sleep(delay)
             attempt += 1
+
+    def _deadline_error(self, method: str, path: str, url: str, what: str) -> RequestDeadlineError:
+        where = _redacted_url(self.base_url)
+        message = f"{method} {path}: {what}; the server at {where} is slow or unreachable, or the time limit too short"
+        return RequestDeadlineError(self.redact(message))
 
     def _transport_error(self, cls: type[ApiError], method: str, path: str, url: str, what: str) -> ApiError:
         where = _redacted_url(self.base_url)

@@ -30,7 +30,15 @@ def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         "--fault",
     ):
         assert flag in out
-    for fault in ("http-500=P", "rate-limit=N", "sse-drop-after=N", "slow=S", "lose-create-response", "deploy-fail"):
+    for fault in (
+        "http-500=P",
+        "rate-limit=N",
+        "sse-drop-after=N",
+        "slow=S",
+        "lose-create-response",
+        "deploy-fail",
+        "sse-hold-open",
+    ):
         assert fault in out
 
 

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_fault,
         metavar="SPEC",
         help="inject a fault (repeatable): http-500=P, rate-limit=N, sse-drop-after=N, slow=S, "
-        "lose-create-response, deploy-fail; change at run time with POST /_emulator/faults "
+        "lose-create-response, deploy-fail, sse-hold-open; change at run time with POST /_emulator/faults "
         f"(known: {', '.join(FAULT_NAMES)})",
     )
     parser.add_argument(

@@ -8,7 +8,9 @@ Specs are strings, the same on the command line (`--fault SPEC`) and in `POST /_
   earlier connection to that build delivered (the first connection after N lines);
 * `slow=S`: each API answer waits S seconds first;
 * `lose-create-response`: the next build create is stored, then the connection is cut before the answer;
-* `deploy-fail`: deployments created while it is set end FAILED with CrashLoopBackOff events and error logs.
+* `deploy-fail`: deployments created while it is set end FAILED with CrashLoopBackOff events and error logs;
+* `sse-hold-open`: a build-log stream stays open, silent, after the build ended and its last line was sent (until
+  the emulator stops, at most 5 minutes), as some proxies keep an idle stream.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ import random
 import threading
 from dataclasses import dataclass
 
-FAULT_NAMES = ("http-500", "rate-limit", "sse-drop-after", "slow", "lose-create-response", "deploy-fail")
+FAULT_NAMES = (
+    "http-500",
+    "rate-limit",
+    "sse-drop-after",
+    "slow",
+    "lose-create-response",
+    "deploy-fail",
+    "sse-hold-open",
+)
 
 
 class FaultSpecError(ValueError):
@@ -34,6 +44,7 @@ class FaultSet:
     slow: float = 0.0
     lose_create_response: bool = False
     deploy_fail: bool = False
+    sse_hold_open: bool = False
 
     def specs(self) -> list[str]:
         """The active faults written back as spec strings (what `GET /_emulator/faults` shows)."""
@@ -50,6 +61,8 @@ class FaultSet:
             out.append("lose-create-response")
         if self.deploy_fail:
             out.append("deploy-fail")
+        if self.sse_hold_open:
+            out.append("sse-hold-open")
         return out
 
 
@@ -83,7 +96,7 @@ def parse_faults(specs: list[str]) -> FaultSet:
             values["sse_drop_after"] = int(_number(raw, arg, int, 1, None))
         elif name == "slow":
             values["slow"] = _number(raw, arg, float, 0.0, 600.0)
-        elif name in ("lose-create-response", "deploy-fail"):
+        elif name in ("lose-create-response", "deploy-fail", "sse-hold-open"):
             if arg is not None:
                 raise FaultSpecError(f"fault {name!r} takes no value")
             values[name.replace("-", "_")] = True

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 MAX_JSON_BODY = 16 * 1024 * 1024
 DRAIN_CAP = 64 * 1024 * 1024  # read and drop at most this much of a refused body; beyond it, cut the connection
 TERMINAL_BUILD = ("success", "failed", "cancelled", "timed_out", "error")
+#: The sse-hold-open fault keeps a finished build-log stream open this long at most.
+HOLD_OPEN_SECONDS = 300.0
 ID = r"([A-Za-z0-9_.-]+)"
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/v5/builds"), "create_build"),
@@ -352,9 +354,19 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 with store.lock:
                     self.server.sse_delivered[build_id] = max(self.server.sse_delivered.get(build_id, 0), sent)
             if (drop_after and sent >= limit) or store.stopping or (status in TERMINAL_BUILD and sent >= len(lines)):
+                if self.server.faults.current.sse_hold_open and not store.stopping:
+                    self._hold_open()
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
                 return
+
+    def _hold_open(self) -> None:
+        """The sse-hold-open fault: keep the finished stream open, silent, until the emulator stops (5 min at most)."""
+        store = self.server.store
+        give_up = time.monotonic() + HOLD_OPEN_SECONDS
+        with store.changed:
+            while not store.stopping and time.monotonic() < give_up:
+                store.changed.wait(timeout=0.5)
 
     # --- deployments ------------------------------------------------------------------------------------
 

@@ -1,0 +1,143 @@
+"""Absolute deadlines for HTTP calls: a scope the phases set, and a watchdog that cuts a call at its deadline.
+
+`requests` applies its read timeout to each read of the socket, so a server that sends its headers and then one
+byte every few seconds keeps a call alive for ever. A phase's time limit must hold whatever the server does, so:
+
+* `deadline_scope(t)` sets the deadline (a `time.monotonic()` value) for every call made in this context; a
+  helper thread started with `run_in_context` inherits it;
+* each attempt's connect and read timeouts are capped by the time left (done by the transport);
+* `Watchdog` shuts the call's socket down when the deadline passes, which wakes a read or a send blocked in it.
+  It finds the socket through `WatchedAdapter`, whose connections register themselves with the watchdog of the
+  thread that sends the request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("sgp_deadline", default=None)
+_local = threading.local()
+
+
+def current_deadline() -> float | None:
+    """The deadline (a `time.monotonic()` value) of the calls made in this context, or None."""
+    return _deadline.get()
+
+
+@contextlib.contextmanager
+def deadline_scope(deadline: float | None) -> Iterator[None]:
+    """Calls made inside end by `deadline` (monotonic); None lifts it. Replaces, never tightens, an outer one.
+
+    Replacing matters after a phase's deadline passed: the cancel that follows needs its own few seconds.
+    """
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def within(seconds: float) -> contextlib.AbstractContextManager[None]:
+    """`deadline_scope` ending `seconds` from now."""
+    return deadline_scope(time.monotonic() + max(seconds, 0.0))
+
+
+def run_in_context(target: Callable[[], None]) -> Callable[[], None]:
+    """`target` bound to a copy of the current context: a thread running it keeps the caller's deadline."""
+    context = contextvars.copy_context()
+    return lambda: context.run(target)
+
+
+class Watchdog:
+    """Shuts down the socket of the call in flight in this thread when `deadline` passes (arm/disarm per call)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self._lock = threading.Lock()
+        self._connection: HTTPConnection | None = None
+        self._active = True
+        self._timer = threading.Timer(max(deadline - time.monotonic(), 0.0), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Watchdog:
+        _local.watchdog = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _local.watchdog = None
+        with self._lock:
+            self._active = False
+            self._connection = None
+        self._timer.cancel()
+
+    def attach(self, connection: HTTPConnection) -> None:
+        """Watch `connection` (called by the connection itself when it sends a request)."""
+        with self._lock:
+            if self._active:
+                self._connection = connection
+        if self.fired:
+            self._fire()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if not self._active:
+                return
+            self.fired = True
+            sock: Any = getattr(self._connection, "sock", None)
+        if sock is not None:
+            # The plain socket's shutdown, also under TLS: SSLSocket.shutdown would drop the TLS state that a read
+            # in another thread is still using. Shutting down wakes that read (or a blocked send) at once.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _register(connection: HTTPConnection) -> None:
+    watchdog: Watchdog | None = getattr(_local, "watchdog", None)
+    if watchdog is not None:
+        watchdog.attach(connection)
+
+
+def _watched(pool: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
+    """`pool` whose connections register with this thread's watchdog when they connect and send a request."""
+    base: Any = pool.ConnectionCls
+
+    class Connection(base):  # type: ignore[misc]
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            _register(self)
+            super().request(*args, **kwargs)
+
+        def connect(self) -> None:
+            super().connect()
+            _register(self)  # a deadline that passed while connecting cuts the new socket at once
+
+    return type(f"Watched{pool.__name__}", (pool,), {"ConnectionCls": Connection})
+
+
+_POOLS = {"http": _watched(HTTPConnectionPool), "https": _watched(HTTPSConnectionPool)}
+
+
+class WatchedAdapter(HTTPAdapter):
+    """An `HTTPAdapter` whose connections can be cut by this thread's `Watchdog` (direct and through a proxy)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """The pool manager, with watched connection pools."""
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """The proxy's pool manager, with watched connection pools."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _POOLS
+        return manager
