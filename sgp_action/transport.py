@@ -32,11 +32,13 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from sgp_action import USER_AGENT
+from sgp_action.body import AnswerTooLarge, read_capped
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
     ApiTimeoutError,
     AuthError,
+    BadAnswerError,
     ConflictError,
     InputError,
     NotFoundError,
@@ -51,6 +53,66 @@ logger = logging.getLogger(__name__)
 # A request body for one attempt: (data, content type). A factory is called again for every attempt so that a
 # streamed upload starts from the beginning of its file.
 BodyFactory = Callable[[], tuple[Any, str]]
+
+
+#: The most a JSON answer may hold, decompressed; real answers are a few hundred KB at most.
+MAX_ANSWER_BYTES = 8 * 2**20
+#: The most read of an error answer, which only feeds a message.
+MAX_ERROR_BYTES = 64 * 1024
+
+
+def load_body(method: str, path: str, response: requests.Response) -> bytes:
+    """The whole (decompressed) body of an answer, read once, at most MAX_ANSWER_BYTES; kept on the response.
+
+    BadAnswerError when the answer is larger (a gzip bomb is cut off after MAX_ANSWER_BYTES of output, whatever it
+    would inflate to) or its encoding cannot be read; a connection that breaks mid-body raises the `requests`
+    exception that `Transport.request` retries.
+    """
+    if _already_read(response):
+        return bytes(response.content or b"")
+    try:
+        content = read_capped(response, MAX_ANSWER_BYTES)
+    except AnswerTooLarge as exc:
+        response.close()
+        what = f"the answer was too large ({exc}, over the {MAX_ANSWER_BYTES // 2**20} MiB read)"
+        raise bad_answer(method, path, response, what) from None
+    except ValueError as exc:
+        response.close()
+        raise bad_answer(method, path, response, f"the answer could not be decoded ({exc})") from None
+    response._content = content
+    return content
+
+
+def bad_answer(method: str, path: str, response: requests.Response, what: str) -> BadAnswerError:
+    """The error for a 2xx answer that cannot be used (exit 3), naming the endpoint."""
+    return BadAnswerError(
+        f"{method} {path}: {what}; check that base-url points at the SGP API",
+        status_code=response.status_code,
+        method=method,
+        url=_redacted_url(response.url),
+    )
+
+
+def _already_read(response: requests.Response) -> bool:
+    """True once the body is in memory (read here, or by `requests` itself for a response built elsewhere)."""
+    content: Any = getattr(response, "_content", False)
+    return content is not False
+
+
+def body_text(response: requests.Response) -> str:
+    """An error answer's text: at most MAX_ERROR_BYTES of it, never an exception (the answer is already an error)."""
+    if _already_read(response):
+        content = bytes(response.content or b"")[:MAX_ERROR_BYTES]
+    else:
+        try:
+            content = read_capped(response, MAX_ERROR_BYTES, truncate=True)
+        except (AnswerTooLarge, ValueError, requests.exceptions.RequestException):
+            content = b""
+        response._content = content
+    try:
+        return content.decode(response.encoding or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        return content.decode("utf-8", "replace")
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -90,9 +152,13 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
 
 
 def error_detail(response: requests.Response, limit: int = 500) -> str:
-    """The server's reason, readable: FastAPI's `detail` string as is, its list as `loc: msg; ...`, else the text."""
+    """The server's reason, readable: FastAPI's `detail` string as is, its list as `loc: msg; ...`, else the text.
+
+    Reads at most MAX_ERROR_BYTES of the body: an error answer only feeds a message.
+    """
+    text = body_text(response)
     try:
-        body = response.json()
+        body: Any = json.loads(text)
     except ValueError:
         body = None
     detail: Any = body.get("detail", body.get("message")) if isinstance(body, dict) else None
@@ -111,7 +177,7 @@ def error_detail(response: requests.Response, limit: int = 500) -> str:
     elif detail is not None:
         text = str(detail)
     else:
-        text = response.text.strip()
+        text = text.strip()
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -258,9 +324,11 @@ class Transport:
                     data=data,
                     headers=headers,
                     timeout=timeout,
-                    stream=stream,
+                    stream=True,  # bodies are read by load_body, bounded; requests would read them whole
                     allow_redirects=False,
                 )
+                if not stream and response.status_code < 300:
+                    load_body(method, path, response)
             except requests.exceptions.ConnectTimeout as exc:
                 reason, retryable = "connect timeout", True
                 error = self._transport_error(
@@ -337,7 +405,7 @@ class Transport:
             hint = f"{head}: the API redirects to {location}; set base-url to the final address (redirects are off)"
         else:
             hint = f"{head}{said}: unexpected answer"
-        text = self.redact(response.text)
+        text = self.redact(body_text(response))
         try:
             body: Any = json.loads(text)
         except ValueError:
@@ -347,14 +415,10 @@ class Transport:
     @staticmethod
     def json(method: str, path: str, response: requests.Response) -> Any:
         """The decoded JSON body of a successful answer; ApiError when it is not JSON (e.g. a wrong base-url)."""
+        content = load_body(method, path, response)
         try:
-            return response.json()
+            return json.loads(content)
         except ValueError:
-            snippet = " ".join(response.text[:200].split())
-            raise ApiError(
-                f"{method} {path}: {response.status_code} with a body that is not JSON ({snippet!r}); "
-                "check that base-url points at the SGP API",
-                status_code=response.status_code,
-                method=method,
-                url=_redacted_url(response.url),
-            ) from None
+            snippet = " ".join(content[:200].decode("utf-8", "replace").split())
+            what = f"{response.status_code} with a body that is not JSON ({snippet!r})"
+            raise bad_answer(method, path, response, what) from None

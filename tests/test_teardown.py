@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sgp_action.errors import NotFoundError, ValidationError
 from sgp_action.teardown import replace_previous, teardown
 from tests.fakes import T0, FakeClient, deployment, phase_env
+from tests.hostile import cycling_pages, run_action, serve
 
 
 def _env(client: FakeClient) -> Any:
@@ -94,3 +98,14 @@ def test_replace_previous_only_replaces_previews_of_the_same_agent() -> None:
         deployment("healthy", id="d-alpha-old", created_at=T0 - timedelta(hours=1), agent_name="alpha"),
     ]
     assert replace_previous(_env(client), current) == ["d-alpha-old"]
+
+
+@pytest.mark.timeout(20)
+def test_teardown_against_cycling_cursors_exits_3_after_a_few_requests(tmp_path: Path) -> None:
+    """Cursors A -> B -> A with has_more always true used to make teardown page forever."""
+    with serve(cycling_pages) as server:
+        run = run_action(server.url, tmp_path, command="teardown", preview_label="pr-7")
+    assert run.exit_code == 3
+    assert "GET /v5/agentex/deployments: the server's paging looped" in run.log
+    assert len(server.requests) <= 5
+    assert not [r for r in server.requests if r.startswith("DELETE")]  # nothing deleted from a broken listing
