@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -24,7 +24,6 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncod
 
 from sgp_action.errors import (
     ApiConnectionError,
-    ApiError,
     BadAnswerError,
     ContextError,
     InputError,
@@ -35,6 +34,7 @@ from sgp_action.sse import EventStream, log_lines
 from sgp_action.transport import Transport
 
 logger = logging.getLogger(__name__)
+_Record = TypeVar("_Record")
 
 MAX_ARCHIVE_BYTES = 500 * 1024 * 1024  # sgp-api.md 2.1: the context archive must be at most 500 MB
 SOURCE_FIELDS = ("source_commit", "source_ref", "source_repo", "source_subpath", "source_dirty")
@@ -217,6 +217,14 @@ class SGPClient:
             cursors.add(starting_after)
         raise _paging_error(path, f"it still had more after {MAX_PAGES} pages")
 
+    def _records(
+        self, reader: Callable[[Mapping[str, Any]], _Record], path: str, params: Mapping[str, Any]
+    ) -> Iterator[_Record]:
+        """Every item of a paged list, read by `reader`; an unreadable one names the endpoint."""
+        for item in self._pages(path, params):
+            with _about("GET", path):
+                yield reader(item)
+
     # --- builds (sgp-api.md 2) --------------------------------------------------------------------------------
 
     def create_build(
@@ -280,7 +288,8 @@ class SGPClient:
                 return monitor, monitor.content_type
 
             data = self._call("POST", "/v5/builds", idempotent=False, body=body)
-        return Build.from_api(data)
+        with _about("POST", "/v5/builds"):
+            return Build.from_api(data)
 
     @staticmethod
     @contextlib.contextmanager
@@ -302,7 +311,9 @@ class SGPClient:
 
     def get_build(self, build_id: str) -> Build:
         """`GET /v5/builds/{id}`."""
-        return Build.from_api(self._call("GET", f"/v5/builds/{_segment(build_id)}"))
+        path = f"/v5/builds/{_segment(build_id)}"
+        with _about("GET", path):
+            return Build.from_api(self._call("GET", path))
 
     def list_builds(
         self,
@@ -323,22 +334,25 @@ class SGPClient:
             "sort_by": sort_by,
             "sort_order": sort_order,
         }
-        return (Build.from_api(item) for item in self._pages("/v5/builds", params))
+        return self._records(Build.from_api, "/v5/builds", params)
 
     def cancel_build(self, build_id: str) -> Build:
         """`POST /v5/builds/{id}/cancel` (202); the answer shows the build as it was before the cancel (T14).
 
         Retried like a read: the server accepts a repeated cancel and does nothing more (sgp-api.md 2.4).
         """
-        return Build.from_api(self._call("POST", f"/v5/builds/{_segment(build_id)}/cancel", idempotent=True))
+        path = f"/v5/builds/{_segment(build_id)}/cancel"
+        with _about("POST", path):
+            return Build.from_api(self._call("POST", path, idempotent=True))
 
     def list_undeployed(self) -> list[UndeployedAgent]:
         """`GET /v5/builds/undeployed`: a bare array, not a page (T26)."""
         data = self._call("GET", "/v5/builds/undeployed")
         items = data.get("items", []) if isinstance(data, dict) else data
         if not isinstance(items, list):
-            raise ApiError("GET /v5/builds/undeployed: the answer is not a JSON array", method="GET")
-        return [UndeployedAgent.from_api(item) for item in items]
+            raise BadAnswerError("GET /v5/builds/undeployed: the answer is not a JSON array", method="GET")
+        with _about("GET", "/v5/builds/undeployed"):
+            return [UndeployedAgent.from_api(item) for item in items]
 
     def open_build_logs(self, build_id: str, *, last_event_id: str = "") -> LogStream:
         """`GET /v5/builds/{id}/logs` as SSE, with no read timeout (T13); it may close before the build ends.
@@ -382,11 +396,14 @@ class SGPClient:
             body["preview_label"] = preview_label
         if expires_at is not None:
             body["expires_at"] = format_datetime(expires_at) if isinstance(expires_at, datetime) else expires_at
-        return Deployment.from_api(self._call("POST", "/v5/agentex/deployments", idempotent=False, json=body))
+        with _about("POST", "/v5/agentex/deployments"):
+            return Deployment.from_api(self._call("POST", "/v5/agentex/deployments", idempotent=False, json=body))
 
     def get_deployment(self, deployment_id: str) -> Deployment:
         """`GET /v5/agentex/deployments/{id}`, with its Kubernetes events."""
-        return Deployment.from_api(self._call("GET", f"/v5/agentex/deployments/{_segment(deployment_id)}"))
+        path = f"/v5/agentex/deployments/{_segment(deployment_id)}"
+        with _about("GET", path):
+            return Deployment.from_api(self._call("GET", path))
 
     def list_deployments(
         self,
@@ -407,7 +424,7 @@ class SGPClient:
             "sort_by": sort_by,
             "sort_order": sort_order,
         }
-        return (Deployment.from_api(item) for item in self._pages("/v5/agentex/deployments", params))
+        return self._records(Deployment.from_api, "/v5/agentex/deployments", params)
 
     def delete_deployment(self, deployment_id: str) -> Deployment:
         """`DELETE /v5/agentex/deployments/{id}`: the record marked deleted.
@@ -419,7 +436,8 @@ class SGPClient:
         path = f"/v5/agentex/deployments/{_segment(deployment_id)}"
         retried: list[str] = []
         try:
-            return Deployment.from_api(self._call("DELETE", path, retry_log=retried))
+            with _about("DELETE", path):
+                return Deployment.from_api(self._call("DELETE", path, retry_log=retried))
         except ValidationError:
             if not retried:
                 raise
@@ -437,7 +455,19 @@ class SGPClient:
         """
         path = f"/v5/agentex/deployments/{_segment(deployment_id)}/logs"
         params = {"cursor": cursor or None, "limit": max(1, min(500, limit))}
-        return LogPage.from_api(self._call("GET", path, params=params), previous_cursor=cursor)
+        with _about("GET", path):
+            return LogPage.from_api(self._call("GET", path, params=params), previous_cursor=cursor)
+
+
+@contextlib.contextmanager
+def _about(method: str, path: str) -> Iterator[None]:
+    """Name the endpoint in an unreadable answer's message (the record readers do not know where it came from)."""
+    try:
+        yield
+    except BadAnswerError as exc:
+        if exc.method is not None:
+            raise
+        raise BadAnswerError(f"{method} {path}: {exc}", method=method) from None
 
 
 def _paging_error(path: str, why: str) -> BadAnswerError:

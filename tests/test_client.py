@@ -618,3 +618,17 @@ def test_paging_stops_on_an_item_seen_before() -> None:
         list(client.list_deployments())
     assert caught.value.exit_code == 3
     assert len(server.requests) == 3
+
+
+def test_malformed_deployment_logs_name_the_endpoint_and_exit_3() -> None:
+    with (
+        serve(lambda handler: send_json(handler, {"lines": 5, "next_cursor": "c1"})) as server,
+        SGPClient(server.url, "key", "acct") as client,
+        pytest.raises(BadAnswerError) as caught,
+    ):
+        client.deployment_logs("d-1")
+    assert str(caught.value).startswith(
+        "GET /v5/agentex/deployments/d-1/logs: the server sent a deployment logs answer this action cannot read: "
+        "'lines' is a number ('5'), not an array"
+    )
+    assert caught.value.exit_code == 3
