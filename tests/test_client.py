@@ -632,3 +632,30 @@ def test_malformed_deployment_logs_name_the_endpoint_and_exit_3() -> None:
         "'lines' is a number ('5'), not an array"
     )
     assert caught.value.exit_code == 3
+
+
+def _endless_line_sse(handler: BaseHTTPRequestHandler) -> None:
+    """A log stream holding a 16 MiB line with no line end between two good events, then closing."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.wfile.write(b'data: {"line": "before"}\n\ndata: {"line": "')
+    piece = b"a" * 65536
+    for _ in range(256):
+        handler.wfile.write(piece)
+    handler.wfile.write(b'"}\n\ndata: {"line": "after"}\n\n')
+
+
+@pytest.mark.timeout(20)
+def test_an_endless_sse_line_is_dropped_not_buffered(caplog: pytest.LogCaptureFixture) -> None:
+    with serve(_endless_line_sse) as server, SGPClient(server.url, "key", "acct") as client:
+        tracemalloc.start()
+        try:
+            with client.open_build_logs("b1") as stream:
+                assert list(stream) == ["before", "after"]
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 * 2**20  # the line was 16 MiB; at most 1 MiB of it is ever held
+    assert "the build log stream sent a line over 1048576 bytes: it is dropped" in caplog.text
