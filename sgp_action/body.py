@@ -15,6 +15,8 @@ from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSL
 
 #: The size of each read from the socket (compressed bytes).
 CHUNK = 64 * 1024
+#: The most read of an error answer, which only feeds a message.
+MAX_ERROR_BYTES = 64 * 1024
 
 
 class AnswerTooLarge(Exception):
@@ -101,3 +103,34 @@ def read_capped(response: requests.Response, limit: int, *, truncate: bool = Fal
                 raise AnswerTooLarge(f"more than {limit} bytes" + (f" once {encoding}-decoded" if encoding else ""))
             if not piece and len(data) >= pending:
                 break  # no progress: the compressed stream ended, and what trails it is ignored
+
+
+def _already_read(response: requests.Response) -> bool:
+    """True once the body is in memory (read here, or by `requests` itself for a response built elsewhere)."""
+    content: Any = getattr(response, "_content", False)
+    return content is not False
+
+
+def read_answer(response: requests.Response, limit: int) -> bytes:
+    """The whole decoded body, read once with `read_capped` and kept on the response (`.content` then works)."""
+    if _already_read(response):
+        return bytes(response.content or b"")
+    content = read_capped(response, limit)
+    response._content = content
+    return content
+
+
+def body_text(response: requests.Response) -> str:
+    """An error answer's text: at most MAX_ERROR_BYTES of it, never an exception (the answer is already an error)."""
+    if _already_read(response):
+        content = bytes(response.content or b"")[:MAX_ERROR_BYTES]
+    else:
+        try:
+            content = read_capped(response, MAX_ERROR_BYTES, truncate=True)
+        except (AnswerTooLarge, ValueError, requests.exceptions.RequestException):
+            content = b""
+        response._content = content
+    try:
+        return content.decode(response.encoding or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        return content.decode("utf-8", "replace")

@@ -30,6 +30,8 @@ from sgp_action.errors import (
     ValidationError,
 )
 from sgp_action.models import Build, Deployment, LogPage, UndeployedAgent, format_datetime
+from sgp_action.paging import about as _about
+from sgp_action.paging import walk_pages
 from sgp_action.sse import EventStream, log_lines
 from sgp_action.transport import Transport
 
@@ -39,9 +41,6 @@ _Record = TypeVar("_Record")
 MAX_ARCHIVE_BYTES = 500 * 1024 * 1024  # sgp-api.md 2.1: the context archive must be at most 500 MB
 SOURCE_FIELDS = ("source_commit", "source_ref", "source_repo", "source_subpath", "source_dirty")
 _READ_SIZE = 64 * 1024
-#: Bounds on one list walk: far beyond any real account, small enough that a looping server is cut off quickly.
-MAX_PAGES = 1000
-MAX_LIST_ITEMS = 100_000
 
 
 def _form_value(value: str | bool) -> str:
@@ -173,55 +172,11 @@ class SGPClient:
         finally:
             response.close()
 
-    def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-        """Every item of a cursor-paged list (sgp-api.md 6): `starting_after=<last id>` while `has_more`.
-
-        A hostile or broken server can page forever (cursors cycling A -> B -> A with `has_more` always true), so
-        the walk stops with BadAnswerError on a cursor or an item id seen before and after MAX_PAGES pages or
-        MAX_LIST_ITEMS items.
-        """
-        starting_after: str | None = None
-        cursors: set[str] = set()
-        ids: set[str] = set()
-        for _ in range(MAX_PAGES):
-            page = self._call("GET", path, params={**params, "starting_after": starting_after})
-            if isinstance(page, list):  # a server that answers a bare array has no further pages
-                items, has_more = page, False
-            elif isinstance(page, dict):
-                items, has_more = page.get("items") or [], bool(page.get("has_more"))
-            else:
-                raise BadAnswerError(f"GET {path}: the list answer is neither a page nor an array", method="GET")
-            if not isinstance(items, list):
-                raise BadAnswerError(f"GET {path}: the page's items are not a JSON array", method="GET")
-            for item in items:
-                if not isinstance(item, Mapping):
-                    continue
-                item_id = item.get("id") or item.get("build_id")
-                if item_id is not None:
-                    key = str(item_id)
-                    if key in ids:
-                        raise _paging_error(path, f"it sent the item {key[:100]!r} twice")
-                    ids.add(key)
-                    if len(ids) > MAX_LIST_ITEMS:
-                        raise _paging_error(path, f"it listed more than {MAX_LIST_ITEMS} items")
-                yield item
-            if not items or not has_more:
-                return
-            tail = items[-1] if isinstance(items[-1], Mapping) else {}
-            last = tail.get("id") or tail.get("build_id")
-            if not last:
-                raise BadAnswerError(f"GET {path}: has_more is true but the page gives no new cursor", method="GET")
-            starting_after = str(last)
-            if starting_after in cursors:
-                raise _paging_error(path, f"the cursor {starting_after[:100]!r} came back")
-            cursors.add(starting_after)
-        raise _paging_error(path, f"it still had more after {MAX_PAGES} pages")
-
     def _records(
         self, reader: Callable[[Mapping[str, Any]], _Record], path: str, params: Mapping[str, Any]
     ) -> Iterator[_Record]:
         """Every item of a paged list, read by `reader`; an unreadable one names the endpoint."""
-        for item in self._pages(path, params):
+        for item in walk_pages(lambda query: self._call("GET", path, params=query), path, params):
             with _about("GET", path):
                 yield reader(item)
 
@@ -457,25 +412,6 @@ class SGPClient:
         params = {"cursor": cursor or None, "limit": max(1, min(500, limit))}
         with _about("GET", path):
             return LogPage.from_api(self._call("GET", path, params=params), previous_cursor=cursor)
-
-
-@contextlib.contextmanager
-def _about(method: str, path: str) -> Iterator[None]:
-    """Name the endpoint in an unreadable answer's message (the record readers do not know where it came from)."""
-    try:
-        yield
-    except BadAnswerError as exc:
-        if exc.method is not None:
-            raise
-        raise BadAnswerError(f"{method} {path}: {exc}", method=method) from None
-
-
-def _paging_error(path: str, why: str) -> BadAnswerError:
-    return BadAnswerError(
-        f"GET {path}: the server's paging looped or exceeded the bound ({why}); nothing more was read. "
-        "The API's list answer is broken: try again later or report it to the SGP operators",
-        method="GET",
-    )
 
 
 def _segment(value: str) -> str:

@@ -11,6 +11,8 @@ Retry policy (sgp-api.md section 5 and T16):
   could not be opened, or the connect timed out) and on 429, which refuses a request without acting on it. A 5xx, a
   read timeout or a connection lost after sending raises at once.
 
+Answers are read by `sgp_action.body`, never whole by `requests`: a server can answer with gigabytes.
+
 Redirects are never followed: `requests` would resend the custom `x-api-key` header to whatever host a redirect
 names. A 3xx becomes an error asking for the final base URL. The API key never appears in a message or a log line.
 """
@@ -32,7 +34,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from sgp_action import USER_AGENT
-from sgp_action.body import AnswerTooLarge, read_capped
+from sgp_action.body import AnswerTooLarge, body_text, read_answer
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
@@ -57,8 +59,6 @@ BodyFactory = Callable[[], tuple[Any, str]]
 
 #: The most a JSON answer may hold, decompressed; real answers are a few hundred KB at most.
 MAX_ANSWER_BYTES = 8 * 2**20
-#: The most read of an error answer, which only feeds a message.
-MAX_ERROR_BYTES = 64 * 1024
 
 
 def load_body(method: str, path: str, response: requests.Response) -> bytes:
@@ -68,10 +68,8 @@ def load_body(method: str, path: str, response: requests.Response) -> bytes:
     would inflate to) or its encoding cannot be read; a connection that breaks mid-body raises the `requests`
     exception that `Transport.request` retries.
     """
-    if _already_read(response):
-        return bytes(response.content or b"")
     try:
-        content = read_capped(response, MAX_ANSWER_BYTES)
+        return read_answer(response, MAX_ANSWER_BYTES)
     except AnswerTooLarge as exc:
         response.close()
         what = f"the answer was too large ({exc}, over the {MAX_ANSWER_BYTES // 2**20} MiB read)"
@@ -79,8 +77,9 @@ def load_body(method: str, path: str, response: requests.Response) -> bytes:
     except ValueError as exc:
         response.close()
         raise bad_answer(method, path, response, f"the answer could not be decoded ({exc})") from None
-    response._content = content
-    return content
+    except requests.exceptions.RequestException:
+        response.close()
+        raise
 
 
 def bad_answer(method: str, path: str, response: requests.Response, what: str) -> BadAnswerError:
@@ -91,28 +90,6 @@ def bad_answer(method: str, path: str, response: requests.Response, what: str) -
         method=method,
         url=_redacted_url(response.url),
     )
-
-
-def _already_read(response: requests.Response) -> bool:
-    """True once the body is in memory (read here, or by `requests` itself for a response built elsewhere)."""
-    content: Any = getattr(response, "_content", False)
-    return content is not False
-
-
-def body_text(response: requests.Response) -> str:
-    """An error answer's text: at most MAX_ERROR_BYTES of it, never an exception (the answer is already an error)."""
-    if _already_read(response):
-        content = bytes(response.content or b"")[:MAX_ERROR_BYTES]
-    else:
-        try:
-            content = read_capped(response, MAX_ERROR_BYTES, truncate=True)
-        except (AnswerTooLarge, ValueError, requests.exceptions.RequestException):
-            content = b""
-        response._content = content
-    try:
-        return content.decode(response.encoding or "utf-8", "replace")
-    except LookupError:  # a charset Python does not know
-        return content.decode("utf-8", "replace")
 
 
 def join_url(base_url: str, path: str) -> str:

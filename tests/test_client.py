@@ -18,7 +18,7 @@ import requests
 import responses
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
-from sgp_action import client as client_module
+from sgp_action import paging
 from sgp_action.client import SGPClient
 from sgp_action.errors import (
     ApiConnectionError,
@@ -597,7 +597,7 @@ def _endless_fresh_pages(handler: BaseHTTPRequestHandler) -> None:
 
 
 def test_paging_stops_at_the_page_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_module, "MAX_PAGES", 7)
+    monkeypatch.setattr(paging, "MAX_PAGES", 7)
     pattern = r"GET /v5/builds: .*paging looped or exceeded.*after 7 pages"
     with (
         serve(_endless_fresh_pages) as server,
