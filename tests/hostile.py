@@ -43,6 +43,10 @@ def serve(respond: Respond) -> Iterator[Hostile]:
 
         do_GET = do_POST = do_DELETE = _any
 
+        def handle(self) -> None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that hung up mid-answer
+                super().handle()
+
         def log_message(self, *args: object) -> None:
             pass
 
