@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 #: Upload progress: a line every 10 % or every few seconds, whichever comes first.
 PROGRESS_STEP = 0.10
 PROGRESS_SECONDS = 3.0
+#: Statuses (lowercased, either API generation) of a build still under way that a rerun may follow instead of
+#: building again; `cancelling` and unknown words are left alone.
+UNFINISHED_STATUSES = frozenset({"queued", "pending", "running", "in_progress", "building"})
 #: After the build ended, how long the follower may take to print the last lines.
 DRAIN_SECONDS = 5.0
 #: After the build ended, a stream that brings no line for this long is caught up: some servers keep it open.
@@ -205,18 +208,32 @@ class BuildPhase(PhaseBase):
 
     def find_reusable(self, agent_name: str, working_tree_hash: str) -> Build | None:
         """A successful build of this agent with the same working-tree hash, checked client-side
-        (docs/sgp-api.md#older-servers-ignore-unknown-filters)."""
+        (docs/sgp-api.md#older-servers-ignore-unknown-filters).
+
+        Failing that, a build of the same tree still unfinished (a run killed mid-build leaves one behind) is
+        followed to its end instead of starting a second one: the successful build is returned, a failed one raises
+        BuildFailed as `wait` does. A failed or cancelled build is never reused.
+        """
         builds = self.client.list_builds(
             agent_name=agent_name, working_tree_hash=working_tree_hash, sort_by="created_at", sort_order="desc"
         )
+        unfinished: Build | None = None
         for build in itertools.islice(builds, AGENT_SCAN_LIMIT):
-            if (
-                build.working_tree_hash == working_tree_hash
-                and build.agent_name == agent_name
-                and build.phase is Phase.SUCCEEDED
-            ):
+            if build.working_tree_hash != working_tree_hash or build.agent_name != agent_name:
+                continue
+            if build.phase is Phase.SUCCEEDED:
                 return build
-        return None
+            if unfinished is None and build.status in UNFINISHED_STATUSES:
+                unfinished = build
+        if unfinished is None:
+            return None
+        self.console.info(
+            f"Reusing build {unfinished.id}, still {unfinished.status}: an earlier run started it for the same agent "
+            "and working-tree hash and stopped before it ended; following it instead of starting another build"
+        )
+        self.remote.building(unfinished.id)  # from now on a cancelled run cancels it, as it would its own
+        self.report.record_build(unfinished, reused=True)
+        return self.wait(unfinished)
 
     # --- create ------------------------------------------------------------------------------------------------
 

@@ -17,18 +17,27 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
-from sgp_action.errors import ApiConnectionError, ApiError, ContextError, InputError, ValidationError
+from sgp_action.errors import (
+    ApiConnectionError,
+    BadAnswerError,
+    ContextError,
+    InputError,
+    ValidationError,
+)
 from sgp_action.models import Build, Deployment, LogPage, UndeployedAgent, format_datetime
+from sgp_action.paging import about as _about
+from sgp_action.paging import walk_pages
 from sgp_action.sse import EventStream, log_lines
 from sgp_action.transport import Transport
 
 logger = logging.getLogger(__name__)
+_Record = TypeVar("_Record")
 
 # docs/sgp-api.md#one-image-source-and-the-size-limit: the context archive must be at most 500 MB
 MAX_ARCHIVE_BYTES = 500 * 1024 * 1024
@@ -168,25 +177,13 @@ class SGPClient:
         finally:
             response.close()
 
-    def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-        """Every item of a cursor-paged list (docs/sgp-api.md#paging): `starting_after=<last id>` while `has_more`."""
-        starting_after: str | None = None
-        while True:
-            page = self._call("GET", path, params={**params, "starting_after": starting_after})
-            if isinstance(page, list):  # a server that answers a bare array has no further pages
-                items, has_more = page, False
-            elif isinstance(page, dict):
-                items, has_more = page.get("items") or [], bool(page.get("has_more"))
-            else:
-                raise ApiError(f"GET {path}: the list answer is neither a page nor an array", method="GET")
-            yield from (item for item in items if isinstance(item, Mapping))
-            if not items or not has_more:
-                return
-            tail = items[-1] if isinstance(items[-1], Mapping) else {}
-            last = tail.get("id") or tail.get("build_id")
-            if not last or last == starting_after:
-                raise ApiError(f"GET {path}: has_more is true but the page gives no new cursor", method="GET")
-            starting_after = str(last)
+    def _records(
+        self, reader: Callable[[Mapping[str, Any]], _Record], path: str, params: Mapping[str, Any]
+    ) -> Iterator[_Record]:
+        """Every item of a paged list, read by `reader`; an unreadable one names the endpoint."""
+        for item in walk_pages(lambda query: self._call("GET", path, params=query), path, params):
+            with _about("GET", path):
+                yield reader(item)
 
     # --- builds (docs/sgp-api.md#builds) --------------------------------------------------------
 
@@ -254,7 +251,8 @@ class SGPClient:
                 return monitor, monitor.content_type
 
             data = self._call("POST", "/v5/builds", idempotent=False, body=body)
-        return Build.from_api(data)
+        with _about("POST", "/v5/builds"):
+            return Build.from_api(data)
 
     @staticmethod
     @contextlib.contextmanager
@@ -276,7 +274,9 @@ class SGPClient:
 
     def get_build(self, build_id: str) -> Build:
         """`GET /v5/builds/{id}`."""
-        return Build.from_api(self._call("GET", f"/v5/builds/{_segment(build_id)}"))
+        path = f"/v5/builds/{_segment(build_id)}"
+        with _about("GET", path):
+            return Build.from_api(self._call("GET", path))
 
     def list_builds(
         self,
@@ -298,7 +298,7 @@ class SGPClient:
             "sort_by": sort_by,
             "sort_order": sort_order,
         }
-        return (Build.from_api(item) for item in self._pages("/v5/builds", params))
+        return self._records(Build.from_api, "/v5/builds", params)
 
     def cancel_build(self, build_id: str) -> Build:
         """`POST /v5/builds/{id}/cancel` (202); the answer shows the build as it was before the cancel
@@ -307,15 +307,18 @@ class SGPClient:
         Retried like a read: the server accepts a repeated cancel and does nothing more
         (docs/sgp-api.md#cancel-a-build).
         """
-        return Build.from_api(self._call("POST", f"/v5/builds/{_segment(build_id)}/cancel", idempotent=True))
+        path = f"/v5/builds/{_segment(build_id)}/cancel"
+        with _about("POST", path):
+            return Build.from_api(self._call("POST", path, idempotent=True))
 
     def list_undeployed(self) -> list[UndeployedAgent]:
         """`GET /v5/builds/undeployed`: a bare array, not a page (docs/sgp-api.md#undeployed-is-a-bare-array)."""
         data = self._call("GET", "/v5/builds/undeployed")
         items = data.get("items", []) if isinstance(data, dict) else data
         if not isinstance(items, list):
-            raise ApiError("GET /v5/builds/undeployed: the answer is not a JSON array", method="GET")
-        return [UndeployedAgent.from_api(item) for item in items]
+            raise BadAnswerError("GET /v5/builds/undeployed: the answer is not a JSON array", method="GET")
+        with _about("GET", "/v5/builds/undeployed"):
+            return [UndeployedAgent.from_api(item) for item in items]
 
     def open_build_logs(self, build_id: str, *, last_event_id: str = "") -> LogStream:
         """`GET /v5/builds/{id}/logs` as SSE, with no read timeout (docs/sgp-api.md#build-log-stream-quirks); it may
@@ -361,11 +364,14 @@ class SGPClient:
             body["preview_label"] = preview_label
         if expires_at is not None:
             body["expires_at"] = format_datetime(expires_at) if isinstance(expires_at, datetime) else expires_at
-        return Deployment.from_api(self._call("POST", "/v5/agentex/deployments", idempotent=False, json=body))
+        with _about("POST", "/v5/agentex/deployments"):
+            return Deployment.from_api(self._call("POST", "/v5/agentex/deployments", idempotent=False, json=body))
 
     def get_deployment(self, deployment_id: str) -> Deployment:
         """`GET /v5/agentex/deployments/{id}`, with its Kubernetes events."""
-        return Deployment.from_api(self._call("GET", f"/v5/agentex/deployments/{_segment(deployment_id)}"))
+        path = f"/v5/agentex/deployments/{_segment(deployment_id)}"
+        with _about("GET", path):
+            return Deployment.from_api(self._call("GET", path))
 
     def list_deployments(
         self,
@@ -388,7 +394,7 @@ class SGPClient:
             "sort_by": sort_by,
             "sort_order": sort_order,
         }
-        return (Deployment.from_api(item) for item in self._pages("/v5/agentex/deployments", params))
+        return self._records(Deployment.from_api, "/v5/agentex/deployments", params)
 
     def delete_deployment(self, deployment_id: str) -> Deployment:
         """`DELETE /v5/agentex/deployments/{id}`: the record marked deleted.
@@ -402,7 +408,8 @@ class SGPClient:
         path = f"/v5/agentex/deployments/{_segment(deployment_id)}"
         retried: list[str] = []
         try:
-            return Deployment.from_api(self._call("DELETE", path, retry_log=retried))
+            with _about("DELETE", path):
+                return Deployment.from_api(self._call("DELETE", path, retry_log=retried))
         except ValidationError:
             if not retried:
                 raise
@@ -420,7 +427,8 @@ class SGPClient:
         """
         path = f"/v5/agentex/deployments/{_segment(deployment_id)}/logs"
         params = {"cursor": cursor or None, "limit": max(1, min(500, limit))}
-        return LogPage.from_api(self._call("GET", path, params=params), previous_cursor=cursor)
+        with _about("GET", path):
+            return LogPage.from_api(self._call("GET", path, params=params), previous_cursor=cursor)
 
 
 def _segment(value: str) -> str:

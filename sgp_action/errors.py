@@ -130,6 +130,10 @@ class ServerError(ApiError):
     """5xx after every retry."""
 
 
+class BadAnswerError(ApiError):
+    """A 2xx answer this action cannot use: wrong shape, too large, or a list whose paging never ends."""
+
+
 class ApiConnectionError(ApiError):
     """The API could not be reached (DNS, refused, reset) after every retry."""
 

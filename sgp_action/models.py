@@ -9,16 +9,17 @@ fields are ignored and the whole record stays available in `raw`.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sgp_action.errors import ApiError
+from sgp_action.errors import BadAnswerError
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +76,62 @@ def format_datetime(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+_Reader = TypeVar("_Reader", bound=Callable[..., Any])
+
+
+class _WrongType(Exception):
+    """A field of a record holds a JSON type this action cannot use; `reading` names the record."""
+
+
+def _shown(value: Any) -> str:
+    """A value's JSON type and a short, inert sample of it, for a message."""
+    kind = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+    return f"{kind} ({str(value)[:80]!r})"
+
+
+@contextlib.contextmanager
+def reading(what: str) -> Iterator[None]:
+    """Turn a wrong type met while reading `what` into BadAnswerError (exit 3) saying what the server sent."""
+    try:
+        yield
+    except _WrongType as exc:
+        raise BadAnswerError(
+            f"the server sent {what} this action cannot read: {exc}; check that base-url points at the SGP API"
+        ) from None
+
+
 def _text(data: Mapping[str, Any], *keys: str) -> str | None:
-    """The first key that holds a non-empty value, as a string."""
+    """The first key that holds a non-empty value, as a string; an object or array there is a wrong type."""
     for key in keys:
         value = data.get(key)
+        if isinstance(value, (dict, list)):
+            raise _WrongType(f"{key!r} is {_shown(value)}, not a string")
         if value is not None and value != "":
             return str(value)
     return None
+
+
+def _array(data: Mapping[str, Any], key: str, *kinds: type, skip_others: bool = False) -> list[Any]:
+    """`data[key]` as a list of items of `kinds` (absent or null is empty); other items are skipped or refused."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _WrongType(f"{key!r} is {_shown(value)}, not an array")
+    for index, item in enumerate(value):
+        if not isinstance(item, kinds) and not skip_others:
+            raise _WrongType(f"{key}[{index}] is {_shown(item)}")
+    return [item for item in value if isinstance(item, kinds)]
+
+
+def _flag(data: Mapping[str, Any], key: str) -> bool:
+    """`data[key]` as a boolean (absent or null is false); the string "false" is not taken as true."""
+    value = data.get(key)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise _WrongType(f"{key!r} is {_shown(value)}, not a boolean")
 
 
 def manifest_agent_name(text: Any) -> str | None:
@@ -108,9 +158,23 @@ def _agent_name_of(text: str) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _require_mapping(data: Any, what: str) -> Mapping[str, Any]:
+def _reads(what: str) -> Callable[[_Reader], _Reader]:
+    """Decorate a `from_api`: any wrong type met inside it becomes one BadAnswerError naming `what`."""
+
+    def decorate(function: _Reader) -> _Reader:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with reading(what):
+                return function(*args, **kwargs)
+
+        return cast(_Reader, wrapper)
+
+    return decorate
+
+
+def _require_mapping(data: Any, what: str = "it") -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
-        raise ApiError(f"the API answered {what} that is not a JSON object: {str(data)[:200]!r}")
+        raise _WrongType(f"{what} is {_shown(data)}, not an object")
     return data
 
 
@@ -135,12 +199,13 @@ class Build:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
+    @_reads("a build record")
     def from_api(cls, data: Mapping[str, Any]) -> Build:
-        """Read a build record; raises ApiError when it has no id at all."""
-        data = _require_mapping(data, "a build")
+        """Read a build record; raises BadAnswerError when it has no id or a field of the wrong type."""
+        data = _require_mapping(data)
         build_id = _text(data, "id", "build_id")
         if build_id is None:
-            raise ApiError(f"the API answered a build record without an id: {sorted(data)}")
+            raise _WrongType(f"it has no id (its fields: {sorted(data)[:20]})")
         return cls(
             id=build_id,
             status=_status(data, "build_status", "status"),
@@ -175,9 +240,10 @@ class DeployEvent:
     timestamp: datetime | None = None
 
     @classmethod
+    @_reads("a deployment event")
     def from_api(cls, data: Mapping[str, Any]) -> DeployEvent:
         """Read one event; every field is optional."""
-        data = _require_mapping(data, "a deployment event")
+        data = _require_mapping(data)
         return cls(
             type=_text(data, "type"),
             reason=_text(data, "reason"),
@@ -203,15 +269,16 @@ class Deployment:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
+    @_reads("a deployment record")
     def from_api(cls, data: Mapping[str, Any]) -> Deployment:
-        """Read a deployment record; raises ApiError when it has no id."""
-        data = _require_mapping(data, "a deployment")
+        """Read a deployment record; raises BadAnswerError when it has no id or a field of the wrong type."""
+        data = _require_mapping(data)
         deployment_id = _text(data, "id", "deployment_id", "deploy_id")
         if deployment_id is None:
-            raise ApiError(f"the API answered a deployment record without an id: {sorted(data)}")
-        events = data.get("deploy_events")
-        if events is None:
-            events = data.get("events")
+            raise _WrongType(f"it has no id (its fields: {sorted(data)[:20]})")
+        events = _array(
+            data, "deploy_events" if data.get("deploy_events") is not None else "events", Mapping, skip_others=True
+        )
         return cls(
             id=deployment_id,
             status=_status(data, "status", "deploy_status"),
@@ -221,7 +288,7 @@ class Deployment:
             helm_release_name=_text(data, "helm_release_name"),
             namespace=_text(data, "namespace"),
             created_at=parse_datetime(data.get("created_at")),
-            events=tuple(DeployEvent.from_api(e) for e in events or () if isinstance(e, Mapping)),
+            events=tuple(DeployEvent.from_api(e) for e in events),
             agent_name=_text(data, "agent_name") or manifest_agent_name(data.get("manifest_file")),
             raw=dict(data),
         )
@@ -252,14 +319,15 @@ class LogLine:
     timestamp: datetime | None = None
 
     @classmethod
+    @_reads("a deployment log line")
     def from_api(cls, data: Mapping[str, Any] | str) -> LogLine:
         """Read one line; a bare string (as the docs' `jq -r '.lines[]'` example suggests) is a message without id."""
         if isinstance(data, str):
             return cls(id="", message=data)
-        data = _require_mapping(data, "a log line")
+        data = _require_mapping(data)
         return cls(
             id=_text(data, "id") or "",
-            message=str(data.get("message") or data.get("line") or ""),
+            message=_text(data, "message", "line") or "",
             log_level=_text(data, "log_level", "level"),
             timestamp=parse_datetime(data.get("timestamp")),
         )
@@ -275,14 +343,15 @@ class LogPage:
     has_more: bool
 
     @classmethod
+    @_reads("a deployment logs answer")
     def from_api(cls, data: Mapping[str, Any], *, previous_cursor: str = "") -> LogPage:
         """Read a logs response; an empty `next_cursor` keeps `previous_cursor` so the log is never replayed."""
-        data = _require_mapping(data, "a deployment log page")
-        lines = data.get("lines") or ()
+        data = _require_mapping(data)
+        lines = _array(data, "lines", Mapping, str)
         return cls(
-            lines=tuple(LogLine.from_api(line) for line in lines if isinstance(line, (Mapping, str))),
-            next_cursor=str(data.get("next_cursor") or "") or previous_cursor,
-            has_more=bool(data.get("has_more")),
+            lines=tuple(LogLine.from_api(line) for line in lines),
+            next_cursor=_text(data, "next_cursor") or previous_cursor,
+            has_more=_flag(data, "has_more"),
         )
 
 
@@ -295,10 +364,11 @@ class UndeployedAgent:
     total_builds: int
 
     @classmethod
+    @_reads("an undeployed-agent record")
     def from_api(cls, data: Mapping[str, Any]) -> UndeployedAgent:
         """Read one element of the bare array (docs/sgp-api.md#undeployed-is-a-bare-array)."""
-        data = _require_mapping(data, "an undeployed agent")
-        latest = Build.from_api(_require_mapping(data.get("latest_build"), "a latest_build"))
+        data = _require_mapping(data)
+        latest = Build.from_api(_require_mapping(data.get("latest_build"), "'latest_build'"))
         try:
             total = int(data.get("total_builds") or 0)
         except (TypeError, ValueError):

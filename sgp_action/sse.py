@@ -10,6 +10,8 @@ holding only an `id` never comes out), so the byte stream is normalised first, b
 * `id` and `retry` lines are consumed here, where the standard's stream-wide state lives: an `id` holding U+0000
   is ignored, `retry` counts only when it is all ASCII digits, and the current last-event-ID is written into every
   block handed on, so it carries over to later events as the standard says;
+* a line longer than MAX_LINE_BYTES, or an event longer than MAX_EVENT_BYTES, is dropped with a warning as its
+  bytes arrive, never buffered (a server can send a line that never ends);
 * a block reaches sseclient-py only once its blank line has arrived, as canonical `LF` lines ending in one blank
   line, so the final event that never got its blank line is dropped.
 
@@ -32,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 _BOM = b"\xef\xbb\xbf"
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+#: A server can send a line, or an event of many lines, that never ends: beyond these it is dropped, not buffered.
+MAX_LINE_BYTES = 2**20
+MAX_EVENT_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -52,9 +57,15 @@ class _Normaliser:
         self.reconnection_time_ms: int | None = None
         self._head = b""  # the first bytes, until we know whether they start with a BOM
         self._started = False
-        self._buffer = b""
+        # The unfinished line as pieces, joined once when its end arrives: a line spread over many chunks costs
+        # linear time, not a copy of the whole buffer per chunk.
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._overlong = False  # the unfinished line passed MAX_LINE_BYTES: its bytes are dropped as they come
         self._swallow_lf = False  # the previous chunk ended in CR: a leading LF completes that CRLF
         self._block: list[bytes] = []
+        self._block_size = 0
+        self._block_overlong = False  # the unfinished event passed MAX_EVENT_BYTES: it is dropped at its end
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Take the next chunk; return the blocks it completed."""
@@ -69,22 +80,35 @@ class _Normaliser:
             if chunk.startswith(b"\n"):
                 chunk = chunk[1:]
             self._swallow_lf = False
-        # The kept tail never holds a line ending (a final CR was consumed above), so only the new bytes are scanned.
-        scan_from = len(self._buffer)
-        self._buffer += chunk
+        # The unfinished line never holds a line ending (a final CR was consumed above): only the chunk is scanned.
         blocks: list[bytes] = []
         start = 0
-        for match in _LINE_END.finditer(self._buffer, scan_from):
-            block = self._line(self._buffer[start : match.start()])
+        for match in _LINE_END.finditer(chunk):
+            self._keep(chunk[start : match.start()])
+            line = b"".join(self._pending)
+            overlong = self._overlong
+            self._pending, self._pending_size, self._overlong = [], 0, False
+            block = None if overlong else self._line(line)
             if block is not None:
                 blocks.append(block)
             start = match.end()
-            # A CR that ends the buffer ends its line now (no waiting for the next chunk); if the next chunk starts
+            # A CR that ends the chunk ends its line now (no waiting for the next chunk); if the next chunk starts
             # with LF, that LF belongs to this CR.
-            if match.group() == b"\r" and start == len(self._buffer):
+            if match.group() == b"\r" and start == len(chunk):
                 self._swallow_lf = True
-        self._buffer = self._buffer[start:]
+        self._keep(chunk[start:])
         return blocks
+
+    def _keep(self, piece: bytes) -> None:
+        """Add to the unfinished line, up to MAX_LINE_BYTES; past that the line is dropped, with one warning."""
+        if not piece or self._overlong:
+            return
+        if self._pending_size + len(piece) > MAX_LINE_BYTES:
+            logger.warning("the build log stream sent a line over %d bytes: it is dropped", MAX_LINE_BYTES)
+            self._pending, self._pending_size, self._overlong = [], 0, True
+            return
+        self._pending.append(piece)
+        self._pending_size += len(piece)
 
     def _line(self, raw: bytes) -> bytes | None:
         if not raw:
@@ -101,15 +125,22 @@ class _Normaliser:
             if value and value.isascii() and value.isdigit():
                 self.reconnection_time_ms = int(value)
             return None
-        if name:  # comments (empty field name) need not reach sseclient-py
-            self._block.append(text.encode("utf-8"))
+        if name and not self._block_overlong:  # comments (empty field name) need not reach sseclient-py
+            encoded = text.encode("utf-8")
+            if self._block_size + len(encoded) > MAX_EVENT_BYTES:
+                logger.warning("the build log stream sent an event over %d bytes: it is dropped", MAX_EVENT_BYTES)
+                self._block, self._block_size, self._block_overlong = [], 0, True
+            else:
+                self._block.append(encoded)
+                self._block_size += len(encoded)
         return None
 
     def _dispatch(self) -> bytes | None:
+        self._block_overlong = False
         if not self._block:
             return None
         lines = [*self._block, f"id: {self.last_event_id}".encode()]
-        self._block = []
+        self._block, self._block_size = [], 0
         return b"\n".join(lines) + b"\n\n"
 
 

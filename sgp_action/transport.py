@@ -16,6 +16,7 @@ Retry policy (docs/sgp-api.md#errors-and-retries, docs/sgp-api.md#creates-are-no
 Every call ends by its deadline (an argument, or the `sgp_action.deadlines` scope the phases set): each attempt's
 timeouts are capped by the time left, a watchdog cuts a body still dripping in at the deadline, and no retry starts
 without time for it. A call stopped that way raises `RequestDeadlineError` (a timeout, exit 4), not an API error.
+Answers are read by `sgp_action.body`, never whole by `requests`: a server can answer with gigabytes.
 
 Redirects are never followed: `requests` would resend the custom `x-api-key` header to whatever host a redirect
 names. A 3xx becomes an error asking for the final base URL. The API key never appears in a message or a log line.
@@ -39,12 +40,14 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from sgp_action import USER_AGENT
+from sgp_action.body import AnswerTooLarge, body_text, read_answer
 from sgp_action.deadlines import Watchdog, WatchedAdapter, current_deadline
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
     ApiTimeoutError,
     AuthError,
+    BadAnswerError,
     ConflictError,
     InputError,
     NotFoundError,
@@ -64,6 +67,41 @@ BodyFactory = Callable[[], tuple[Any, str]]
 MIN_ATTEMPT_SECONDS = 1.0
 #: A failure this close to the deadline counts as caused by it (timeouts capped to the time left end just before).
 DEADLINE_SLACK = 0.05
+
+
+#: The most a JSON answer may hold, decompressed; real answers are a few hundred KB at most.
+MAX_ANSWER_BYTES = 8 * 2**20
+
+
+def load_body(method: str, path: str, response: requests.Response) -> bytes:
+    """The whole (decompressed) body of an answer, read once, at most MAX_ANSWER_BYTES; kept on the response.
+
+    BadAnswerError when the answer is larger (a gzip bomb is cut off after MAX_ANSWER_BYTES of output, whatever it
+    would inflate to) or its encoding cannot be read; a connection that breaks mid-body raises the `requests`
+    exception that `Transport.request` retries.
+    """
+    try:
+        return read_answer(response, MAX_ANSWER_BYTES)
+    except AnswerTooLarge as exc:
+        response.close()
+        what = f"the answer was too large ({exc}, over the {MAX_ANSWER_BYTES // 2**20} MiB read)"
+        raise bad_answer(method, path, response, what) from None
+    except ValueError as exc:
+        response.close()
+        raise bad_answer(method, path, response, f"the answer could not be decoded ({exc})") from None
+    except requests.exceptions.RequestException:
+        response.close()
+        raise
+
+
+def bad_answer(method: str, path: str, response: requests.Response, what: str) -> BadAnswerError:
+    """The error for a 2xx answer that cannot be used (exit 3), naming the endpoint."""
+    return BadAnswerError(
+        f"{method} {path}: {what}; check that base-url points at the SGP API",
+        status_code=response.status_code,
+        method=method,
+        url=_redacted_url(response.url),
+    )
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -103,9 +141,13 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
 
 
 def error_detail(response: requests.Response, limit: int = 500) -> str:
-    """The server's reason, readable: FastAPI's `detail` string as is, its list as `loc: msg; ...`, else the text."""
+    """The server's reason, readable: FastAPI's `detail` string as is, its list as `loc: msg; ...`, else the text.
+
+    Reads at most MAX_ERROR_BYTES of the body: an error answer only feeds a message.
+    """
+    text = body_text(response)
     try:
-        body = response.json()
+        body: Any = json.loads(text)
     except ValueError:
         body = None
     detail: Any = body.get("detail", body.get("message")) if isinstance(body, dict) else None
@@ -124,7 +166,7 @@ def error_detail(response: requests.Response, limit: int = 500) -> str:
     elif detail is not None:
         text = str(detail)
     else:
-        text = response.text.strip()
+        text = text.strip()
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -293,9 +335,11 @@ class Transport:
                         data=data,
                         headers=headers,
                         timeout=timeout,
-                        stream=stream,
+                        stream=True,  # bodies are read by load_body, bounded; requests would read them whole
                         allow_redirects=False,
                     )
+                    if not stream and response.status_code < 300:
+                        load_body(method, path, response)
             except requests.exceptions.ConnectTimeout as exc:
                 reason, retryable = "connect timeout", True
                 error = self._transport_error(
@@ -388,7 +432,7 @@ class Transport:
             hint = f"{head}: the API redirects to {location}; set base-url to the final address (redirects are off)"
         else:
             hint = f"{head}{said}: unexpected answer"
-        text = self.redact(response.text)
+        text = self.redact(body_text(response))
         try:
             body: Any = json.loads(text)
         except ValueError:
@@ -398,14 +442,10 @@ class Transport:
     @staticmethod
     def json(method: str, path: str, response: requests.Response) -> Any:
         """The decoded JSON body of a successful answer; ApiError when it is not JSON (e.g. a wrong base-url)."""
+        content = load_body(method, path, response)
         try:
-            return response.json()
+            return json.loads(content)
         except ValueError:
-            snippet = " ".join(response.text[:200].split())
-            raise ApiError(
-                f"{method} {path}: {response.status_code} with a body that is not JSON ({snippet!r}); "
-                "check that base-url points at the SGP API",
-                status_code=response.status_code,
-                method=method,
-                url=_redacted_url(response.url),
-            ) from None
+            snippet = " ".join(content[:200].decode("utf-8", "replace").split())
+            what = f"{response.status_code} with a body that is not JSON ({snippet!r})"
+            raise bad_answer(method, path, response, what) from None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,10 @@ from sgp_action.build_phase import BuildPhase, BuildSpec, LogFollower, ProgressP
 from sgp_action.cancel import CancelToken
 from sgp_action.errors import ApiConnectionError, BuildFailed, Cancelled, OperationTimeout, ServerError, ValidationError
 from sgp_action.models import Phase
+from tests.conftest import EmulatorHandle
 from tests.fakes import FakeClient, FakeConsole, FakeStream, build, phase_env, ticking_clock
+from tests.run_helpers import Workspace
+from tests.test_cancel import _start_run, _wait_for_line
 
 
 def _phase(client: FakeClient, *, timeout: float = 30.0, token: CancelToken | None = None, clock: Any = None) -> Any:
@@ -303,3 +308,59 @@ def test_lines_lost_by_a_close_just_before_the_end_are_caught_up() -> None:
     phase, console = _phase(client)
     phase.wait(build())
     assert console.of("server") == lines
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled", "CANCELLING", "timed_out", "unknown"])
+def test_a_build_that_ended_badly_or_is_ending_is_never_followed(status: str) -> None:
+    client = FakeClient()
+    client.listed_builds = [build(status, id="b-bad")]
+    phase, _ = _phase(client)
+    assert phase.find_reusable("echo-bot", "h" * 64) is None
+    assert [n for n, _ in client.calls if n in ("get_build", "open_build_logs")] == []
+
+
+def _finish_now(emulator: EmulatorHandle, build_id: str) -> None:
+    """Move the emulator's clock for one build so that it ends at once (it was made to run for a minute)."""
+    store = emulator.server.store
+    with store.changed:
+        store.builds[build_id].created_mono -= 3600
+        store.changed.notify_all()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("dialect", ["current", "legacy"])
+def test_a_rerun_after_sigkill_follows_the_unfinished_build(
+    tmp_path: Path, emulator_factory: Any, dialect: str
+) -> None:
+    """The first run is killed (SIGKILL) mid-build; the rerun of the same tree follows that build, creating none."""
+    emulator = emulator_factory(build_seconds=60, dialect=dialect)
+    workspace = Workspace(tmp_path, emulator)
+    first = _start_run(workspace.environ("push", workspace.push("main")))
+    try:
+        _wait_for_line(first, "::group::Build logs")
+    finally:
+        first.kill()
+        first.wait()
+    (left,) = emulator.state()["builds"]
+    assert str(left.get("build_status") or left.get("status")).lower() in {"queued", "running"}
+    build_id = str(left.get("id") or left.get("build_id"))
+    seen = len(emulator.state()["requests"])
+
+    runs: list[Any] = []
+    rerun = threading.Thread(target=lambda: runs.append(workspace.run("push", workspace.push("main"))))
+    rerun.start()
+    polled = f"/v5/builds/{build_id}"
+    deadline = time.monotonic() + 30
+    while not any(r["path"] == polled for r in emulator.state()["requests"][seen:]):  # the rerun follows it
+        assert rerun.is_alive() and time.monotonic() < deadline, runs and runs[0].log
+        time.sleep(0.02)
+    _finish_now(emulator, build_id)
+    rerun.join(30)
+
+    (run,) = runs
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    assert (run.outputs["build-id"], run.outputs["reused-build"]) == (build_id, "true")
+    assert f"Reusing build {build_id}, still " in run.log
+    posts = [r for r in emulator.state()["requests"] if r["method"] == "POST" and r["path"] == "/v5/builds"]
+    assert len(posts) == 1  # the killed run's; the rerun created none
+    assert len(emulator.state()["builds"]) == 1

@@ -23,6 +23,7 @@ from sgp_action.report import Report
 from sgp_action.runner import Runner
 from tests.conftest import EmulatorHandle, agent_yaml
 from tests.fakes import T0, Forge, deployment, serve_pr_states
+from tests.hostile import cycling_pages, run_action, serve
 
 REPO = "octo/mono"
 TOKEN = "forge-token-123"
@@ -294,37 +295,20 @@ def test_rate_limited_sweep_still_completes(emulator: EmulatorHandle, tmp_path: 
 def test_scheduled_run_deletes_closed_pr_previews_and_keeps_open_ones(
     emulator: EmulatorHandle, forge: Forge, tmp_path: Path, dry_run: bool
 ) -> None:
-    from sgp_action.demo import parse_output_file
-    from sgp_action.event import load_event
-    from sgp_action.pipeline import run_pipeline
-    from sgp_action.settings import load_settings
-
     with _client(emulator) as client:
         closed = [_create(client, "pr-8"), _create(client, "pr-8")]
         open_ = _create(client, "pr-9")
     forge.states.update({8: "closed", 9: "open"})
-    event_path, output, summary = tmp_path / "event.json", tmp_path / "output", tmp_path / "summary.md"
-    event_path.write_text(json.dumps({"schedule": "0 3 * * *"}), encoding="utf-8")
-    output.write_text("", encoding="utf-8")
-    summary.write_text("", encoding="utf-8")
-    env = {
-        "GITHUB_EVENT_NAME": "schedule",
-        "GITHUB_EVENT_PATH": str(event_path),
-        "GITHUB_OUTPUT": str(output),
-        "GITHUB_STEP_SUMMARY": str(summary),
-        "GITHUB_REPOSITORY": REPO,
-        "GITHUB_API_URL": forge.url,
-        "INPUT_BASE_URL": emulator.url,
-        "INPUT_API_KEY": emulator.api_key,
-        "INPUT_ACCOUNT_ID": emulator.account_id,
-        "INPUT_GITHUB_TOKEN": TOKEN,
-        "INPUT_DRY_RUN": "true" if dry_run else "false",
-    }
-    event = load_event(env)
-    runner = Runner(environ=env, stream=io.StringIO())
-    outcome = run_pipeline(load_settings(env, event=event, cwd=tmp_path), event, runner)
-    outputs = parse_output_file(output.read_text(encoding="utf-8"))
-    assert (outcome.exit_code, outputs["result"]) == (0, "success")
+    environ = {"GITHUB_ACTIONS": "false", "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": forge.url}
+    run = run_action(
+        emulator.url,
+        tmp_path,
+        environ={**environ, "INPUT_API_KEY": emulator.api_key, "INPUT_ACCOUNT_ID": emulator.account_id},
+        github_token=TOKEN,
+        dry_run="true" if dry_run else "false",
+    )
+    outputs = run.outputs
+    assert (run.exit_code, outputs["result"]) == (0, "success")
     statuses = _statuses(emulator)
     assert statuses[open_] != "deleted"
     if dry_run:
@@ -333,8 +317,8 @@ def test_scheduled_run_deletes_closed_pr_previews_and_keeps_open_ones(
     else:
         assert sorted(json.loads(outputs["deleted"])) == sorted(closed)
         assert all(statuses[i] == "deleted" for i in closed)
-    assert "PR #8 is closed" in summary.read_text(encoding="utf-8")
-    assert TOKEN not in runner.stream.getvalue()  # type: ignore[attr-defined]
+    assert "PR #8 is closed" in run.summary
+    assert TOKEN not in run.log
 
 
 def test_a_closed_pr_condemns_only_this_repositorys_agents_previews() -> None:
@@ -344,3 +328,14 @@ def test_a_closed_pr_condemns_only_this_repositorys_agents_previews() -> None:
     assert [(d.deployment.id, d.reason) for d in doomed] == [("ours", CLOSED), ("unknown", CLOSED)]
     everyone = plan(deployments, NOW, {7: "closed"})
     assert [d.deployment.id for d in everyone] == ["ours", "theirs", "unknown"]
+
+
+@pytest.mark.timeout(20)
+def test_cleanup_against_cycling_cursors_exits_3_after_a_few_requests(tmp_path: Path) -> None:
+    """Cursors A -> B -> A with has_more always true used to make the sweep page forever, memory rising."""
+    with serve(cycling_pages) as server:
+        run = run_action(server.url, tmp_path, command="cleanup")
+    assert run.exit_code == 3
+    assert "GET /v5/agentex/deployments: the server's paging looped" in run.log
+    assert len(server.requests) <= 5
+    assert not [r for r in server.requests if r.startswith("DELETE")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import tracemalloc
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,9 +18,11 @@ import requests
 import responses
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
+from sgp_action import paging
 from sgp_action.client import SGPClient
 from sgp_action.errors import (
     ApiConnectionError,
+    BadAnswerError,
     ContextError,
     InputError,
     NotFoundError,
@@ -27,6 +30,7 @@ from sgp_action.errors import (
     ValidationError,
 )
 from sgp_action.models import Phase
+from tests.hostile import cycling_pages, send_json, serve
 
 BASE = "http://127.0.0.1:5003/public"
 
@@ -307,7 +311,7 @@ def test_list_is_lazy(client: SGPClient) -> None:
 @responses.activate
 def test_list_refuses_a_page_without_progress(client: SGPClient) -> None:
     responses.get(f"{BASE}/v5/builds", json={"items": [{"id": "b1"}], "has_more": True})
-    with pytest.raises(Exception, match="no new cursor"):
+    with pytest.raises(BadAnswerError, match="paging looped"):
         list(client.list_builds())
 
 
@@ -587,3 +591,73 @@ def test_broken_stream_raises_after_the_lines_it_delivered(local_server: Callabl
         for line in stream:
             lines.append(line)
     assert lines == ["before the break"]
+
+
+def _endless_fresh_pages(handler: BaseHTTPRequestHandler) -> None:
+    """Every page holds one new id and says there is more."""
+    send_json(handler, {"items": [{"id": f"b-{uuid.uuid4().hex}"}], "has_more": True})
+
+
+def test_paging_stops_at_the_page_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(paging, "MAX_PAGES", 7)
+    pattern = r"GET /v5/builds: .*paging looped or exceeded.*after 7 pages"
+    with (
+        serve(_endless_fresh_pages) as server,
+        SGPClient(server.url, "key", "acct") as client,
+        pytest.raises(BadAnswerError, match=pattern),
+    ):
+        list(client.list_builds())
+    assert len(server.requests) == 7
+
+
+def test_paging_stops_on_an_item_seen_before() -> None:
+    """A -> B -> A: the item A on the third page ends the walk, with exit code 3."""
+    with (
+        serve(cycling_pages) as server,
+        SGPClient(server.url, "key", "acct") as client,
+        pytest.raises(BadAnswerError, match="it sent the item 'A' twice") as caught,
+    ):
+        list(client.list_deployments())
+    assert caught.value.exit_code == 3
+    assert len(server.requests) == 3
+
+
+def test_malformed_deployment_logs_name_the_endpoint_and_exit_3() -> None:
+    with (
+        serve(lambda handler: send_json(handler, {"lines": 5, "next_cursor": "c1"})) as server,
+        SGPClient(server.url, "key", "acct") as client,
+        pytest.raises(BadAnswerError) as caught,
+    ):
+        client.deployment_logs("d-1")
+    assert str(caught.value).startswith(
+        "GET /v5/agentex/deployments/d-1/logs: the server sent a deployment logs answer this action cannot read: "
+        "'lines' is a number ('5'), not an array"
+    )
+    assert caught.value.exit_code == 3
+
+
+def _endless_line_sse(handler: BaseHTTPRequestHandler) -> None:
+    """A log stream holding a 16 MiB line with no line end between two good events, then closing."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.wfile.write(b'data: {"line": "before"}\n\ndata: {"line": "')
+    piece = b"a" * 65536
+    for _ in range(256):
+        handler.wfile.write(piece)
+    handler.wfile.write(b'"}\n\ndata: {"line": "after"}\n\n')
+
+
+@pytest.mark.timeout(20)
+def test_an_endless_sse_line_is_dropped_not_buffered(caplog: pytest.LogCaptureFixture) -> None:
+    with serve(_endless_line_sse) as server, SGPClient(server.url, "key", "acct") as client:
+        tracemalloc.start()
+        try:
+            with client.open_build_logs("b1") as stream:
+                assert list(stream) == ["before", "after"]
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 * 2**20  # the line was 16 MiB; at most 1 MiB of it is ever held
+    assert "the build log stream sent a line over 1048576 bytes: it is dropped" in caplog.text

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sgp_action.errors import ApiError
+from sgp_action.errors import ApiError, BadAnswerError
 from sgp_action.models import (
     Build,
     DeployEvent,
@@ -69,12 +69,12 @@ def test_build_fields() -> None:
 
 @pytest.mark.parametrize("data", [{"build_status": "queued"}, {"id": "", "status": "x"}, {"id": None}])
 def test_build_without_id_is_an_api_error(data: dict[str, object]) -> None:
-    with pytest.raises(ApiError, match="without an id"):
+    with pytest.raises(BadAnswerError, match="the server sent a build record this action cannot read: it has no id"):
         Build.from_api(data)
 
 
 def test_non_object_is_an_api_error() -> None:
-    with pytest.raises(ApiError, match="not a JSON object"):
+    with pytest.raises(BadAnswerError, match=r"build record .*: it is an array \(\"\['b1'\]\"\), not an object"):
         Build.from_api(["b1"])  # type: ignore[arg-type]
 
 
@@ -270,3 +270,28 @@ def test_records_are_frozen() -> None:
 )
 def test_deployment_agent_name_from_the_echoed_manifest(record: dict[str, Any], agent: str | None) -> None:
     assert Deployment.from_api({"id": "d-1", "status": "healthy", **record}).agent_name == agent
+
+
+@pytest.mark.parametrize(
+    ("reader", "data", "words"),
+    [
+        (LogPage.from_api, {"lines": 5}, "a deployment logs answer this action cannot read: 'lines' is a number ('5')"),
+        (LogPage.from_api, {"lines": "abc"}, "'lines' is a string ('abc'), not an array"),
+        (LogPage.from_api, {"lines": [{"id": "1"}, 7]}, "lines[1] is a number ('7')"),
+        (LogPage.from_api, {"lines": [], "has_more": "false"}, "'has_more' is a string ('false'), not a boolean"),
+        (LogPage.from_api, {"lines": [], "next_cursor": {"a": 1}}, "'next_cursor' is an object"),
+        (LogPage.from_api, [], "a deployment logs answer this action cannot read: it is an array"),
+        (LogPage.from_api, {"lines": [{"message": ["x"]}]}, "a deployment log line this action cannot read"),
+        (Build.from_api, {"id": "b", "status": ["running"]}, "a build record this action cannot read: 'status'"),
+        (Build.from_api, {"id": {"x": 1}}, "a build record this action cannot read: 'id' is an object"),
+        (Deployment.from_api, {"id": "d", "deploy_events": 3}, "'deploy_events' is a number ('3'), not an array"),
+        (Deployment.from_api, {"id": "d", "namespace": []}, "a deployment record this action cannot read"),
+        (UndeployedAgent.from_api, {"latest_build": 5}, "'latest_build' is a number ('5'), not an object"),
+    ],
+)
+def test_wrong_types_are_a_bad_answer_saying_what_was_sent(reader: Any, data: Any, words: str) -> None:
+    """`"lines": 5` used to raise TypeError (an internal error, exit 1); now exit 3 with what the server sent."""
+    with pytest.raises(BadAnswerError) as caught:
+        reader(data)
+    assert words in str(caught.value)
+    assert caught.value.exit_code == 3

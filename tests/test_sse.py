@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import re
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sgp_action.sse import EventStream, SSEEvent, log_lines
+from sgp_action.sse import MAX_LINE_BYTES, EventStream, SSEEvent, log_lines
 
 
 def ev(data: str, type: str = "message", id: str = "") -> SSEEvent:
@@ -228,3 +230,57 @@ def test_same_events_however_split(case: tuple[bytes, list[bytes]]) -> None:
     stream, chunks = case
     assert b"".join(chunks) == stream
     assert parse(chunks) == parse([stream]) == reference(stream)
+
+
+# --- bounds: a line or an event that never ends ----------------------------------------------------------------
+
+_CAP = MAX_LINE_BYTES
+
+
+def _pieces(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+# (name, stream, expected events, warnings): nothing past the caps is kept, and what follows still parses.
+BOUND_CASES: list[tuple[str, bytes, list[SSEEvent], int]] = [
+    ("line at the cap kept", b"data:" + b"a" * (_CAP - 5) + b"\n\n", [ev("a" * (_CAP - 5))], 0),
+    ("line over the cap dropped", b"data:" + b"a" * (_CAP - 4) + b"\n\ndata: b\n\n", [ev("b")], 1),
+    (
+        "only the long line of an event goes",
+        b"data: x\ndata:" + b"a" * 3 * _CAP + b"\r\ndata: y\n\ndata: z\n\n",
+        [ev("x\ny"), ev("z")],
+        1,
+    ),
+    (
+        "event over the cap dropped, the next kept",
+        b"data: " + b"a" * 1000 + b"\n" + (b"data: " + b"a" * 1000 + b"\n") * 1100 + b"\ndata: after\n\n",
+        [ev("after")],
+        1,
+    ),
+    ("each long line warns once", (b"data:" + b"a" * (_CAP + 1) + b"\n") * 2 + b"\ndata: c\n\n", [ev("c")], 2),
+]
+
+
+@pytest.mark.parametrize(("name", "stream", "expected", "warnings"), BOUND_CASES, ids=[c[0] for c in BOUND_CASES])
+@pytest.mark.parametrize("size", [1 << 20, 65536, 4093])
+def test_overlong_lines_and_events_are_dropped(
+    caplog: pytest.LogCaptureFixture, name: str, stream: bytes, expected: list[SSEEvent], warnings: int, size: int
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="sgp_action.sse"):
+        events, _, _ = parse(_pieces(stream, size))
+    assert events == expected
+    assert len([r for r in caplog.records if "it is dropped" in r.getMessage()]) == warnings
+
+
+@pytest.mark.timeout(20)
+def test_an_endless_line_costs_linear_time_and_bounded_memory() -> None:
+    """64 MiB without a line end in 16 KiB chunks: each chunk used to copy the whole buffer (minutes, and 64 MiB)."""
+    chunk = b"a" * 16384
+    stream = EventStream(itertools.chain([b"data: x\n\n"], itertools.repeat(chunk, 4096), [b"\n\ndata: y\n\n"]))
+    tracemalloc.start()
+    try:
+        assert [e.data for e in stream] == ["x", "y"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * _CAP

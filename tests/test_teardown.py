@@ -9,11 +9,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from sgp_action.errors import NotFoundError, ValidationError
 from sgp_action.report import Report
 from sgp_action.runner import Runner
 from sgp_action.teardown import replace_previous, run_teardown, teardown
 from tests.fakes import T0, FakeClient, deployment, phase_env
+from tests.hostile import cycling_pages, run_action, serve
 
 
 def _env(client: FakeClient) -> Any:
@@ -127,3 +130,14 @@ def test_a_dry_run_with_only_terminal_previews_says_there_is_nothing_to_delete()
     client.deployments = [deployment("DELETED", id="d-3"), deployment("CANCELLED", id="d-5")]
     log = _dry_run(client)
     assert "would delete" not in log and "No active preview labelled pr-7 to delete" in log
+
+
+@pytest.mark.timeout(20)
+def test_teardown_against_cycling_cursors_exits_3_after_a_few_requests(tmp_path: Path) -> None:
+    """Cursors A -> B -> A with has_more always true used to make teardown page forever."""
+    with serve(cycling_pages) as server:
+        run = run_action(server.url, tmp_path, command="teardown", preview_label="pr-7")
+    assert run.exit_code == 3
+    assert "GET /v5/agentex/deployments: the server's paging looped" in run.log
+    assert len(server.requests) <= 5
+    assert not [r for r in server.requests if r.startswith("DELETE")]  # nothing deleted from a broken listing

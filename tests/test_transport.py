@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import email.utils
+import functools
+import gzip
+import json
 import logging
 import socket
+import subprocess
+import sys
 import time
+import zlib
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
@@ -13,12 +21,14 @@ import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from sgp_action import USER_AGENT
+from sgp_action.client import SGPClient
 from sgp_action.emulator.server import MAX_JSON_BODY
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
     ApiTimeoutError,
     AuthError,
+    BadAnswerError,
     ConflictError,
     InputError,
     NotFoundError,
@@ -29,6 +39,7 @@ from sgp_action.errors import (
 )
 from sgp_action.transport import Transport, error_detail, join_url, parse_retry_after, short_reason
 from tests.conftest import EmulatorHandle
+from tests.hostile import send_bytes, send_json, serve
 
 BASE = "http://127.0.0.1:5003/public"
 KEY = "sk-very-secret-key-123"
@@ -388,3 +399,120 @@ def test_a_413_on_a_deployment_request_does_not_speak_of_a_build_context(emulato
     message = str(caught.value)
     assert "413" in message and "the JSON body is over" in message and "environments file" in message
     assert "build context" not in message and "exclude more files" not in message
+
+
+# --- bounded answers, against real servers ------------------------------------------------------------------
+
+_MIB = 2**20
+
+# The client runs in a child process so its peak memory can be read on its own. The address space is capped at
+# 1.5 GiB so that an unbounded read fails there instead of taking the machine's memory.
+_CLIENT = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
+from sgp_action.client import SGPClient
+from sgp_action.errors import ActionError
+client = SGPClient(sys.argv[1], "key", "acct", max_retries=0)
+client.get_build("warm-up")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    client.get_build("b1")
+    outcome = (0, "no error")
+except ActionError as exc:
+    outcome = (exc.exit_code, str(exc))
+except BaseException as exc:
+    outcome = (-1, repr(exc)[:300])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"exit": outcome[0], "message": outcome[1], "grew_kib": after - before}))
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _gzip_bomb() -> bytes:
+    """About 2 MB of gzip that inflates to 2 GiB of zeros, made in milliseconds.
+
+    After a full flush the compressor starts afresh, so every MiB of zeros compresses to the same bytes: one
+    segment is repeated 2048 times. The trailer's CRC is left zero: a reader that checks it has already read 2 GiB.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    segment = compressor.compress(bytes(_MIB)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    assert compressor.compress(bytes(_MIB)) + compressor.flush(zlib.Z_FULL_FLUSH) == segment
+    end = compressor.flush(zlib.Z_FINISH)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
+    trailer = (0).to_bytes(4, "little") + ((2048 * _MIB) % 2**32).to_bytes(4, "little")
+    return header + segment * 2048 + end + trailer
+
+
+def _send_gzip_bomb(handler: BaseHTTPRequestHandler) -> None:
+    if "warm-up" in handler.path:
+        send_json(handler, {"id": "warm-up", "status": "queued"})
+        return
+    send_bytes(handler, _gzip_bomb())
+
+
+def _streamed(status: int) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A 100 MB JSON answer written in 1 MiB pieces, never held whole on either side."""
+
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        if "warm-up" in handler.path:
+            send_json(handler, {"id": "warm-up", "status": "queued"})
+            return
+        head, tail = b'{"id": "b1", "status": "queued", "pad": "', b'"}'
+        piece = b"a" * _MIB
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(head) + 100 * _MIB + len(tail)))
+        handler.end_headers()
+        handler.wfile.write(head)
+        for _ in range(100):
+            handler.wfile.write(piece)
+        handler.wfile.write(tail)
+
+    return respond
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("respond", "exit_code", "words"),
+    [
+        (_send_gzip_bomb, 3, "GET /v5/builds/b1: the answer was too large (more than 8388608 bytes once gzip-decoded"),
+        (_streamed(200), 3, "GET /v5/builds/b1: the answer was too large (more than 8388608 bytes"),
+        (
+            _streamed(500),
+            3,
+            'GET /v5/builds/b1: 500 Internal Server Error ({"id": "b1"',
+        ),  # an error body is read capped
+    ],
+    ids=["gzip-bomb-2GiB", "plain-100MB", "error-body-100MB"],
+)
+def test_a_huge_answer_fails_with_exit_3_and_little_memory(
+    respond: Callable[[BaseHTTPRequestHandler], None], exit_code: int, words: str
+) -> None:
+    with serve(respond) as server:
+        child = subprocess.run(
+            [sys.executable, "-c", _CLIENT, server.url], capture_output=True, text=True, timeout=50, check=False
+        )
+    assert child.returncode == 0, child.stderr[-2000:]
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    assert (result["exit"], result["message"][: len(words)]) == (exit_code, words)
+    assert result["grew_kib"] < 40 * 1024  # the cap is 8 MiB; it used to be the whole answer (or 2 GiB)
+
+
+def test_a_small_gzip_answer_still_reads() -> None:
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        send_bytes(handler, gzip.compress(json.dumps({"id": "b1", "status": "RUNNING"}).encode()))
+
+    with serve(respond) as server, SGPClient(server.url, "key", "acct") as client:
+        assert client.get_build("b1").status == "running"
+
+
+def test_an_answer_in_an_encoding_never_asked_for_is_exit_3() -> None:
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        send_bytes(handler, b"\x00\x01\x02\x03", encoding="br")
+
+    with (
+        serve(respond) as server,
+        SGPClient(server.url, "key", "acct") as client,
+        pytest.raises(BadAnswerError, match=r"GET /v5/builds/b1: the answer could not be decoded \(Content-Encoding"),
+    ):
+        client.get_build("b1")
