@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sgp_action.dockerignore import DockerIgnore  # noqa: E402
+from sgp_action.packaging.dockerignore import DockerIgnore  # noqa: E402
 
 PLAIN = "*.pyc\n**/__pycache__\nnode_modules\n.git\n!keep.pyc"
 LITERALS = "\n".join(f"dir{i}/file{i}.txt" for i in range(100_000))
@@ -69,7 +69,11 @@ def timed(matcher: type[Any], text: str, paths: list[str]) -> float:
 def older_matcher(rev: str) -> type[Any]:
     """`DockerIgnore` as it was at git revision `rev`, loaded from a temporary copy of its module."""
     source = subprocess.run(
-        ["git", "show", f"{rev}:sgp_action/dockerignore.py"], cwd=ROOT, check=True, capture_output=True, text=True
+        ["git", "show", f"{rev}:sgp_action/packaging/dockerignore.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     folder = Path(tempfile.mkdtemp(prefix="bench-ignore-"))
     (folder / "older_dockerignore.py").write_text(source, encoding="utf-8")

@@ -100,6 +100,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report(exc: ActionError, debug: bool, *, write_result: bool = False) -> None:
     """One readable line (an `::error::` annotation in a runner); for `run`, also the `result` output."""
-    from sgp_action import runner
+    from sgp_action.ci import runner
 
     runner.report_error(exc, debug=debug, write_result=write_result)

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from sgp_action.api.models import Build, DeployEvent, Deployment, LogLine, LogPage
 from sgp_action.errors import NotFoundError, ValidationError
-from sgp_action.models import Build, DeployEvent, Deployment, LogLine, LogPage
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -234,9 +234,9 @@ class FakeConsole:
 
 def phase_env(client: FakeClient, *, token: Any = None, clock: Any = None) -> Any:
     """A PhaseEnv over the fakes, polling fast."""
-    from sgp_action.cancel import CancelToken, RemoteWork
-    from sgp_action.phase import PhaseEnv
-    from sgp_action.report import Report
+    from sgp_action.ci.report import Report
+    from sgp_action.run.cancel import CancelToken, RemoteWork
+    from sgp_action.run.phase import PhaseEnv
 
     env = PhaseEnv(
         client=client,

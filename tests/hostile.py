@@ -128,11 +128,11 @@ class ActionRun:
 
 def run_action(url: str, tmp_path: Path, *, environ: dict[str, str] | None = None, **inputs: str) -> ActionRun:
     """`sgp-action run` in this process on a schedule event against `url`, with `environ` added to its variables."""
+    from sgp_action.ci.event import load_event
+    from sgp_action.ci.runner import Runner
     from sgp_action.demo import parse_output_file
-    from sgp_action.event import load_event
-    from sgp_action.pipeline import run_pipeline
-    from sgp_action.runner import Runner
-    from sgp_action.settings import load_settings
+    from sgp_action.run.pipeline import run_pipeline
+    from sgp_action.run.settings import load_settings
 
     event_path, output, summary = tmp_path / "event.json", tmp_path / "output", tmp_path / "summary.md"
     event_path.write_text(json.dumps({"schedule": "0 3 * * *"}), encoding="utf-8")

@@ -12,12 +12,12 @@ from typing import Any
 
 import requests
 
+from sgp_action.ci.event import load_event
+from sgp_action.ci.runner import Runner
 from sgp_action.demo import AGENT_FOLDER, demo_environment, parse_output_file, prepare_repository, run_git
-from sgp_action.event import load_event
-from sgp_action.forks import skip_fork_pull_request
-from sgp_action.pipeline import run_pipeline
-from sgp_action.runner import Runner
-from sgp_action.settings import load_settings
+from sgp_action.run.forks import skip_fork_pull_request
+from sgp_action.run.pipeline import run_pipeline
+from sgp_action.run.settings import load_settings
 from tests.conftest import EmulatorHandle
 
 HAS_GIT = shutil.which("git") is not None

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from action_env import environment_key, seed_environment
 
-from sgp_action.settings import INPUTS
+from sgp_action.run.settings import INPUTS
 from sgp_action.toolcache import READY_MARKER
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from sgp_action import context as context_module
 from sgp_action.demo import AGENT_FOLDER, pull_request_event
 from sgp_action.errors import EXIT_CONFIG, ContextError
+from sgp_action.packaging import archive as context_module
 from tests.conftest import CHECKOUT_TOKEN, ROOT, EmulatorHandle, keep_checkout_credentials
 from tests.run_helpers import Workspace
 
@@ -276,7 +276,7 @@ def test_context_limit_is_the_build_apis(tmp_path: Path) -> None:
     root.mkdir()
     (root / "Dockerfile").write_text("FROM alpine\n", encoding="utf-8")
     (root / "blob").write_bytes(os.urandom(8192))
-    spec = context_module.ContextSpec.plain(root)
+    spec = context_module.BuildContextSpec.plain(root)
     with pytest.raises(ContextError, match="upload"):
         context_module.build_context(spec, tmp_path / "out.tar.gz", max_bytes=4096)
     assert not (tmp_path / "out.tar.gz").exists()

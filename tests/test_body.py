@@ -10,7 +10,7 @@ import pytest
 import requests
 from urllib3.response import HTTPResponse
 
-from sgp_action.body import AnswerTooLarge, UnreadableEncoding, body_text, read_answer, read_capped
+from sgp_action.api.body import AnswerTooLarge, UnreadableEncoding, body_text, read_answer, read_capped
 
 TEXT = b'{"id": "b1", "status": "running"}' * 100
 

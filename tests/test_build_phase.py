@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from sgp_action.build_phase import BuildPhase, BuildSpec, LogFollower, ProgressPrinter
-from sgp_action.cancel import CancelToken
+from sgp_action.api.models import Phase
 from sgp_action.errors import ApiConnectionError, BuildFailed, Cancelled, OperationTimeout, ServerError, ValidationError
-from sgp_action.models import Phase
+from sgp_action.run.build_phase import BuildPhase, BuildSpec, LogFollower, ProgressPrinter
+from sgp_action.run.cancel import CancelToken
 from tests.conftest import EmulatorHandle
 from tests.fakes import FakeClient, FakeConsole, FakeStream, build, phase_env, ticking_clock
 from tests.run_helpers import Workspace
@@ -206,7 +206,7 @@ def test_follower_counts_printed_lines() -> None:
 
 
 def _real_phase(emulator: Any, token: CancelToken | None = None) -> Any:
-    from sgp_action.client import SGPClient
+    from sgp_action.api.client import SGPClient
 
     client = SGPClient(emulator.url, emulator.api_key, emulator.account_id)
     env = phase_env(client, token=token)  # type: ignore[arg-type]

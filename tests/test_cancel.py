@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from sgp_action.cancel import CancelToken, RemoteWork, call_with_deadline, supervise
 from sgp_action.demo import AGENT_FOLDER, parse_output_file
 from sgp_action.errors import Cancelled
+from sgp_action.run.cancel import CancelToken, RemoteWork, call_with_deadline, supervise
 from tests.conftest import ROOT
 from tests.run_helpers import Workspace
 from tests.throttle import ThrottleProxy

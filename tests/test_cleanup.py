@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from sgp_action.cancel import CancelToken, RemoteWork
-from sgp_action.cleanup import CLOSED, EXPIRED, REPLACED, fetch_pr_state, plan, pr_number, sweep
-from sgp_action.client import SGPClient
-from sgp_action.event import EventContext
-from sgp_action.forge import ForgeClient
-from sgp_action.pipeline import RunContext
-from sgp_action.report import Report
-from sgp_action.runner import Runner
+from sgp_action.api.client import SGPClient
+from sgp_action.ci.event import WorkflowEvent
+from sgp_action.ci.forge import ForgeClient
+from sgp_action.ci.report import Report
+from sgp_action.ci.runner import Runner
+from sgp_action.run.cancel import CancelToken, RemoteWork
+from sgp_action.run.cleanup import CLOSED, EXPIRED, REPLACED, fetch_pr_state, plan, pr_number, sweep
+from sgp_action.run.pipeline import RunState
 from tests.conftest import EmulatorHandle, agent_yaml
 from tests.fakes import T0, Forge, deployment, serve_pr_states
 from tests.hostile import cycling_pages, run_action, serve
@@ -118,12 +118,12 @@ def _client(emulator: EmulatorHandle) -> SGPClient:
     return SGPClient(emulator.url, emulator.api_key, emulator.account_id)
 
 
-def _ctx(emulator: EmulatorHandle, forge: Forge | None, tmp_path: Path, *, dry_run: bool = False) -> RunContext:
+def _ctx(emulator: EmulatorHandle, forge: Forge | None, tmp_path: Path, *, dry_run: bool = False) -> RunState:
     summary = tmp_path / "summary.md"
     summary.write_text("", encoding="utf-8")
     settings = SimpleNamespace(github_token=TOKEN if forge else None, dry_run=dry_run, working_directory=tmp_path)
-    event = EventContext(event_name="schedule", repository=REPO, api_url=forge.url if forge else "")
-    return RunContext(
+    event = WorkflowEvent(event_name="schedule", repository=REPO, api_url=forge.url if forge else "")
+    return RunState(
         settings=settings,  # type: ignore[arg-type]
         event=event,
         runner=Runner(environ={"GITHUB_STEP_SUMMARY": str(summary)}, stream=io.StringIO()),

@@ -18,8 +18,9 @@ import requests
 import responses
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
-from sgp_action import paging
-from sgp_action.client import SGPClient
+from sgp_action.api import paging
+from sgp_action.api.client import SGPClient
+from sgp_action.api.models import Phase
 from sgp_action.errors import (
     ApiConnectionError,
     BadAnswerError,
@@ -29,7 +30,6 @@ from sgp_action.errors import (
     ServerError,
     ValidationError,
 )
-from sgp_action.models import Phase
 from tests.hostile import cycling_pages, send_json, serve
 
 BASE = "http://127.0.0.1:5003/public"

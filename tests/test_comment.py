@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from sgp_action import comment as comment_module
-from sgp_action.cancel import CancelToken
-from sgp_action.comment import Marker, is_superseded, parse_marker, render_body, update_pr_comment
+from sgp_action.ci import comment as comment_module
+from sgp_action.ci.comment import Marker, is_superseded, parse_marker, render_body, update_pr_comment
+from sgp_action.ci.report import Report
+from sgp_action.ci.runner import Runner
 from sgp_action.demo import pull_request_event
-from sgp_action.report import Report
-from sgp_action.runner import Runner
+from sgp_action.run.cancel import CancelToken
 from tests.conftest import EmulatorHandle
 from tests.run_helpers import Workspace
 from tests.test_forge import REPO, FakeForge, serve_forge

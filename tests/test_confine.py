@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sgp_action.confine import confinement_problem, is_within, workspace_bound
+from sgp_action.packaging.confine import confinement_problem, is_within, workspace_bound
 
 
 def test_bound_is_the_nearest_repository(tmp_path: Path) -> None:

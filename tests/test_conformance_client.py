@@ -1,4 +1,4 @@
-"""Our own client (`sgp_action.client`) through the same lifecycle the SDK conformance tests drive, both dialects."""
+"""Our own client (`api.client`) through the same lifecycle the SDK conformance tests drive, both dialects."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from sgp_action import errors
-from sgp_action.client import SGPClient
-from sgp_action.models import Phase
+from sgp_action.api.client import SGPClient
+from sgp_action.api.models import Phase
 from tests.conftest import agent_yaml
 
 MANIFEST, ENVIRONMENTS = agent_yaml()

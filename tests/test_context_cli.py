@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sgp_action import runner
+from sgp_action.ci import runner
 from sgp_action.cli import main
 from tests.conftest import keep_checkout_credentials
 

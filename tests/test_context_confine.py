@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sgp_action.context import ContextSpec, build_context, list_members
 from sgp_action.errors import ContextError, ManifestError
-from sgp_action.manifest import load_manifest
+from sgp_action.packaging.archive import BuildContextSpec, build_context, list_members
+from sgp_action.packaging.manifest import load_manifest
 from tests.conftest import CHECKOUT_TOKEN, keep_checkout_credentials
 
 CONTEXT = {
@@ -136,7 +136,7 @@ def test_manifest_paths_must_stay_in_the_workspace(
 ) -> None:
     manifest = load_manifest(write_manifest(checkout, **setup(checkout)))
     with pytest.raises(ManifestError) as caught:
-        ContextSpec.from_manifest(manifest)
+        BuildContextSpec.from_manifest(manifest)
     message = str(caught.value)
     where = resolved if resolved.startswith("/") else str(checkout.parent.parent.resolve() / resolved)
     assert f"`{key}` resolves to {where}, {problem}" in message, message
@@ -146,7 +146,7 @@ def test_manifest_paths_must_stay_in_the_workspace(
 def test_backstop_in_the_walk(checkout: Path, tmp_path: Path) -> None:
     """A spec built by hand (no manifest check) is refused where the files are read."""
     for dockerfile, dockerignore in (("agents/echo/Dockerfile", ".git/config"), (".git/config", None)):
-        spec = ContextSpec("manifest", checkout, ("agents/echo",), dockerfile, dockerignore, workspace=checkout)
+        spec = BuildContextSpec("manifest", checkout, ("agents/echo",), dockerfile, dockerignore, workspace=checkout)
         with pytest.raises(ContextError, match=r"\.git/config resolves to .*inside a \.git folder"):
             build_context(spec, tmp_path / "o.tgz")
     assert not (tmp_path / "o.tgz").exists()
@@ -155,12 +155,12 @@ def test_backstop_in_the_walk(checkout: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("target", ["../../../.git", "../../../.git/config", "../../../../../outside"])
 def test_followed_link_leaving_or_into_git_is_refused(checkout: Path, tmp_path: Path, target: str) -> None:
     link(checkout, "agents/echo/project/g", target)
-    spec = ContextSpec.from_manifest(load_manifest(checkout / "agents/echo/manifest.yaml"), follow_symlinks=True)
+    spec = BuildContextSpec.from_manifest(load_manifest(checkout / "agents/echo/manifest.yaml"), follow_symlinks=True)
     with pytest.raises(ContextError, match=rf"symlink agents/echo/project/g -> {target} resolves to "):
         build_context(spec, tmp_path / "o.tgz")
     assert not (tmp_path / "o.tgz").exists()
     # Not followed, the link is stored as a link: its target's content is never read.
-    plain = ContextSpec.from_manifest(load_manifest(checkout / "agents/echo/manifest.yaml"))
+    plain = BuildContextSpec.from_manifest(load_manifest(checkout / "agents/echo/manifest.yaml"))
     result = build_context(plain, tmp_path / "p.tgz")
     assert "agents/echo/project/g" in result.members
     assert b"extraheader" not in archive_bytes(result.path) and b"attacker" not in archive_bytes(result.path)
@@ -169,7 +169,7 @@ def test_followed_link_leaving_or_into_git_is_refused(checkout: Path, tmp_path: 
 def test_links_inside_the_workspace_still_work(checkout: Path, tmp_path: Path) -> None:
     link(checkout, "agents/echo/Dockerfile", "../../lib/shared.py")
     link(checkout, "agents/echo/project/lib", "../../../lib")
-    spec = ContextSpec.from_manifest(load_manifest(checkout / "agents/echo/manifest.yaml"), follow_symlinks=True)
+    spec = BuildContextSpec.from_manifest(load_manifest(checkout / "agents/echo/manifest.yaml"), follow_symlinks=True)
     assert spec.workspace == checkout.resolve()
     result = build_context(spec, tmp_path / "o.tgz")
     assert "agents/echo/project/lib/shared.py" in result.members
@@ -179,8 +179,8 @@ def test_links_inside_the_workspace_still_work(checkout: Path, tmp_path: Path) -
 def test_checkout_token_never_in_the_archive(checkout: Path, tmp_path: Path) -> None:
     link(checkout, "agents/echo/project/cfg", "../../../.git/config")  # stored as a link, not followed
     for layout in (
-        ContextSpec.from_manifest(load_manifest(checkout / "agents/echo/manifest.yaml")),
-        ContextSpec.plain(checkout, dockerfile="agents/echo/Dockerfile"),
+        BuildContextSpec.from_manifest(load_manifest(checkout / "agents/echo/manifest.yaml")),
+        BuildContextSpec.plain(checkout, dockerfile="agents/echo/Dockerfile"),
     ):
         data = archive_bytes(build_context(layout, tmp_path / "o.tgz").path)
         assert CHECKOUT_TOKEN.encode() not in data and b"extraheader" not in data and b"refs/heads" not in data
@@ -217,11 +217,11 @@ def test_plain_mode_paths_must_stay_in_the_workspace(
 ) -> None:
     root, kwargs = setup(checkout)
     with pytest.raises(ContextError, match=rf"^{named} .*resolves to .*(outside the workspace|inside a \.git folder)"):
-        ContextSpec.plain(root, **kwargs)
+        BuildContextSpec.plain(root, **kwargs)
 
 
 def test_plain_root_outside_a_named_workspace(checkout: Path) -> None:
     outside = checkout.parent.parent / "outside"
     with pytest.raises(ContextError, match=r"--root .* outside the workspace"):
-        ContextSpec.plain(outside, workspace=checkout)
-    assert list_members(ContextSpec.plain(outside)) == ["Dockerfile", "secret.txt"]  # its own bound otherwise
+        BuildContextSpec.plain(outside, workspace=checkout)
+    assert list_members(BuildContextSpec.plain(outside)) == ["Dockerfile", "secret.txt"]  # its own bound otherwise

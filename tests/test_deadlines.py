@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from sgp_action.deadlines import current_deadline, deadline_scope, run_in_context, within
+from sgp_action.api.deadlines import current_deadline, deadline_scope, run_in_context, within
+from sgp_action.api.transport import Transport
 from sgp_action.errors import EXIT_OK, EXIT_TIMEOUT, RequestDeadlineError
-from sgp_action.transport import Transport
 from tests.hostile import HostileServer
 from tests.run_helpers import Workspace, build_log_lines, server_build_log
 

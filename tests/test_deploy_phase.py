@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from sgp_action.cancel import CancelToken
-from sgp_action.deploy_phase import DeployPhase, DeploySpec, format_event, format_log_line
+from sgp_action.api.models import DeployEvent, LogPage
 from sgp_action.errors import Cancelled, DeploymentFailed, OperationTimeout, ServerError
-from sgp_action.models import DeployEvent, LogPage
+from sgp_action.run.cancel import CancelToken
+from sgp_action.run.deploy_phase import DeployPhase, DeploySpec, format_event, format_log_line
 from tests.fakes import FakeClient, deployment, log_line, phase_env, ticking_clock
 
 EXPIRY = datetime(2026, 1, 1, 8, tzinfo=timezone.utc)

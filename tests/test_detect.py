@@ -10,7 +10,7 @@ import pytest
 
 from sgp_action.cli import main
 from sgp_action.demo import run_git
-from sgp_action.detect import changed_agents, find_manifests, repository_agents
+from sgp_action.run.detect import changed_agents, find_manifests, repository_agents
 
 pytestmark = pytest.mark.skipif(not __import__("shutil").which("git"), reason="git is needed")
 
@@ -144,11 +144,11 @@ def test_cli_bad_revision_exits_2(repo: tuple[Path, str], capsys: pytest.Capture
 
 
 def test_action_command_detect_writes_the_matrix_output(repo: tuple[Path, str], tmp_path: Path) -> None:
+    from sgp_action.ci.event import load_event
+    from sgp_action.ci.runner import Runner
     from sgp_action.demo import parse_output_file
-    from sgp_action.event import load_event
-    from sgp_action.pipeline import run_pipeline
-    from sgp_action.runner import Runner
-    from sgp_action.settings import load_settings
+    from sgp_action.run.pipeline import run_pipeline
+    from sgp_action.run.settings import load_settings
 
     root, base = repo
     head = _commit(root, {"agents/beta/Dockerfile": "FROM busybox\n"})

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sgp_action.dockerignore import DockerIgnore, Pattern, PatternError
 from sgp_action.errors import ContextError
+from sgp_action.packaging.dockerignore import DockerIgnore, Pattern, PatternError
 
 # (.dockerignore text, path, excluded?)
 CASES: list[tuple[str, str, bool]] = [

@@ -1,7 +1,7 @@
 """Property tests: the `.dockerignore` matcher agrees with a plain reference reading of
 docs/build-context.md#dockers-dockerignore-rules.
 
-The reference below shares no code with `sgp_action.dockerignore`: it cleans with `posixpath.normpath`, matches by
+The reference below shares no code with `packaging.dockerignore`: it cleans with `posixpath.normpath`, matches by
 recursive backtracking over the pattern text instead of regular expressions, and evaluates every pattern against
 the path and each of its parents (last match wins) instead of remembering directory states.
 """
@@ -15,7 +15,7 @@ from functools import cache
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sgp_action.dockerignore import DockerIgnore, PatternError
+from sgp_action.packaging.dockerignore import DockerIgnore, PatternError
 
 PATTERN_TOKENS = ["a", "b", ".", "/", "*", "?", "**", "[ab]", "[^a]", "!", "\\*"]
 NAME_CHARS = "ab.!*"

@@ -18,12 +18,12 @@ from typing import Any, ClassVar
 import pytest
 
 from sgp_action import cli
-from sgp_action.doctor import Checklist, diagnose, report
-from sgp_action.doctor_sgp import ReadOnlySGP, WriteRefused
-from sgp_action.event import load_event
-from sgp_action.pipeline import run_pipeline
-from sgp_action.runner import Runner, reset_default_runner
-from sgp_action.settings import load_settings
+from sgp_action.ci.event import load_event
+from sgp_action.ci.runner import Runner, reset_default_runner
+from sgp_action.run.doctor import Checklist, diagnose, report
+from sgp_action.run.doctor_sgp import ReadOnlySGP, WriteRefused
+from sgp_action.run.pipeline import run_pipeline
+from sgp_action.run.settings import load_settings
 from tests.conftest import EmulatorHandle, agent_yaml
 
 MANIFEST = """\

@@ -76,7 +76,7 @@ def seed_previews(url: str, out: Path) -> None:
     """
     from test_cleanup import _create
 
-    from sgp_action.client import SGPClient
+    from sgp_action.api.client import SGPClient
 
     soon = datetime.now(timezone.utc) + timedelta(seconds=1.5)
     ours = "sample-agent"  # the consumer repository's agent: its closed PRs condemn only its previews

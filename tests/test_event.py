@@ -1,4 +1,4 @@
-"""sgp_action.event: GitHub and Gitea payloads read into an EventContext, and the `auto` command mapping."""
+"""sgp_action.ci.event: GitHub and Gitea payloads read into an WorkflowEvent, and the `auto` command mapping."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from sgp_action.ci.event import WorkflowEvent, load_event, resolve_command
 from sgp_action.errors import InputError
-from sgp_action.event import EventContext, load_event, resolve_command
 
 HEAD = "a" * 40
 BASE = "b" * 40
@@ -42,7 +42,7 @@ def push_payload(ref: str, after: str = HEAD, *, default_branch: str | None = "m
     return {"ref": ref, "before": BASE, "after": after, "repository": repo}
 
 
-def load_with(tmp_path: Path, name: str, payload: Any, **env: str) -> EventContext:
+def load_with(tmp_path: Path, name: str, payload: Any, **env: str) -> WorkflowEvent:
     path = tmp_path / "event.json"
     path.write_text(json.dumps(payload), encoding="utf-8")
     base = {
@@ -163,28 +163,28 @@ def test_schedule_and_dispatch(tmp_path: Path, name: str, command: str) -> None:
 
 @pytest.mark.parametrize("action", ["opened", "synchronize", "reopened", "ready_for_review", "labeled"])
 def test_preview_actions(action: str) -> None:
-    assert resolve_command("auto", EventContext(event_name="pull_request", action=action)) == "preview"
+    assert resolve_command("auto", WorkflowEvent(event_name="pull_request", action=action)) == "preview"
 
 
 @pytest.mark.parametrize("action", ["edited", "assigned", "converted_to_draft", ""])
 def test_unmapped_pull_request_actions_ask_for_command(action: str) -> None:
     with pytest.raises(InputError, match="set command"):
-        resolve_command("auto", EventContext(event_name="pull_request", action=action))
+        resolve_command("auto", WorkflowEvent(event_name="pull_request", action=action))
 
 
 @pytest.mark.parametrize("name", ["issues", "release", ""])
 def test_unmapped_events_ask_for_command(name: str) -> None:
     with pytest.raises(InputError, match="set command"):
-        resolve_command("auto", EventContext(event_name=name))
+        resolve_command("auto", WorkflowEvent(event_name=name))
 
 
 def test_explicit_command_is_kept() -> None:
-    assert resolve_command("teardown", EventContext(event_name="push", ref="refs/heads/main")) == "teardown"
+    assert resolve_command("teardown", WorkflowEvent(event_name="push", ref="refs/heads/main")) == "teardown"
 
 
 def test_no_event_in_plain_cli_use() -> None:
     event = load_event({})
-    assert event == EventContext(server_url="https://github.com", api_url="https://api.github.com")
+    assert event == WorkflowEvent(server_url="https://github.com", api_url="https://api.github.com")
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sgp_action.cancel import call_with_deadline
-from sgp_action.forge import PAGE_SIZE, ForgeClient, ForgeError
+from sgp_action.ci.forge import PAGE_SIZE, ForgeClient, ForgeError
+from sgp_action.run.cancel import call_with_deadline
 
 REPO = "demo/sample-agent"
 

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from sgp_action import globmatch
-from sgp_action.dockerignore import DockerIgnore
-from sgp_action.globmatch import BadPattern, GlobSet, compile_glob
+from sgp_action.packaging import globmatch
+from sgp_action.packaging.dockerignore import DockerIgnore
+from sgp_action.packaging.globmatch import BadPattern, GlobSet, compile_glob
 
 
 def test_last_match_is_the_highest_index_of_a_matching_glob() -> None:

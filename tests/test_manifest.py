@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from sgp_action.errors import ManifestError
-from sgp_action.manifest import MAX_YAML_BYTES, load_environments, load_manifest, select_environment
+from sgp_action.packaging.manifest import MAX_YAML_BYTES, load_environments, load_manifest, select_environment
 
 
 def base_manifest() -> dict[str, Any]:

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from sgp_action.errors import ApiError, BadAnswerError
-from sgp_action.models import (
+from sgp_action.api.models import (
     Build,
     DeployEvent,
     Deployment,
@@ -19,6 +18,7 @@ from sgp_action.models import (
     format_datetime,
     parse_datetime,
 )
+from sgp_action.errors import ApiError, BadAnswerError
 
 UTC = timezone.utc
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sgp_action.pgzip import WINDOW, ParallelGzipWriter
+from sgp_action.packaging.pgzip import WINDOW, ParallelGzipWriter
 
 BLOCK = 64 * 1024
 

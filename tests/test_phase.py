@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from sgp_action.cancel import CancelToken
 from sgp_action.errors import ApiConnectionError, Cancelled, ServerError, ValidationError
-from sgp_action.phase import CREATE_ATTEMPTS, PhaseBase
+from sgp_action.run.cancel import CancelToken
+from sgp_action.run.phase import CREATE_ATTEMPTS, PhaseBase
 from tests.fakes import FakeClient, phase_env
 
 

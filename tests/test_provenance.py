@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sgp_action.provenance import (
+from sgp_action.packaging.provenance import (
     Provenance,
     collect_provenance,
     find_git_root,

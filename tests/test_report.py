@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sgp_action.report import OUTPUT_NAMES, Report, format_timestamp, md_code
+from sgp_action.ci.report import OUTPUT_NAMES, Report, format_timestamp, md_code
 
 
 class Sink:
@@ -260,7 +260,7 @@ def test_a_long_deleted_list_keeps_every_line_short() -> None:
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_the_cleanup_table_is_inert(text: str) -> None:
-    from sgp_action.cleanup import Doomed, summary_markdown
+    from sgp_action.run.cleanup import Doomed, summary_markdown
 
     doomed = [Doomed(_deployment(id=text, preview_label=text), "replaced", f"replaced by {text}")]  # type: ignore[arg-type]
     assert_inert(summary_markdown(doomed, set(), dry_run=True), columns=3)

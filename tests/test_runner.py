@@ -1,4 +1,4 @@
-"""sgp_action.runner: outputs, summary, masks, groups, annotations and server-text safety, read back by models of
+"""sgp_action.ci.runner: outputs, summary, masks, groups, annotations and server-text safety, read back by models of
 the GitHub runner and of act (tests/runner_rules.py)."""
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from runner_rules import (
 )
 
 from sgp_action import cli
-from sgp_action import runner as runner_module
-from sgp_action.errors import ActionError, Cancelled, InputError
-from sgp_action.runner import (
+from sgp_action.ci import runner as runner_module
+from sgp_action.ci.runner import (
     SUMMARY_LIMIT,
     Runner,
     RunnerLogHandler,
@@ -32,6 +31,7 @@ from sgp_action.runner import (
     neutralize,
     report_error,
 )
+from sgp_action.errors import ActionError, Cancelled, InputError
 
 ACTIONS = {"GITHUB_ACTIONS": "true"}
 

@@ -18,7 +18,7 @@ from runner_rules import (
     parse_github_file,
 )
 
-from sgp_action.runner import Runner, canonical_output_value
+from sgp_action.ci.runner import Runner, canonical_output_value
 
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,20}", fullmatch=True)
 # Text biased towards the characters that matter to the two parsers.

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from sgp_action.context import ContextSpec, build_context
+from sgp_action.ci.runner import Runner
 from sgp_action.demo import AGENT_FOLDER, pull_request_event
 from sgp_action.errors import EXIT_API, EXIT_FAILED, EXIT_OK, ActionError
-from sgp_action.runner import Runner
+from sgp_action.packaging.archive import BuildContextSpec, build_context
 from tests.conftest import ROOT, EmulatorHandle
 from tests.run_helpers import Workspace
 from tests.runner_rules import act_processed_commands, github_processed_commands
@@ -140,7 +140,7 @@ def test_archive_has_no_absolute_path_dotdot_or_git(tmp_path: Path) -> None:
     (root / "sub" / "up").symlink_to("../../outside/secret.txt")
     (root / "abs").symlink_to(outside / "secret.txt")
     (root / "id_rsa").write_text("key\n", encoding="utf-8")
-    result = build_context(ContextSpec.plain(root), tmp_path / "ctx.tar.gz")
+    result = build_context(BuildContextSpec.plain(root), tmp_path / "ctx.tar.gz")
     with tarfile.open(result.path, "r:gz") as archive:
         members = archive.getmembers()
         for member in members:

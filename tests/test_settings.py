@@ -1,4 +1,4 @@
-"""sgp_action.settings: every input of README.md#inputs-and-outputs, its default, good and bad values, env vs flags."""
+"""run.settings: every input of README.md#inputs-and-outputs, its default, good and bad values, env vs flags."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from sgp_action.ci.event import WorkflowEvent
 from sgp_action.demo import pull_request_event
 from sgp_action.errors import InputError
-from sgp_action.event import EventContext
-from sgp_action.settings import (
+from sgp_action.run.settings import (
     DEFAULT_BASE_URL,
     INPUT_NAMES,
     add_run_arguments,
@@ -222,11 +222,11 @@ def test_environments_default_beside_the_manifest(tmp_path: Path) -> None:
 def test_preview_label_default_comes_from_the_pull_request(tmp_path: Path) -> None:
     env = env_for()
     assert load_settings(
-        env, event=EventContext(event_name="pull_request", pr_number=42), cwd=tmp_path
+        env, event=WorkflowEvent(event_name="pull_request", pr_number=42), cwd=tmp_path
     ).preview_label == ("pr-42")
-    given = load_settings({**env, "INPUT_PREVIEW_LABEL": "Demo"}, event=EventContext(pr_number=42), cwd=tmp_path)
+    given = load_settings({**env, "INPUT_PREVIEW_LABEL": "Demo"}, event=WorkflowEvent(pr_number=42), cwd=tmp_path)
     assert given.preview_label == "demo"
-    assert load_settings(env, event=EventContext(event_name="push"), cwd=tmp_path).preview_label is None
+    assert load_settings(env, event=WorkflowEvent(event_name="push"), cwd=tmp_path).preview_label is None
 
 
 def test_comment_auto_needs_a_token_and_a_pull_request(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sgp_action.sse import MAX_LINE_BYTES, EventStream, SSEEvent, log_lines
+from sgp_action.api.sse import MAX_LINE_BYTES, EventStream, SSEEvent, log_lines
 
 
 def ev(data: str, type: str = "message", id: str = "") -> SSEEvent:
@@ -266,7 +266,7 @@ BOUND_CASES: list[tuple[str, bytes, list[SSEEvent], int]] = [
 def test_overlong_lines_and_events_are_dropped(
     caplog: pytest.LogCaptureFixture, name: str, stream: bytes, expected: list[SSEEvent], warnings: int, size: int
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="sgp_action.sse"):
+    with caplog.at_level(logging.WARNING, logger="sgp_action.api.sse"):
         events, _, _ = parse(_pieces(stream, size))
     assert events == expected
     assert len([r for r in caplog.records if "it is dropped" in r.getMessage()]) == warnings

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from sgp_action.ci.report import Report
+from sgp_action.ci.runner import Runner
 from sgp_action.errors import NotFoundError, ValidationError
-from sgp_action.report import Report
-from sgp_action.runner import Runner
-from sgp_action.teardown import replace_previous, run_teardown, teardown
+from sgp_action.run.teardown import replace_previous, run_teardown, teardown
 from tests.fakes import T0, FakeClient, deployment, phase_env
 from tests.hostile import cycling_pages, run_action, serve
 

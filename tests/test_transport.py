@@ -21,7 +21,8 @@ import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from sgp_action import USER_AGENT
-from sgp_action.client import SGPClient
+from sgp_action.api.client import SGPClient
+from sgp_action.api.transport import Transport, error_detail, join_url, parse_retry_after, short_reason
 from sgp_action.emulator.server import MAX_JSON_BODY
 from sgp_action.errors import (
     ApiConnectionError,
@@ -37,7 +38,6 @@ from sgp_action.errors import (
     ServerError,
     ValidationError,
 )
-from sgp_action.transport import Transport, error_detail, join_url, parse_retry_after, short_reason
 from tests.conftest import EmulatorHandle
 from tests.hostile import send_bytes, send_json, serve
 
@@ -170,7 +170,7 @@ def test_get_retries_then_succeeds(sleeps: Sleeps, caplog: pytest.LogCaptureFixt
     responses.get(f"{BASE}/v5/builds", status=status)
     responses.get(f"{BASE}/v5/builds", status=status)
     responses.get(f"{BASE}/v5/builds", json={"items": []})
-    with caplog.at_level(logging.WARNING, logger="sgp_action.transport"):
+    with caplog.at_level(logging.WARNING, logger="sgp_action.api.transport"):
         response = transport(sleeps, backoff_base=1.0).request("GET", "/v5/builds", idempotent=True)
     assert response.status_code == 200
     assert len(responses.calls) == 3
@@ -410,7 +410,7 @@ _MIB = 2**20
 _CLIENT = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
-from sgp_action.client import SGPClient
+from sgp_action.api.client import SGPClient
 from sgp_action.errors import ActionError
 client = SGPClient(sys.argv[1], "key", "acct", max_retries=0)
 client.get_build("warm-up")

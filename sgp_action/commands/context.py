@@ -42,19 +42,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Package the context; ContextError / ManifestError reach the CLI layer as exit code 2."""
-    from sgp_action.context import ContextSpec, build_context, list_members
+    from sgp_action.packaging.archive import BuildContextSpec, build_context, list_members
 
     if args.manifest is not None:
         if args.dockerfile or args.dockerignore:
             raise InputError("--dockerfile and --dockerignore go with --root; a manifest names its own")
-        from sgp_action.manifest import load_manifest
+        from sgp_action.packaging.manifest import load_manifest
 
         manifest = load_manifest(args.manifest)
-        spec = ContextSpec.from_manifest(
+        spec = BuildContextSpec.from_manifest(
             manifest, follow_symlinks=args.follow_symlinks, workspace=_workspace(manifest.directory)
         )
     else:
-        spec = ContextSpec.plain(
+        spec = BuildContextSpec.plain(
             args.root,
             dockerfile=args.dockerfile or "Dockerfile",
             dockerignore=args.dockerignore,
@@ -86,8 +86,8 @@ def execute(args: argparse.Namespace) -> int:
 
 def _workspace(folder: Path) -> Path:
     """Where the named paths must stay: as the action bounds its working-directory, the current directory's
-    repository (or the directory itself) when it holds `folder`, else `folder`'s own (sgp_action.confine)."""
-    from sgp_action.confine import is_within, workspace_bound
+    repository (or the directory itself) when it holds `folder`, else `folder`'s own (sgp_action.packaging.confine)."""
+    from sgp_action.packaging.confine import is_within, workspace_bound
 
     github_workspace = os.environ.get("GITHUB_WORKSPACE")
     bound = workspace_bound(Path.cwd(), github_workspace)

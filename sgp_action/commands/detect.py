@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Print `[{"manifest": ..., "agent": ...}]` on stdout; InputError (no git, bad revision) exits 2."""
-    from sgp_action.detect import changed_agents
+    from sgp_action.run.detect import changed_agents
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)

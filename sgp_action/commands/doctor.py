@@ -14,7 +14,7 @@ from sgp_action.errors import InputError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Every action input as a `--flag`, as for `run` (`--command` is hidden and ignored: this is the doctor)."""
-    from sgp_action.settings import add_run_arguments
+    from sgp_action.run.settings import add_run_arguments
 
     add_run_arguments(parser)
     for action in parser._actions:
@@ -24,10 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Check the configuration, print the checklist (and the job summary) and return its exit code."""
-    from sgp_action.doctor import Checklist, diagnose, inert, report
-    from sgp_action.event import load_event
-    from sgp_action.runner import default_runner
-    from sgp_action.settings import load_settings, overrides_from_args, secret_values
+    from sgp_action.ci.event import load_event
+    from sgp_action.ci.runner import default_runner
+    from sgp_action.run.doctor import Checklist, diagnose, inert, report
+    from sgp_action.run.settings import load_settings, overrides_from_args, secret_values
 
     environ = os.environ
     overrides = {**overrides_from_args(args), "command": "doctor"}

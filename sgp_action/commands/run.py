@@ -3,7 +3,7 @@
 Inputs come from `INPUT_*` variables or the same names as `--flags`. The secrets are masked before anything else is
 printed; the event is read before the inputs so that a fork pull request, which gets no secrets, is skipped with a
 notice instead of failing on the missing key. The run itself happens in a worker thread while the main thread turns
-SIGINT / SIGTERM into a cancellation (`sgp_action.cancel.supervise`).
+SIGINT / SIGTERM into a cancellation (`sgp_action.run.cancel.supervise`).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from sgp_action.cancel import CancelToken, supervise
+from sgp_action.ci.event import load_event
+from sgp_action.ci.runner import default_runner
 from sgp_action.errors import EXIT_OK
-from sgp_action.event import load_event
-from sgp_action.forks import skip_fork_pull_request
-from sgp_action.pipeline import Pipeline
-from sgp_action.runner import default_runner
-from sgp_action.settings import (
+from sgp_action.run.cancel import CancelToken, supervise
+from sgp_action.run.forks import skip_fork_pull_request
+from sgp_action.run.pipeline import Pipeline
+from sgp_action.run.settings import (
     add_run_arguments,
     load_settings,
     overrides_from_args,

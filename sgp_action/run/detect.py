@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from sgp_action.errors import InputError, ManifestError
 
 if TYPE_CHECKING:
-    from sgp_action.pipeline import RunContext
+    from sgp_action.run.pipeline import RunState
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _relative(path: Path, repo_root: Path) -> str | None:
 
 def load_agent(manifest_path: Path, repo_root: Path) -> Agent:
     """Read one manifest and work out its build inputs; raises ManifestError for an invalid one."""
-    from sgp_action.manifest import load_manifest
+    from sgp_action.packaging.manifest import load_manifest
 
     manifest = load_manifest(manifest_path)
     root = manifest.context_root
@@ -153,7 +153,7 @@ def changed_agents(repo_root: Path, base: str | None, head: str | None) -> list[
     return sorted((a.as_matrix_entry() for a in agents), key=lambda e: (e["manifest"], e["agent"]))
 
 
-def run(ctx: RunContext) -> None:
+def run(ctx: RunState) -> None:
     """`command: detect`: base and head from the event; the JSON matrix goes to the `matrix` output."""
     event = ctx.event
     head = event.head_sha or event.sha or "HEAD"

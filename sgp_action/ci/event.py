@@ -27,7 +27,7 @@ _FALLBACK_DEFAULT_BRANCHES = ("main", "master")
 
 
 @dataclass(frozen=True)
-class EventContext:
+class WorkflowEvent:
     """What the action needs from the event and the runner's variables. Empty strings / None when unknown."""
 
     event_name: str = ""
@@ -122,7 +122,7 @@ def _is_fork(pull: Mapping[str, Any], repository: str) -> bool:
     return head_repo.get("fork") is True
 
 
-def load_event(environ: Mapping[str, str]) -> EventContext:
+def load_event(environ: Mapping[str, str]) -> WorkflowEvent:
     """Read the event. Raises InputError when an event is named but its payload is missing or unreadable."""
     name = environ.get("GITHUB_EVENT_NAME", "")
     payload = _read_payload(environ, name)
@@ -155,7 +155,7 @@ def load_event(environ: Mapping[str, str]) -> EventContext:
     }
     if name in PULL_REQUEST_EVENTS or pull:
         head, base = _obj(pull.get("head")), _obj(pull.get("base"))
-        return EventContext(
+        return WorkflowEvent(
             **common,
             pr_number=_pr_number(payload, pull),
             head_sha=_text(head.get("sha")),
@@ -169,7 +169,7 @@ def load_event(environ: Mapping[str, str]) -> EventContext:
     if set(after) == {"0"}:  # a deleted ref
         after = ""
     before = _text(payload.get("before"))
-    return EventContext(
+    return WorkflowEvent(
         **common,
         head_sha=after or environ.get("GITHUB_SHA", ""),
         base_sha="" if set(before) == {"0"} else before,
@@ -177,7 +177,7 @@ def load_event(environ: Mapping[str, str]) -> EventContext:
     )
 
 
-def resolve_command(requested: str, event: EventContext) -> str:
+def resolve_command(requested: str, event: WorkflowEvent) -> str:
     """The command to run: `requested` itself, or for `auto` the mapping of README.md#inputs-and-outputs.
 
     pull_request / pull_request_target: opened, synchronize(d), reopened, ready_for_review, labeled -> preview;

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sgp_action.cancel import CancelToken, RemoteWork
-from sgp_action.deadlines import run_in_context, within
+from sgp_action.api.deadlines import run_in_context, within
+from sgp_action.ci.report import Report
 from sgp_action.durations import format_duration
 from sgp_action.errors import (
     ApiConnectionError,
@@ -26,10 +26,10 @@ from sgp_action.errors import (
     RequestDeadlineError,
     ServerError,
 )
-from sgp_action.report import Report
+from sgp_action.run.cancel import CancelToken, RemoteWork
 
 if TYPE_CHECKING:
-    from sgp_action.client import SGPClient
+    from sgp_action.api.client import SGPClient
 
 R = TypeVar("R")
 
@@ -52,7 +52,7 @@ CLOCK_SKEW = timedelta(seconds=30)
 
 
 class Console(Protocol):
-    """The part of `sgp_action.runner.Runner` the phases print through."""
+    """The part of `sgp_action.ci.runner.Runner` the phases print through."""
 
     def info(self, text: str) -> None: ...
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import NoReturn
 
+from sgp_action.api.models import DeployEvent, Deployment, LogLine, Phase
+from sgp_action.ci.report import format_timestamp
 from sgp_action.durations import format_duration
 from sgp_action.errors import DeploymentFailed, OperationTimeout, RequestDeadlineError
-from sgp_action.models import DeployEvent, Deployment, LogLine, Phase
-from sgp_action.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, TAIL_LINES, PhaseBase, PhaseEnv
-from sgp_action.report import format_timestamp
-from sgp_action.teardown import is_deletable
+from sgp_action.run.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, TAIL_LINES, PhaseBase, PhaseEnv
+from sgp_action.run.teardown import is_deletable
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ Retry policy (docs/sgp-api.md#errors-and-retries, docs/sgp-api.md#creates-are-no
   could not be opened, or the connect timed out) and on 429, which refuses a request without acting on it. A 5xx, a
   read timeout or a connection lost after sending raises at once.
 
-Every call ends by its deadline (an argument, or the `sgp_action.deadlines` scope the phases set): each attempt's
+Every call ends by its deadline (an argument, or the `sgp_action.api.deadlines` scope the phases set): each attempt's
 timeouts are capped by the time left, a watchdog cuts a body still dripping in at the deadline, and no retry starts
 without time for it. A call stopped that way raises `RequestDeadlineError` (a timeout, exit 4), not an API error.
-Answers are read by `sgp_action.body`, never whole by `requests`: a server can answer with gigabytes.
+Answers are read by `sgp_action.api.body`, never whole by `requests`: a server can answer with gigabytes.
 
 Redirects are never followed: `requests` would resend the custom `x-api-key` header to whatever host a redirect
 names. A 3xx becomes an error asking for the final base URL. The API key never appears in a message or a log line.
@@ -40,8 +40,8 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from sgp_action import USER_AGENT
-from sgp_action.body import AnswerTooLarge, body_text, read_answer
-from sgp_action.deadlines import Watchdog, WatchedAdapter, current_deadline
+from sgp_action.api.body import AnswerTooLarge, body_text, read_answer
+from sgp_action.api.deadlines import Watchdog, WatchedAdapter, current_deadline
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,

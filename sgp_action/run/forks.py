@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sgp_action.event import EventContext
-from sgp_action.report import Report
-from sgp_action.runner import Runner
+from sgp_action.ci.event import WorkflowEvent
+from sgp_action.ci.report import Report
+from sgp_action.ci.runner import Runner
 
 
 def skip_fork_pull_request(
-    event: EventContext, environ: Mapping[str, str], overrides: Mapping[str, str | None], runner: Runner
+    event: WorkflowEvent, environ: Mapping[str, str], overrides: Mapping[str, str | None], runner: Runner
 ) -> bool:
     """A pull request from a fork gets no secrets: without an api-key, skip with a notice and `result=skipped`.
 
     Checked before the inputs are validated, so the missing key is not reported as an error
     (docs/architecture.md#phases).
     """
-    from sgp_action.settings import raw_inputs
+    from sgp_action.run.settings import raw_inputs
 
     if not (event.is_pull_request and event.is_fork):
         return False

@@ -29,8 +29,8 @@ from typing import Any
 import requests
 
 from sgp_action import USER_AGENT
+from sgp_action.api.transport import backoff_delay, never_sent, parse_retry_after
 from sgp_action.errors import ActionError
-from sgp_action.transport import backoff_delay, never_sent, parse_retry_after
 
 log = logging.getLogger(__name__)
 

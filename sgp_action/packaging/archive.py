@@ -1,7 +1,7 @@
 """Packaging a build context into a reproducible tar.gz (docs/build-context.md#the-archives-shape).
 
-What goes in (the two layouts, the ignore rules, links) is `sgp_action.context_files`; this module describes the
-context (`ContextSpec`) and writes the archive. The archive: members sorted byte-lexically (directories end with
+What goes in (the two layouts, the ignore rules, links) is `sgp_action.packaging.walk`; this module describes the
+context (`BuildContextSpec`) and writes the archive. The archive: members sorted byte-lexically (directories end with
 `/`, so each follows its parent), directory entries included, uid/gid 0 and empty owner names, permission bits kept
 (setuid/setgid/sticky too; links 0777), mtime 0, USTAR headers with PAX records only when needed, gzip header without
 name or time: the same tree gives the same bytes.
@@ -36,20 +36,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from sgp_action.confine import CONFINE_HINT, resolve_confined, workspace_bound
-from sgp_action.context_files import Member, Walker, cli_ignore_patterns, list_members
 from sgp_action.errors import ContextError, ManifestError
-from sgp_action.pgzip import ParallelGzipWriter
+from sgp_action.packaging.confine import CONFINE_HINT, resolve_confined, workspace_bound
+from sgp_action.packaging.pgzip import ParallelGzipWriter
+from sgp_action.packaging.walk import Member, Walker, cli_ignore_patterns, list_members
 
 if TYPE_CHECKING:
-    from sgp_action.manifest import Manifest
+    from sgp_action.packaging.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_CONTEXT_BYTES",
-    "ContextResult",
-    "ContextSpec",
+    "BuildContextResult",
+    "BuildContextSpec",
     "Member",
     "build_context",
     "cli_ignore_patterns",
@@ -71,10 +71,10 @@ _BLOCK = tarfile.BLOCKSIZE
 
 
 @dataclass(frozen=True)
-class ContextSpec:
+class BuildContextSpec:
     """What to package. Build it with `from_manifest` or `plain`; paths are absolute, relative ones `/`-separated.
 
-    `workspace` is the real folder every path read for the archive must resolve into (`sgp_action.confine`).
+    `workspace` is the real folder every path read for the archive must resolve into (`sgp_action.packaging.confine`).
     """
 
     mode: str
@@ -88,7 +88,7 @@ class ContextSpec:
     @classmethod
     def from_manifest(
         cls, manifest: Manifest, follow_symlinks: bool = False, workspace: Path | None = None
-    ) -> ContextSpec:
+    ) -> BuildContextSpec:
         """The agentex layout of a validated manifest (root, include paths, Dockerfile and dockerignore).
 
         Each path the manifest names must resolve inside `workspace` (by default `workspace_bound` of the
@@ -123,7 +123,7 @@ class ContextSpec:
         dockerignore: str | None = None,
         follow_symlinks: bool = False,
         workspace: Path | None = None,
-    ) -> ContextSpec:
+    ) -> BuildContextSpec:
         """Docker's own layout: everything under `root`. Without `dockerignore`, BuildKit's choice
         (docs/build-context.md#files-that-are-always-sent):
         `<dockerfile>.dockerignore` when it exists, else `.dockerignore` at the root when it exists.
@@ -171,7 +171,7 @@ def _confine(path: Path, bound: str, flag: str, given: str) -> None:
 
 
 @dataclass(frozen=True)
-class ContextResult:
+class BuildContextResult:
     """A packaged context: where it is, what it holds, and its working-tree hash (hex SHA-256)."""
 
     path: Path
@@ -302,14 +302,14 @@ class _TarWriter:
 
 
 def build_context(
-    spec: ContextSpec,
+    spec: BuildContextSpec,
     output: Path,
     *,
     level: int = 6,
     threads: int | None = None,
     max_bytes: int = MAX_CONTEXT_BYTES,
     check: Callable[[], None] | None = None,
-) -> ContextResult:
+) -> BuildContextResult:
     """Package `spec` into the tar.gz `output` (written atomically) and describe it.
 
     Raises ContextError, before anything could be uploaded, for a bad `.dockerignore`, an unreadable file, a named
@@ -335,7 +335,7 @@ def build_context(
         partial.unlink(missing_ok=True)
         raise
     files = tuple(m.name for m in members if m.kind != "dir")
-    result = ContextResult(
+    result = BuildContextResult(
         path=output,
         file_count=writer.file_count,
         raw_bytes=writer.raw_bytes,

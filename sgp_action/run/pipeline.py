@@ -24,28 +24,32 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sgp_action.build_phase import BuildPhase, BuildSpec
-from sgp_action.cancel import CANCEL_BUDGET_SECONDS, WORKER_GRACE_SECONDS, CancelToken, RemoteWork
-from sgp_action.deploy_phase import DeployPhase, DeploySpec
+from sgp_action.api.models import Build, Phase
+from sgp_action.ci.report import Report, format_timestamp
 from sgp_action.errors import EXIT_OK, ActionError, BuildFailed, Cancelled, InputError
-from sgp_action.models import Build, Phase
-from sgp_action.phase import PhaseEnv
-from sgp_action.report import Report, format_timestamp
-from sgp_action.teardown import replace_previous
+from sgp_action.run.build_phase import BuildPhase, BuildSpec
+from sgp_action.run.cancel import CANCEL_BUDGET_SECONDS, WORKER_GRACE_SECONDS, CancelToken, RemoteWork
+from sgp_action.run.deploy_phase import DeployPhase, DeploySpec
+from sgp_action.run.phase import PhaseEnv
+from sgp_action.run.teardown import replace_previous
 
 if TYPE_CHECKING:
-    from sgp_action.client import SGPClient
-    from sgp_action.event import EventContext
-    from sgp_action.runner import Runner
-    from sgp_action.settings import Settings
+    from sgp_action.api.client import SGPClient
+    from sgp_action.ci.event import WorkflowEvent
+    from sgp_action.ci.runner import Runner
+    from sgp_action.run.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ClientFactory = Callable[["Settings"], "SGPClient"]
 
-#: Commands this module runs itself; others are delegated to `sgp_action.<name>.run(RunContext)`.
+#: Commands this module runs itself; others are delegated to `sgp_action.<name>.run(RunState)`.
 PHASE_COMMANDS = ("preview", "deploy", "build", "teardown")
-DELEGATED_COMMANDS = {"cleanup": "sgp_action.cleanup", "detect": "sgp_action.detect", "doctor": "sgp_action.doctor"}
+DELEGATED_COMMANDS = {
+    "cleanup": "sgp_action.run.cleanup",
+    "detect": "sgp_action.run.detect",
+    "doctor": "sgp_action.run.doctor",
+}
 #: Share of the cancel budget a worker spends on the remote cleanup (it must end within the supervisor's grace).
 CLEANUP_BUDGET_SECONDS = WORKER_GRACE_SECONDS - 0.5
 #: What is left for the main thread when it abandons a stuck worker (budget minus grace, minus time to write).
@@ -54,7 +58,7 @@ ABANDON_BUDGET_SECONDS = CANCEL_BUDGET_SECONDS - WORKER_GRACE_SECONDS - 0.5
 
 def default_client_factory(settings: Settings) -> SGPClient:
     """An `SGPClient` for the settings' base URL, key and account."""
-    from sgp_action.client import SGPClient
+    from sgp_action.api.client import SGPClient
 
     return SGPClient(settings.base_url, settings.api_key, settings.account_id)
 
@@ -70,11 +74,11 @@ class Outcome:
 
 
 @dataclass
-class RunContext:
+class RunState:
     """Everything a command needs; `cleanup` and `detect` receive it too (`run(ctx) -> None`)."""
 
     settings: Settings
-    event: EventContext
+    event: WorkflowEvent
     runner: Runner
     command: str
     token: CancelToken
@@ -131,13 +135,13 @@ class Pipeline:
     def __init__(
         self,
         settings: Settings,
-        event: EventContext,
+        event: WorkflowEvent,
         runner: Runner,
         *,
         client_factory: ClientFactory = default_client_factory,
         token: CancelToken | None = None,
     ) -> None:
-        self.ctx = RunContext(
+        self.ctx = RunState(
             settings=settings,
             event=event,
             runner=runner,
@@ -173,7 +177,7 @@ class Pipeline:
         finally:
             self._cleanup_local()
             ctx.close()
-        from sgp_action.comment import update_pr_comment
+        from sgp_action.ci.comment import update_pr_comment
 
         update_pr_comment(ctx)  # never raises: a forge failure is a warning
         ctx.report.write(ctx.runner)
@@ -190,7 +194,7 @@ class Pipeline:
     # --- outcome helpers ----------------------------------------------------------------------------------------
 
     def _failed(self, exc: ActionError) -> Outcome:
-        from sgp_action.runner import report_error
+        from sgp_action.ci.runner import report_error
 
         report = self.ctx.report
         report.result = exc.result
@@ -212,7 +216,7 @@ class Pipeline:
 
     def _run(self) -> str:
         ctx = self.ctx
-        from sgp_action.event import resolve_command
+        from sgp_action.ci.event import resolve_command
 
         command = resolve_command(ctx.settings.command, ctx.event)
         ctx.command = ctx.report.command = command
@@ -224,7 +228,7 @@ class Pipeline:
                 f"unknown command {command!r}: use one of auto, {', '.join(PHASE_COMMANDS)}, cleanup, detect, doctor"
             )
         if command == "teardown":
-            from sgp_action.teardown import run_teardown
+            from sgp_action.run.teardown import run_teardown
 
             return run_teardown(ctx)
         plan = self._plan(command)
@@ -262,8 +266,8 @@ class Pipeline:
 
     def _plan(self, command: str) -> Plan:
         """Read the manifest and environments, work out names, label and expiry, package the context."""
-        from sgp_action.manifest import load_environments, load_manifest
-        from sgp_action.provenance import head_commit
+        from sgp_action.packaging.manifest import load_environments, load_manifest
+        from sgp_action.packaging.provenance import head_commit
 
         ctx, settings, event = self.ctx, self.ctx.settings, self.ctx.event
         manifest = load_manifest(settings.manifest)
@@ -293,16 +297,18 @@ class Pipeline:
         return plan
 
     def _package(self, manifest: Any, plan: Plan) -> BuildSpec:
-        from sgp_action.confine import workspace_bound
-        from sgp_action.context import ContextSpec, build_context
-        from sgp_action.provenance import collect_provenance
+        from sgp_action.packaging.archive import BuildContextSpec, build_context
+        from sgp_action.packaging.confine import workspace_bound
+        from sgp_action.packaging.provenance import collect_provenance
 
         ctx, settings = self.ctx, self.ctx.settings
         self._tempdir = tempfile.TemporaryDirectory(prefix="sgp-context-", dir=settings.temp_dir)
         output = Path(self._tempdir.name) / "context.tar.gz"
         with ctx.report.timed("packaging"), ctx.runner.group("Build context"):
             workspace = workspace_bound(settings.working_directory, ctx.runner.environ.get("GITHUB_WORKSPACE"))
-            spec = ContextSpec.from_manifest(manifest, follow_symlinks=settings.follow_symlinks, workspace=workspace)
+            spec = BuildContextSpec.from_manifest(
+                manifest, follow_symlinks=settings.follow_symlinks, workspace=workspace
+            )
             result = build_context(spec, output, check=ctx.token.check)  # a cancel stops packaging at once
             for line in result.summary_lines():
                 ctx.runner.info(line)
@@ -401,7 +407,7 @@ class Pipeline:
 
 def run_pipeline(
     settings: Settings,
-    event: EventContext,
+    event: WorkflowEvent,
     runner: Runner,
     *,
     client_factory: ClientFactory = default_client_factory,

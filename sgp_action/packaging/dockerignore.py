@@ -13,7 +13,7 @@ match); a reversed range such as `[z-a]` matches nothing (moby fails at match ti
 contain a newline (Go's `.` does not). moby's own quirks are kept: `**.pyc` is a suffix test at any depth, and a
 non-segment `**` is `(.*/)?`.
 
-Each pattern is compiled once (sgp_action.globmatch, which never backtracks, so a hostile pattern cannot hang the
+Each pattern is compiled once (`packaging.globmatch`, which never backtracks, so a hostile pattern cannot hang the
 walk). Plain-text patterns are looked up in a dict and only the others run, all together, through one automaton, so
 100,000 literal lines cost no more per entry than one. Evaluation keeps, for every directory already seen, the index
 of the last pattern that matched it or one of its parents; an entry then only needs the last pattern matching the
@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sgp_action.errors import ContextError
-from sgp_action.globmatch import BadPattern, Glob, GlobSet, compile_glob
+from sgp_action.packaging.globmatch import BadPattern, Glob, GlobSet, compile_glob
 
 log = logging.getLogger(__name__)
 

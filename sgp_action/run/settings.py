@@ -26,7 +26,7 @@ from sgp_action.durations import parse_duration
 from sgp_action.errors import InputError
 
 if TYPE_CHECKING:
-    from sgp_action.event import EventContext
+    from sgp_action.ci.event import WorkflowEvent
 
 COMMANDS = ("auto", "preview", "deploy", "build", "teardown", "cleanup", "detect", "doctor")
 PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
@@ -301,7 +301,7 @@ def load_settings(
     environ: Mapping[str, str],
     overrides: Mapping[str, str | None] | None = None,
     *,
-    event: EventContext | None = None,
+    event: WorkflowEvent | None = None,
     now: datetime | None = None,
     cwd: Path | None = None,
 ) -> Settings:

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 import requests
 
 from sgp_action import USER_AGENT
-from sgp_action.context import ContextSpec, build_context, human_size
+from sgp_action.api.transport import short_reason
 from sgp_action.errors import ActionError, InputError, ManifestError
-from sgp_action.transport import short_reason
+from sgp_action.packaging.archive import BuildContextSpec, build_context, human_size
 
 if TYPE_CHECKING:
-    from sgp_action.doctor import Checklist
-    from sgp_action.event import EventContext
-    from sgp_action.manifest import Manifest
-    from sgp_action.settings import Settings
+    from sgp_action.ci.event import WorkflowEvent
+    from sgp_action.packaging.manifest import Manifest
+    from sgp_action.run.doctor import Checklist
+    from sgp_action.run.settings import Settings
 
 
 def _shown(path: Path, settings: Settings) -> str:
@@ -33,8 +33,8 @@ def _shown(path: Path, settings: Settings) -> str:
 
 def check_files(checks: Checklist, settings: Settings) -> Manifest | None:
     """The manifest and environments parse and validate, and the environment to deploy to resolves."""
-    from sgp_action.doctor import inert
-    from sgp_action.manifest import load_environments, load_manifest
+    from sgp_action.packaging.manifest import load_environments, load_manifest
+    from sgp_action.run.doctor import inert
 
     manifest: Manifest | None = None
     try:
@@ -60,11 +60,11 @@ def check_files(checks: Checklist, settings: Settings) -> Manifest | None:
 
 def check_context(checks: Checklist, settings: Settings, manifest: Manifest, max_bytes: int) -> None:
     """Package the build context to a temporary directory: files, size against the limit, secret-looking files."""
-    from sgp_action.doctor import inert
+    from sgp_action.run.doctor import inert
 
     with tempfile.TemporaryDirectory(prefix="sgp-doctor-", dir=settings.temp_dir) as workdir:
         try:
-            spec = ContextSpec.from_manifest(manifest, follow_symlinks=settings.follow_symlinks)
+            spec = BuildContextSpec.from_manifest(manifest, follow_symlinks=settings.follow_symlinks)
             result = build_context(spec, Path(workdir) / "context.tar.gz", max_bytes=max_bytes)
         except ActionError as exc:
             checks.fail(
@@ -89,10 +89,10 @@ def check_context(checks: Checklist, settings: Settings, manifest: Manifest, max
         )
 
 
-def check_auto(checks: Checklist, settings: Settings, event: EventContext) -> None:
+def check_auto(checks: Checklist, settings: Settings, event: WorkflowEvent) -> None:
     """What `command: auto` would do for the current event."""
-    from sgp_action.doctor import inert
-    from sgp_action.event import resolve_command
+    from sgp_action.ci.event import resolve_command
+    from sgp_action.run.doctor import inert
 
     try:
         command = resolve_command("auto", event)
@@ -108,7 +108,7 @@ def check_auto(checks: Checklist, settings: Settings, event: EventContext) -> No
     checks.ok("command: auto", f"{what} -> {command}{label}")
 
 
-def check_forge(checks: Checklist, settings: Settings, event: EventContext, *, timeout: float) -> None:
+def check_forge(checks: Checklist, settings: Settings, event: WorkflowEvent, *, timeout: float) -> None:
     """With github-token: can it read the repository, its pull requests and comments (and deployments on GitHub)?"""
     if not settings.github_token:
         checks.skip("github-token", "not given: no PR comment, and cleanup cannot tell closed pull requests")
@@ -116,7 +116,7 @@ def check_forge(checks: Checklist, settings: Settings, event: EventContext, *, t
     if not (event.api_url and event.repository):
         checks.warn("github-token", "no forge API URL or repository (not in a workflow run)", "run it in a workflow")
         return
-    from sgp_action.doctor_sgp import ReadOnlySession
+    from sgp_action.run.doctor_sgp import ReadOnlySession
 
     base = f"{event.api_url.rstrip('/')}/repos/{event.repository}"
     with ReadOnlySession() as session:

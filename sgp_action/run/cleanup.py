@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from sgp_action.forge import ForgeClient, ForgeError
-from sgp_action.report import md_code
-from sgp_action.teardown import delete_quietly, is_deletable
+from sgp_action.ci.forge import ForgeClient, ForgeError
+from sgp_action.ci.report import md_code
+from sgp_action.run.teardown import delete_quietly, is_deletable
 
 if TYPE_CHECKING:
-    from sgp_action.models import Deployment
-    from sgp_action.pipeline import RunContext
+    from sgp_action.api.models import Deployment
+    from sgp_action.run.pipeline import RunState
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def _older(a: Deployment, b: Deployment) -> bool:
     return False
 
 
-def _pr_states(ctx: RunContext, numbers: Iterable[int]) -> dict[int, str | None]:
+def _pr_states(ctx: RunState, numbers: Iterable[int]) -> dict[int, str | None]:
     """One forge lookup per distinct PR, on the pool; empty without a token or a repository to ask about."""
     token, event = ctx.settings.github_token, ctx.event
     wanted = sorted(set(numbers))
@@ -141,7 +141,7 @@ def _pr_states(ctx: RunContext, numbers: Iterable[int]) -> dict[int, str | None]
         forge.close()
 
 
-def _delete(ctx: RunContext, item: Doomed) -> bool:
+def _delete(ctx: RunState, item: Doomed) -> bool:
     """Delete one doomed preview and record it at once, so a later failure cannot hide what was already deleted."""
     ctx.token.check()
     deployment = item.deployment
@@ -167,7 +167,7 @@ def summary_markdown(doomed: list[Doomed], deleted: set[str], *, dry_run: bool) 
     return "\n".join(lines) + "\n"
 
 
-def sweep(ctx: RunContext, *, now: datetime | None = None) -> list[str]:
+def sweep(ctx: RunState, *, now: datetime | None = None) -> list[str]:
     """List, plan and delete; returns the ids deleted (also the `deleted` output). `now` is for tests."""
     now = now or datetime.now(timezone.utc)
     deployments = list(ctx.client.list_deployments(sort_by="created_at", sort_order="asc"))
@@ -194,9 +194,9 @@ def sweep(ctx: RunContext, *, now: datetime | None = None) -> list[str]:
     return list(ctx.report.deleted)
 
 
-def _own_agents(ctx: RunContext) -> frozenset[str] | None:
+def _own_agents(ctx: RunState) -> frozenset[str] | None:
     """This repository's agents, from its checkout; None (every agent) when the job checked out none."""
-    from sgp_action.detect import repository_agents
+    from sgp_action.run.detect import repository_agents
 
     agents = repository_agents(ctx.settings.working_directory)
     if not agents:
@@ -209,7 +209,7 @@ def _own_agents(ctx: RunContext) -> frozenset[str] | None:
     return agents
 
 
-def run(ctx: RunContext) -> None:
+def run(ctx: RunState) -> None:
     """`command: cleanup`: sweep every deployment; `dry-run` prints the plan and deletes nothing."""
     ctx.settings.require_credentials("cleanup")
     sweep(ctx)

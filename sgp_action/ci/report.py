@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from sgp_action.api.models import format_datetime
 from sgp_action.durations import format_duration
-from sgp_action.models import format_datetime
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ _RESULT_ICONS = {"success": "✅", "failure": "❌", "cancelled": "⏹️", "ski
 
 
 class ReportSink(Protocol):
-    """The part of `sgp_action.runner.Runner` the report writes to."""
+    """The part of `sgp_action.ci.runner.Runner` the report writes to."""
 
     def set_output(self, name: str, value: str) -> None: ...
 

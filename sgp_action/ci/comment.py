@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from sgp_action.cancel import call_with_deadline
+from sgp_action.ci.forge import Comment, ForgeClient
+from sgp_action.ci.report import Report, format_timestamp, md_code
 from sgp_action.errors import ActionError
-from sgp_action.forge import Comment, ForgeClient
-from sgp_action.report import Report, format_timestamp, md_code
+from sgp_action.run.cancel import call_with_deadline
 
 if TYPE_CHECKING:
-    from sgp_action.pipeline import RunContext
+    from sgp_action.run.pipeline import RunState
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,8 @@ def render_body(marker: Marker, report: Report, command: str, run_url: str) -> s
     return "\n".join(lines) + "\n"
 
 
-def _agent_name(ctx: RunContext) -> str:
-    from sgp_action.manifest import load_manifest
+def _agent_name(ctx: RunState) -> str:
+    from sgp_action.packaging.manifest import load_manifest
 
     try:
         name = load_manifest(ctx.settings.manifest).agent_name
@@ -121,7 +121,7 @@ def _agent_name(ctx: RunContext) -> str:
     return re.sub(r"[^\w.-]", "-", name or ctx.report.image_name or "agent")
 
 
-def _redact(ctx: RunContext, text: str) -> str:
+def _redact(ctx: RunState, text: str) -> str:
     """Remove the token, the API key and every masked value: a server message may echo a credential back."""
     for secret in (ctx.settings.github_token, getattr(ctx.settings, "api_key", "")):
         if secret:
@@ -133,7 +133,7 @@ def _status_state(report: Report) -> str:
     return {"success": "success", "cancelled": "error"}.get(report.result, "failure")
 
 
-def update_pr_comment(ctx: RunContext) -> bool:
+def update_pr_comment(ctx: RunState) -> bool:
     """Create or edit the sticky comment (and on Gitea/Forgejo the commit status); False if skipped or failed.
 
     Never raises: a forge failure becomes a warning annotation. Every forge call of the run shares FORGE_BUDGET
@@ -165,7 +165,7 @@ def update_pr_comment(ctx: RunContext) -> bool:
     return False
 
 
-def _publish(ctx: RunContext, forge: ForgeClient, number: int, ours: Marker, body: str) -> bool:
+def _publish(ctx: RunState, forge: ForgeClient, number: int, ours: Marker, body: str) -> bool:
     event = ctx.event
     try:
         found = find_comment(forge.list_comments(number), ours.agent)
@@ -186,7 +186,7 @@ def _publish(ctx: RunContext, forge: ForgeClient, number: int, ours: Marker, bod
     return True
 
 
-def _settle(ctx: RunContext, forge: ForgeClient, number: int, ours: Marker, body: str, created: int) -> None:
+def _settle(ctx: RunState, forge: ForgeClient, number: int, ours: Marker, body: str, created: int) -> None:
     """After creating: keep only the oldest comment with our marker, holding the newest word.
 
     Two runs of one PR whose lookups overlap both find nothing and both create. Each then lists again, deletes
@@ -208,7 +208,7 @@ def _settle(ctx: RunContext, forge: ForgeClient, number: int, ours: Marker, body
         forge.edit_comment(oldest.id, body)
 
 
-def _post_status(ctx: RunContext, forge: ForgeClient, agent: str) -> None:
+def _post_status(ctx: RunState, forge: ForgeClient, agent: str) -> None:
     event = ctx.event
     try:
         forge.create_status(
@@ -227,7 +227,7 @@ def _post_status(ctx: RunContext, forge: ForgeClient, agent: str) -> None:
         )
 
 
-def _describe(ctx: RunContext) -> str:
+def _describe(ctx: RunState) -> str:
     report = ctx.report
     if report.result != "success":
         return f"{report.result}: {report.message.splitlines()[0] if report.message else ''}"

@@ -1,7 +1,7 @@
 """Which files a build context holds: the walk of the context root and its ignore rules
 (docs/build-context.md#manifest-mode).
 
-Two layouts (`sgp_action.context.ContextSpec`). Manifest mode (the agentex layout): the archive root is
+Two layouts (`sgp_action.packaging.archive.BuildContextSpec`). Manifest mode (the agentex layout): the archive root is
 `build.context.root`, only the `include_paths` directories are walked (at their paths relative to the root), and the
 manifest's Dockerfile and dockerignore are stored at the root as `Dockerfile` and `.dockerignore`; a file is left out
 when Docker's `.dockerignore` rules exclude it **or** when the agentex CLI's basename patterns would
@@ -10,7 +10,7 @@ name). Plain mode: the whole root with exactly Docker's rules, the chosen Docker
 at their own paths.
 
 `.git` is never walked; symlinks are stored as links unless followed (only to targets inside the workspace and
-outside `.git`, `sgp_action.confine`); sockets, FIFOs and devices are skipped. Files found by walking a folder
+outside `.git`, `sgp_action.packaging.confine`); sockets, FIFOs and devices are skipped. Files found by walking a folder
 without following links cannot leave it, so only named files and followed links are resolved and checked.
 Excluded folders are not walked unless a `!` exception could re-include something below them. Members come out
 sorted byte-lexically, directories ending with `/` (each follows its parent).
@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sgp_action.confine import CONFINE_HINT, resolve_confined
-from sgp_action.dockerignore import DockerIgnore
 from sgp_action.errors import ContextError
+from sgp_action.packaging.confine import CONFINE_HINT, resolve_confined
+from sgp_action.packaging.dockerignore import DockerIgnore
 
 if TYPE_CHECKING:
-    from sgp_action.context import ContextSpec
+    from sgp_action.packaging.archive import BuildContextSpec
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Walker:
     `check` is called before each folder is read (a cancellation point: whatever it raises ends the walk).
     """
 
-    def __init__(self, spec: ContextSpec, check: Callable[[], None] | None = None) -> None:
+    def __init__(self, spec: BuildContextSpec, check: Callable[[], None] | None = None) -> None:
         self.spec = spec
         self.check = check or _no_check
         self.root = str(spec.root)
@@ -211,6 +211,6 @@ def _stat(path: str, rel: str, *, follow: bool = True, what: str | None = None) 
         raise ContextError(what or f"cannot read {rel} ({path}): {exc.strerror or exc}") from None
 
 
-def list_members(spec: ContextSpec) -> list[str]:
+def list_members(spec: BuildContextSpec) -> list[str]:
     """The archive's file members (regular files and symlinks, no directories), sorted as in the archive."""
     return [m.name for m in Walker(spec).walk() if m.kind != "dir"]

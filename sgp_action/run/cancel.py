@@ -26,7 +26,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from sgp_action.deadlines import within
+from sgp_action.api.deadlines import within
 from sgp_action.errors import Cancelled
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ def supervise(
 
 
 class RemoteCleaner(Protocol):
-    """The client calls the cleanup needs (`sgp_action.client.SGPClient` has them)."""
+    """The client calls the cleanup needs (`sgp_action.api.client.SGPClient` has them)."""
 
     def cancel_build(self, build_id: str) -> Any: ...
 

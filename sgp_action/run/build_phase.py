@@ -21,9 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sgp_action.cancel import CancelToken
-from sgp_action.context import human_size
-from sgp_action.deadlines import within
+from sgp_action.api.deadlines import within
+from sgp_action.api.models import Build, Phase
 from sgp_action.durations import format_duration
 from sgp_action.errors import (
     ApiError,
@@ -33,11 +32,12 @@ from sgp_action.errors import (
     RequestDeadlineError,
     ValidationError,
 )
-from sgp_action.models import Build, Phase
-from sgp_action.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, STOP_SECONDS, TAIL_LINES, Console, PhaseBase
+from sgp_action.packaging.archive import human_size
+from sgp_action.run.cancel import CancelToken
+from sgp_action.run.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, STOP_SECONDS, TAIL_LINES, Console, PhaseBase
 
 if TYPE_CHECKING:
-    from sgp_action.client import SGPClient
+    from sgp_action.api.client import SGPClient
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 docs/sgp-api.md#deployments.
 
 This module family (`client`, `transport`, `sse`, `models`) is the only code that talks HTTP. Calls return the typed
-records of `sgp_action.models` and raise `sgp_action.errors.ApiError` subclasses; the retry policy is described in
-`sgp_action.transport`.
+records of `sgp_action.api.models` and raise `sgp_action.errors.ApiError` subclasses; the retry policy is described in
+`sgp_action.api.transport`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ from urllib.parse import quote
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
+from sgp_action.api.models import Build, Deployment, LogPage, UndeployedAgent, format_datetime
+from sgp_action.api.paging import about as _about
+from sgp_action.api.paging import walk_pages
+from sgp_action.api.sse import EventStream, log_lines
+from sgp_action.api.transport import Transport
 from sgp_action.errors import (
     ApiConnectionError,
     BadAnswerError,
@@ -30,11 +35,6 @@ from sgp_action.errors import (
     InputError,
     ValidationError,
 )
-from sgp_action.models import Build, Deployment, LogPage, UndeployedAgent, format_datetime
-from sgp_action.paging import about as _about
-from sgp_action.paging import walk_pages
-from sgp_action.sse import EventStream, log_lines
-from sgp_action.transport import Transport
 
 logger = logging.getLogger(__name__)
 _Record = TypeVar("_Record")

@@ -17,10 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from sgp_action import context as context_module
-from sgp_action.context import ContextSpec, build_context, cli_ignore_patterns, is_secret_like, list_members
 from sgp_action.errors import Cancelled, ContextError
-from sgp_action.manifest import load_manifest
+from sgp_action.packaging import archive as context_module
+from sgp_action.packaging.archive import (
+    BuildContextSpec,
+    build_context,
+    cli_ignore_patterns,
+    is_secret_like,
+    list_members,
+)
+from sgp_action.packaging.manifest import load_manifest
 
 MANIFEST = """\
 build:
@@ -92,9 +98,9 @@ def repo(tmp_path: Path) -> Path:
     return make_tree(tmp_path, TREE)
 
 
-def echo_spec(repo: Path, **kwargs: bool) -> ContextSpec:
+def echo_spec(repo: Path, **kwargs: bool) -> BuildContextSpec:
     # The workspace is named: `agents/echo/.git` would make the agent's folder the nearest repository.
-    return ContextSpec.from_manifest(load_manifest(repo / "agents/echo/manifest.yaml"), workspace=repo, **kwargs)
+    return BuildContextSpec.from_manifest(load_manifest(repo / "agents/echo/manifest.yaml"), workspace=repo, **kwargs)
 
 
 def members_of(archive: Path) -> dict[str, tarfile.TarInfo]:
@@ -133,7 +139,7 @@ def test_manifest_mode_membership(repo: Path, tmp_path: Path) -> None:
 
 
 def test_plain_mode_is_exactly_docker(repo: Path) -> None:
-    spec = ContextSpec.plain(repo, dockerfile="agents/echo/Dockerfile", dockerignore="agents/echo/.dockerignore")
+    spec = BuildContextSpec.plain(repo, dockerfile="agents/echo/Dockerfile", dockerignore="agents/echo/.dockerignore")
     names = list_members(spec)
     # What only the agentex CLI would leave out is in; what Docker leaves out is out; .git never.
     for kept in (
@@ -201,12 +207,12 @@ def test_plain_mode_is_exactly_docker(repo: Path) -> None:
 )
 def test_plain_mode_table(tmp_path: Path, files: dict[str, str], kwargs: dict[str, str], expected: list[str]) -> None:
     make_tree(tmp_path, files)
-    assert list_members(ContextSpec.plain(tmp_path, **kwargs)) == expected
+    assert list_members(BuildContextSpec.plain(tmp_path, **kwargs)) == expected
 
 
 def test_reincluded_file_gets_its_parent_directory_entry(tmp_path: Path) -> None:
     make_tree(tmp_path, {".dockerignore": "foo*\n!foo/bar2\n", "Dockerfile": "", "foo/bar1": "", "foo/bar2": ""})
-    names = members_of(build_context(ContextSpec.plain(tmp_path), tmp_path / "o.tgz").path)
+    names = members_of(build_context(BuildContextSpec.plain(tmp_path), tmp_path / "o.tgz").path)
     assert "foo" in names and names["foo"].isdir() and "foo/bar1" not in names
 
 
@@ -221,11 +227,11 @@ def test_excluded_folders_are_not_walked(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(context_module.os, "scandir", spy)
     (tmp_path / ".dockerignore").write_text("node_modules\n")
-    assert list_members(ContextSpec.plain(tmp_path)) == [".dockerignore", "Dockerfile", "src/a.py"]
+    assert list_members(BuildContextSpec.plain(tmp_path)) == [".dockerignore", "Dockerfile", "src/a.py"]
     assert sorted(walked) == [".", "src"]
     walked.clear()
     (tmp_path / ".dockerignore").write_text("node_modules\n!node_modules/a/b.js\n")
-    assert "node_modules/a/b.js" in list_members(ContextSpec.plain(tmp_path))
+    assert "node_modules/a/b.js" in list_members(BuildContextSpec.plain(tmp_path))
     assert "node_modules" in walked
 
 
@@ -260,9 +266,9 @@ def test_archive_properties(special: Path, tmp_path: Path, caplog: pytest.LogCap
         sock.bind("app.sock")
     finally:
         os.chdir(cwd)
-    caplog.set_level(logging.INFO, logger="sgp_action.context_files")
+    caplog.set_level(logging.INFO, logger="sgp_action.packaging.walk")
     try:
-        result = build_context(ContextSpec.plain(special), tmp_path / "o.tgz")
+        result = build_context(BuildContextSpec.plain(special), tmp_path / "o.tgz")
     finally:
         sock.close()
     archived = members_of(result.path)
@@ -297,8 +303,8 @@ def test_same_tree_same_bytes(tmp_path: Path) -> None:
     for i, path in enumerate(sorted(two.rglob("*"))):
         os.utime(path, (1_000_000 + i, 2_000_000_000 - i * 7.5))
     (two / "d0").chmod(0o755)
-    a = build_context(ContextSpec.plain(one), tmp_path / "a.tgz", threads=1)
-    b = build_context(ContextSpec.plain(two), tmp_path / "b.tgz", threads=2)
+    a = build_context(BuildContextSpec.plain(one), tmp_path / "a.tgz", threads=1)
+    b = build_context(BuildContextSpec.plain(two), tmp_path / "b.tgz", threads=2)
     assert a.path.read_bytes() == b.path.read_bytes()
     assert a.working_tree_hash == b.working_tree_hash
 
@@ -309,7 +315,7 @@ def test_long_and_undecodable_names(tmp_path: Path) -> None:
     os.makedirs(os.path.join(os.fsencode(tmp_path), b"bytes"), exist_ok=True)
     with open(os.path.join(os.fsencode(tmp_path), b"bytes", b"caf\xe9.txt"), "wb") as handle:
         handle.write(b"latin-1 name\n")
-    result = build_context(ContextSpec.plain(tmp_path), tmp_path.parent / f"{tmp_path.name}.tgz")
+    result = build_context(BuildContextSpec.plain(tmp_path), tmp_path.parent / f"{tmp_path.name}.tgz")
     names = members_of(result.path)
     assert long_name in names
     assert os.fsdecode(b"bytes/caf\xe9.txt") in names
@@ -320,7 +326,7 @@ def test_hard_links_are_regular_files(tmp_path: Path) -> None:
     make_tree(tmp_path, {"Dockerfile": "", "a.txt": "same inode\n"})
     os.link(tmp_path / "a.txt", tmp_path / "b.txt")
     out = tmp_path.parent / f"{tmp_path.name}.tgz"
-    with tarfile.open(build_context(ContextSpec.plain(tmp_path), out).path) as tar:
+    with tarfile.open(build_context(BuildContextSpec.plain(tmp_path), out).path) as tar:
         for name in ("a.txt", "b.txt"):
             member = tar.extractfile(name)
             assert tar.getmember(name).isreg() and member is not None and member.read() == b"same inode\n"
@@ -338,12 +344,12 @@ def linked(tmp_path: Path) -> Path:
 
 
 def test_follow_symlinks_inside_the_repository(linked: Path, tmp_path: Path) -> None:
-    spec = ContextSpec.plain(linked / "ctx", follow_symlinks=True)
+    spec = BuildContextSpec.plain(linked / "ctx", follow_symlinks=True)
     assert spec.workspace == linked.resolve()
     result = build_context(spec, tmp_path / "o.tgz")
     archived = members_of(result.path)
     assert archived["lib.py"].isreg() and archived["shared"].isdir() and archived["shared/lib.py"].isreg()
-    without = members_of(build_context(ContextSpec.plain(linked / "ctx"), tmp_path / "p.tgz").path)
+    without = members_of(build_context(BuildContextSpec.plain(linked / "ctx"), tmp_path / "p.tgz").path)
     assert without["lib.py"].issym() and "shared/lib.py" not in without
 
 
@@ -359,7 +365,7 @@ def test_follow_symlinks_inside_the_repository(linked: Path, tmp_path: Path) -> 
 )
 def test_follow_symlinks_errors(linked: Path, tmp_path: Path, target: str, message: str) -> None:
     os.symlink(target, linked / "ctx/escape")
-    spec = ContextSpec.plain(linked, dockerfile="ctx/Dockerfile", follow_symlinks=True)
+    spec = BuildContextSpec.plain(linked, dockerfile="ctx/Dockerfile", follow_symlinks=True)
     with pytest.raises(ContextError, match=message):
         build_context(spec, tmp_path / "o.tgz")
     assert not (tmp_path / "o.tgz").exists()
@@ -374,16 +380,18 @@ def test_empty_context(tmp_path: Path) -> None:
     ctx.mkdir()
     os.symlink("../real/Dockerfile", ctx / "Dockerfile")  # a link, not a regular file: nothing to build from
     with pytest.raises(ContextError, match="holds no files"):
-        build_context(ContextSpec.plain(ctx, workspace=tmp_path), tmp_path / "o.tgz")
+        build_context(BuildContextSpec.plain(ctx, workspace=tmp_path), tmp_path / "o.tgz")
     assert not (tmp_path / "o.tgz").exists()
 
 
 def test_size_limit(tmp_path: Path) -> None:
     make_tree(tmp_path / "ctx", {"Dockerfile": "", "blob.bin": os.urandom(300_000)})
     with pytest.raises(ContextError, match=r"over the 97\.7 KiB upload limit"):
-        build_context(ContextSpec.plain(tmp_path / "ctx"), tmp_path / "o.tgz", max_bytes=100_000)
+        build_context(BuildContextSpec.plain(tmp_path / "ctx"), tmp_path / "o.tgz", max_bytes=100_000)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ctx"]  # no output, no partial file
-    assert build_context(ContextSpec.plain(tmp_path / "ctx"), tmp_path / "o.tgz", max_bytes=400_000).compressed_bytes
+    assert build_context(
+        BuildContextSpec.plain(tmp_path / "ctx"), tmp_path / "o.tgz", max_bytes=400_000
+    ).compressed_bytes
 
 
 @pytest.mark.parametrize(
@@ -397,13 +405,13 @@ def test_size_limit(tmp_path: Path) -> None:
 def test_plain_spec_errors(tmp_path: Path, kwargs: dict[str, str], message: str) -> None:
     (tmp_path / "Dockerfile").write_text("")
     with pytest.raises(ContextError, match=message):
-        ContextSpec.plain(tmp_path, **kwargs)
+        BuildContextSpec.plain(tmp_path, **kwargs)
 
 
 def test_bad_dockerignore_names_the_line(tmp_path: Path) -> None:
     make_tree(tmp_path, {"Dockerfile": "", ".dockerignore": "a\n[\n"})
     with pytest.raises(ContextError, match=r"\.dockerignore.*line 2|line 2.*\.dockerignore"):
-        list_members(ContextSpec.plain(tmp_path))
+        list_members(BuildContextSpec.plain(tmp_path))
 
 
 # --- secrets and the hash ------------------------------------------------------------------------------------
@@ -435,7 +443,7 @@ def test_secret_like_names(name: str, secret: bool) -> None:
 
 def test_secret_like_reported(repo: Path, tmp_path: Path) -> None:
     make_tree(repo, {"agents/echo/project/tls.key": "k", "agents/echo/project/id_rsa.pub": "p"})
-    spec = ContextSpec.plain(repo, dockerfile="agents/echo/Dockerfile", dockerignore="agents/echo/.dockerignore")
+    spec = BuildContextSpec.plain(repo, dockerfile="agents/echo/Dockerfile", dockerignore="agents/echo/.dockerignore")
     result = build_context(spec, tmp_path / "o.tgz")
     assert result.secret_like == ("agents/echo/.env", "agents/echo/.env.local", "agents/echo/project/tls.key")
     assert any("agents/echo/.env" in line for line in result.summary_lines())
@@ -464,7 +472,7 @@ def reference_hash(archive: Path) -> str:
 
 
 def test_hash_matches_its_definition(special: Path, tmp_path: Path) -> None:
-    result = build_context(ContextSpec.plain(special), tmp_path / "o.tgz")
+    result = build_context(BuildContextSpec.plain(special), tmp_path / "o.tgz")
     assert result.working_tree_hash == reference_hash(result.path)
 
 
@@ -484,12 +492,12 @@ def test_hash_matches_its_definition(special: Path, tmp_path: Path) -> None:
 def test_hash_sensitivity(tmp_path: Path, change: Callable[[Path], object]) -> None:
     root = make_tree(tmp_path / "ctx", {"Dockerfile": "", "a.txt": "a\n", "d/x": "x" * 10})
     os.symlink("a.txt", root / "link")
-    before = build_context(ContextSpec.plain(root), tmp_path / "1.tgz").working_tree_hash
-    assert build_context(ContextSpec.plain(root), tmp_path / "2.tgz").working_tree_hash == before
+    before = build_context(BuildContextSpec.plain(root), tmp_path / "1.tgz").working_tree_hash
+    assert build_context(BuildContextSpec.plain(root), tmp_path / "2.tgz").working_tree_hash == before
     os.utime(root / "a.txt", (1, 1))  # times never count
-    assert build_context(ContextSpec.plain(root), tmp_path / "3.tgz").working_tree_hash == before
+    assert build_context(BuildContextSpec.plain(root), tmp_path / "3.tgz").working_tree_hash == before
     change(root)
-    assert build_context(ContextSpec.plain(root), tmp_path / "4.tgz").working_tree_hash != before
+    assert build_context(BuildContextSpec.plain(root), tmp_path / "4.tgz").working_tree_hash != before
 
 
 def test_summary(repo: Path, tmp_path: Path) -> None:
@@ -518,7 +526,7 @@ def test_mode_bits_kept_for_root_files(repo: Path, tmp_path: Path) -> None:
 def test_output_folder_missing(tmp_path: Path) -> None:
     make_tree(tmp_path / "ctx", {"Dockerfile": "FROM a\n"})
     with pytest.raises(ContextError, match=r"cannot write the archive .*nowhere"):
-        build_context(ContextSpec.plain(tmp_path / "ctx"), tmp_path / "nowhere" / "o.tgz")
+        build_context(BuildContextSpec.plain(tmp_path / "ctx"), tmp_path / "nowhere" / "o.tgz")
 
 
 class CancelAt:
@@ -548,7 +556,7 @@ def _pgzip_threads() -> list[str]:
 @pytest.mark.parametrize("where", ["walk", "members", "large file", "last call"])
 def test_cancellation_check_stops_packaging_cleanly(large: Path, tmp_path: Path, where: str) -> None:
     full = CancelAt()
-    build_context(ContextSpec.plain(large), tmp_path / "full.tgz", check=full)
+    build_context(BuildContextSpec.plain(large), tmp_path / "full.tgz", check=full)
     # At least once per folder walked, per member and per 1 MiB read of the large file.
     assert full.calls >= 3 + 6 + 6
     at = {"walk": 1, "members": 6, "large file": full.calls - 3, "last call": full.calls}[where]
@@ -556,7 +564,7 @@ def test_cancellation_check_stops_packaging_cleanly(large: Path, tmp_path: Path,
     out = tmp_path / "out" / "context.tar.gz"
     out.parent.mkdir()
     with pytest.raises(Cancelled, match="SIGINT"):
-        build_context(ContextSpec.plain(large), out, check=check, threads=2)
+        build_context(BuildContextSpec.plain(large), out, check=check, threads=2)
     assert check.calls == at  # nothing called the check after it raised
     assert list(out.parent.iterdir()) == []  # neither the archive nor its partial file
     assert _pgzip_threads() == []

@@ -16,15 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sgp_action.context import MAX_CONTEXT_BYTES
+from sgp_action.ci.report import md_code
 from sgp_action.errors import EXIT_API, EXIT_CONFIG, EXIT_OK, ApiError, ConfigError
-from sgp_action.report import md_code
+from sgp_action.packaging.archive import MAX_CONTEXT_BYTES
 
 if TYPE_CHECKING:
-    from sgp_action.event import EventContext
-    from sgp_action.pipeline import RunContext
-    from sgp_action.runner import Runner
-    from sgp_action.settings import Settings
+    from sgp_action.ci.event import WorkflowEvent
+    from sgp_action.ci.runner import Runner
+    from sgp_action.run.pipeline import RunState
+    from sgp_action.run.settings import Settings
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 _MARKS = {OK: "[ok]  ", WARN: "[warn]", FAIL: "[FAIL]", SKIP: "[skip]"}
@@ -106,10 +106,10 @@ class Checklist:
 
 
 def diagnose(
-    settings: Settings, event: EventContext, *, max_context_bytes: int = MAX_CONTEXT_BYTES, timeout: float = 15.0
+    settings: Settings, event: WorkflowEvent, *, max_context_bytes: int = MAX_CONTEXT_BYTES, timeout: float = 15.0
 ) -> Checklist:
     """Run every check in order; never raises an ActionError (each problem becomes a failed line)."""
-    from sgp_action import doctor_local, doctor_sgp
+    from sgp_action.run import doctor_local, doctor_sgp
 
     checks = Checklist()
     with doctor_sgp.ReadOnlySGP(settings, timeout=timeout) as sgp:
@@ -153,7 +153,7 @@ class DoctorServerFailed(ApiError):
     """The doctor found a server answer that blocks a deploy (exit 3)."""
 
 
-def run(ctx: RunContext) -> None:
+def run(ctx: RunState) -> None:
     """`command: doctor` inside `sgp-action run`: check, print, summarise; raise when something blocks."""
     checks = diagnose(ctx.settings, ctx.event)
     code = report(checks, ctx.runner)

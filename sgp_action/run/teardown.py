@@ -13,13 +13,13 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from sgp_action.api.models import Deployment
 from sgp_action.errors import ActionError, InputError, NotFoundError, ValidationError
-from sgp_action.models import Deployment
-from sgp_action.phase import PhaseEnv
+from sgp_action.run.phase import PhaseEnv
 
 if TYPE_CHECKING:
-    from sgp_action.client import SGPClient
-    from sgp_action.pipeline import RunContext
+    from sgp_action.api.client import SGPClient
+    from sgp_action.run.pipeline import RunState
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def replace_previous(env: PhaseEnv, current: Deployment, *, agent_name: str | No
     return delete_all(env, previews_with_label(env.client, label, agent_name=agent), keep=keep)
 
 
-def run_teardown(ctx: RunContext) -> str:
+def run_teardown(ctx: RunState) -> str:
     """`command: teardown`: delete this label's active previews of the manifest's agent; `dry-run` lists them."""
     label = ctx.settings.preview_label
     if not label:
@@ -129,12 +129,12 @@ def run_teardown(ctx: RunContext) -> str:
     return "success"
 
 
-def _teardown_agent(ctx: RunContext) -> str | None:
+def _teardown_agent(ctx: RunState) -> str | None:
     """The manifest's agent, so that a PR's teardown leaves other agents' previews with its label alone.
 
     A PR that deleted its agent has no manifest left: then every preview with the label goes, as it should.
     """
-    from sgp_action.manifest import load_manifest
+    from sgp_action.packaging.manifest import load_manifest
 
     try:
         return load_manifest(ctx.settings.manifest).agent_name
