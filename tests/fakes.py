@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sgp_action.api.models import Build, DeployEvent, Deployment, LogLine, LogPage
+from sgp_action.api.models import Build, DeployEvent, Deployment, LogLine, LogPage, deploy_status_word
 from sgp_action.errors import NotFoundError, ValidationError
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -38,7 +38,8 @@ def build(status: str = "queued", **kw: Any) -> Build:
 def deployment(status: str = "pending", **kw: Any) -> Deployment:
     values: dict[str, Any] = dict(
         id="d-1",
-        status=status.lower(),
+        status=deploy_status_word(status) or status.lower(),
+        server_status=status.lower(),
         build_id="b-1",
         preview_label="pr-7",
         expires_at=T0 + timedelta(hours=8),

@@ -15,6 +15,7 @@ from sgp_action.api.models import (
     LogPage,
     Phase,
     UndeployedAgent,
+    deploy_status_word,
     format_datetime,
     parse_datetime,
 )
@@ -117,14 +118,23 @@ def test_build_phase(status: str, phase: Phase) -> None:
         # never success without confirmation (docs/sgp-api.md#deployment-status-spellings)
         ("running", Phase.IN_PROGRESS),
         ("deploying", Phase.IN_PROGRESS),
-        # the Agentex server's word, not SGP's (docs/sgp-api.md#two-different-deployment-apis)
-        ("Ready", Phase.IN_PROGRESS),
+        # other plausible words (docs/sgp-api.md#deployment-status-words)
+        ("Ready", Phase.SUCCEEDED),
+        ("succeeded", Phase.SUCCEEDED),
+        ("Active", Phase.SUCCEEDED),
+        ("DEPLOYED", Phase.SUCCEEDED),
+        ("CrashLoopBackOff", Phase.FAILED),
+        ("canceled", Phase.FAILED),
+        ("In-Progress", Phase.IN_PROGRESS),
+        ("warming_up", Phase.IN_PROGRESS),
     ],
 )
 def test_deployment_phase(status: str, phase: Phase) -> None:
     deployment = Deployment.from_api({"id": "d", "status": status})
-    assert deployment.status == status.lower()
+    assert deployment.server_status == status.lower()
+    assert deployment.status == (deploy_status_word(status) or status.lower())
     assert deployment.phase is phase
+    assert deployment.status_known is (status != "warming_up")
 
 
 def test_deployment_fields_and_events() -> None:
