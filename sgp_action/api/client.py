@@ -149,6 +149,9 @@ class SGPClient:
         )
         if sleep is not None:
             self.transport.sleep = sleep
+        #: Set once a list refused `sort_by` / `sort_order` (docs/sgp-api.md#sorting-parameters): from then on, lists
+        #: are asked for without them and ordered here, for the rest of the run.
+        self.sort_refused = False
 
     def __repr__(self) -> str:
         return f"SGPClient({self.transport!r})"
@@ -180,7 +183,38 @@ class SGPClient:
     def _records(
         self, reader: Callable[[Mapping[str, Any]], _Record], path: str, params: Mapping[str, Any]
     ) -> Iterator[_Record]:
-        """Every item of a paged list, read by `reader`; an unreadable one names the endpoint."""
+        """Every item of a paged list, read by `reader`; an unreadable one names the endpoint.
+
+        A server that refuses the sort parameters (400/422 naming one, docs/sgp-api.md#sorting-parameters) is asked
+        once more without them, and the whole list is ordered here by `created_at`; the client remembers it.
+        """
+        order = params.get("sort_order")
+        sorted_here = params.get("sort_by") is not None or order is not None
+        if sorted_here and not self.sort_refused:
+            items = self._walk(reader, path, params)
+            try:
+                first = next(items, None)
+            except ValidationError as exc:
+                if not _names_sort(exc):
+                    raise
+                self.sort_refused = True
+                logger.info("GET %s refused the sort parameters (%s); ordering lists here from now on", path, exc)
+            else:
+                if first is not None:
+                    yield first
+                    yield from items
+                return
+        if not sorted_here:
+            yield from self._walk(reader, path, params)
+            return
+        unsorted = {key: value for key, value in params.items() if key not in ("sort_by", "sort_order")}
+        unsorted["limit"] = max(int(unsorted.get("limit") or 0), 100)  # the whole list is read: full pages
+        records = list(self._walk(reader, path, unsorted))
+        yield from sort_by_created_at(records, descending=order == "desc")
+
+    def _walk(
+        self, reader: Callable[[Mapping[str, Any]], _Record], path: str, params: Mapping[str, Any]
+    ) -> Iterator[_Record]:
         for item in walk_pages(lambda query: self._call("GET", path, params=query), path, params):
             with _about("GET", path):
                 yield reader(item)
@@ -429,6 +463,20 @@ class SGPClient:
         params = {"cursor": cursor or None, "limit": max(1, min(500, limit))}
         with _about("GET", path):
             return LogPage.from_api(self._call("GET", path, params=params), previous_cursor=cursor)
+
+
+def _names_sort(exc: ValidationError) -> bool:
+    """Whether a 400/422 names a sort parameter (in its message or its body), not some other refused value."""
+    said = f"{exc} {json.dumps(exc.body, default=str)[:4000]}".lower()
+    return "sort_by" in said or "sort_order" in said
+
+
+def sort_by_created_at(records: list[_Record], *, descending: bool) -> list[_Record]:
+    """`records` ordered by their `created_at` (oldest first, or newest first); records without one come last."""
+    dated = [r for r in records if getattr(r, "created_at", None) is not None]
+    undated = [r for r in records if getattr(r, "created_at", None) is None]
+    dated.sort(key=lambda r: getattr(r, "created_at"), reverse=descending)  # noqa: B009
+    return dated + undated
 
 
 def _segment(value: str) -> str:
