@@ -701,3 +701,40 @@ def test_a_refusal_that_names_no_sort_parameter_is_raised(client: SGPClient) -> 
     with pytest.raises(ValidationError, match="limit"):
         list(client.list_builds(sort_by="created_at", sort_order="desc"))
     assert not client.sort_refused and len(responses.calls) == 1
+
+
+@pytest.mark.parametrize("flag", [{}, {"has_more": None}])
+@responses.activate
+def test_paging_without_has_more_goes_on_while_pages_are_full(client: SGPClient, flag: dict[str, Any]) -> None:
+    pages = [
+        {"items": [{"id": "b1"}, {"id": "b2"}], "next_cursor": "b2", **flag},
+        {"items": [{"id": "b3"}, {"id": "b4"}], "next_cursor": "b4", **flag},
+        {"items": [{"id": "b5"}], "next_cursor": "b5", **flag},  # short: the end, whatever the cursor says
+    ]
+    for page in pages:
+        responses.get(f"{BASE}/v5/builds", json=page)
+    assert [b.id for b in client.list_builds(limit=2)] == ["b1", "b2", "b3", "b4", "b5"]
+    assert len(responses.calls) == 3 and query(2)["starting_after"] == ["b4"]
+
+
+@responses.activate
+def test_paging_without_has_more_reads_the_servers_own_smaller_limit(client: SGPClient) -> None:
+    responses.get(f"{BASE}/v5/builds", json={"items": [{"id": "b1"}, {"id": "b2"}], "limit": 2})
+    responses.get(f"{BASE}/v5/builds", json={"items": [{"id": "b3"}], "limit": 2})
+    assert [b.id for b in client.list_builds(limit=100)] == ["b1", "b2", "b3"]
+
+
+@responses.activate
+def test_paging_without_has_more_still_stops_on_a_cursor_seen_before(client: SGPClient) -> None:
+    responses.get(f"{BASE}/v5/builds", json={"items": [{"id": "b1"}, {"id": "b2"}], "next_cursor": "b2"})
+    responses.get(f"{BASE}/v5/builds", json={"items": [{"id": "b3"}, {"id": "b2"}], "next_cursor": "b2"})
+    with pytest.raises(BadAnswerError, match="paging looped"):
+        list(client.list_builds(limit=2))
+
+
+def test_paging_against_the_no_has_more_variant(emulator_factory: Callable[..., Any]) -> None:
+    emulator = emulator_factory(variants=["no-has-more"])
+    made = _register_builds(emulator, 5)
+    with SGPClient(emulator.url, emulator.api_key, emulator.account_id, max_retries=0) as sgp:
+        assert [b.id for b in sgp.list_builds(limit=2, sort_by="created_at", sort_order="asc")] == made
+        assert len(list(sgp.list_deployments(limit=2))) == 0
