@@ -31,6 +31,7 @@ from sgp_action.api.transport import Transport
 from sgp_action.errors import (
     ApiConnectionError,
     BadAnswerError,
+    ConflictError,
     ContextError,
     InputError,
     ValidationError,
@@ -436,15 +437,15 @@ class SGPClient:
         Retried like a read (a failed teardown leaves the record unchanged, docs/sgp-api.md#delete-a-deployment). When a
         retry then meets the 400 for an already-deleted record, an earlier attempt did the work: the deleted record is
         returned.
-        Without a retry, deleting a DELETED, CANCELLED or SUPERSEDED record raises ValidationError
-        (docs/sgp-api.md#ended-deployments-cannot-be-deleted).
+        Without a retry, deleting a DELETED, CANCELLED or SUPERSEDED record raises ValidationError, NotFoundError or
+        ConflictError, as the server chooses (docs/sgp-api.md#deleting-an-ended-deployment).
         """
         path = f"/v5/agentex/deployments/{_segment(deployment_id)}"
         retried: list[str] = []
         try:
             with _about("DELETE", path):
                 return Deployment.from_api(self._call("DELETE", path, retry_log=retried))
-        except ValidationError:
+        except (ValidationError, ConflictError):
             if not retried:
                 raise
             current = self.get_deployment(deployment_id)

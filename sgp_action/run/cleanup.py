@@ -8,7 +8,7 @@ oldest first), then a delete for each active preview that is
 * replaced: an active preview with the same label was created after it (the newest one per label is kept).
 
 Terminal records (DELETED, CANCELLED, SUPERSEDED) are skipped, since deleting them is a 400
-(docs/sgp-api.md#ended-deployments-cannot-be-deleted); a 400/404 on delete
+(docs/sgp-api.md#ended-deployments-cannot-be-deleted); a 400, 404 or 409 on delete
 means someone got there first and counts as done. Deletes run on a small thread pool; 429 and `Retry-After` are
 the transport's retries. No request is sent beyond the list pages, the deletes and one PR lookup per distinct PR.
 """
