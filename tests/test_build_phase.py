@@ -139,6 +139,31 @@ def test_logs_are_printed_once_across_replaying_reconnects() -> None:
     assert console.lines[0] == ("group", "Build logs (b-1)")
 
 
+@pytest.mark.parametrize(
+    "connections",
+    [
+        # resumes after Last-Event-ID
+        [[1, 2], [3, 4], [5, 6]],
+        # starts at the live tail: lines sent while no connection was open are lost, nothing is repeated
+        [[1, 2], [4, 5], [6]],
+        # replays from the first line, with ids
+        [[1, 2], [1, 2, 3, 4], [1, 2, 3, 4, 5, 6]],
+        # resumes from further back than asked
+        [[1, 2, 3], [2, 3, 4, 5], [5, 6]],
+    ],
+)
+def test_with_event_ids_reconnects_send_the_last_id_and_drop_ids_already_printed(connections: list[list[int]]) -> None:
+    client = FakeClient()
+    client.streams = [FakeStream([(str(n), f"line {n}") for n in numbers]) for numbers in connections]
+    client.build_statuses = ["running"] * 8 + ["success"]
+    phase, console = _phase(client)
+    phase.wait(build("queued"))
+    expected = sorted({n for numbers in connections for n in numbers})
+    assert console.of("server") == [f"line {n}" for n in expected]
+    sent = client.last_event_ids[: len(connections)]
+    assert sent == ["", *[str(max(n for c in connections[:i] for n in c)) for i in range(1, len(connections))]]
+
+
 def test_a_stream_that_never_works_does_not_fail_a_good_build() -> None:
     client = FakeClient()
     client.streams = [FakeStream([], error=ConnectionRefusedError("refused"))]

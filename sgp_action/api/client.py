@@ -26,7 +26,7 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncod
 from sgp_action.api.models import Build, Deployment, LogPage, UndeployedAgent, format_datetime
 from sgp_action.api.paging import about as _about
 from sgp_action.api.paging import walk_pages
-from sgp_action.api.sse import EventStream, log_lines
+from sgp_action.api.sse import EventStream, log_entries
 from sgp_action.api.transport import Transport
 from sgp_action.errors import (
     ApiConnectionError,
@@ -98,10 +98,16 @@ class LogStream:
 
     def __iter__(self) -> Iterator[str]:
         """The log lines, in order, until the server closes the stream or `close()` is called."""
-        for line in log_lines(self._events):
+        for _event_id, line in self.entries():
+            yield line
+
+    def entries(self) -> Iterator[tuple[str, str]]:
+        """`(event id, line)` pairs, in order; the id is empty when the server gives none
+        (docs/sgp-api.md#build-log-reconnects)."""
+        for entry in log_entries(self._events):
             if self._closed.is_set():
                 return
-            yield line
+            yield entry
 
     def close(self) -> None:
         """End the stream; safe from another thread or a signal handler (a blocked read returns at once)."""
@@ -359,8 +365,9 @@ class SGPClient:
         """`GET /v5/builds/{id}/logs` as SSE, with no read timeout (docs/sgp-api.md#build-log-stream-quirks); it may
         close before the build ends.
 
-        SGP documents no resume cursor and may replay from the first line; a non-empty `last_event_id` is still
-        sent as `Last-Event-ID`, as the SSE standard has a reconnecting client do.
+        SGP documents no resume cursor (docs/sgp-api.md#build-log-reconnects): a server may replay from the first
+        line, resume after `Last-Event-ID`, or start at the live tail. A non-empty `last_event_id` is sent as
+        `Last-Event-ID`, as the SSE standard has a reconnecting client do.
         """
         path = f"/v5/builds/{_segment(build_id)}/logs"
         extra = {"Last-Event-ID": last_event_id} if last_event_id else None

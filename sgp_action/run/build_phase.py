@@ -3,9 +3,11 @@
 
 Threads: a `LogFollower` thread reads the SSE log stream and prints each line through `Runner.server_line`; the
 calling thread polls `get_build` every `poll-interval`, and wakes at once when the stream ends or the run is
-cancelled (an `Event`, never a fixed sleep). The stream has no resume cursor and a reconnect replays from the first
-line (docs/sgp-api.md#build-log-reconnects), so the follower counts the lines it printed and skips that many on every
-reconnect: no line is printed twice, and a closed or broken stream never fails a good build.
+cancelled (an `Event`, never a fixed sleep). No resume cursor is documented (docs/sgp-api.md#build-log-reconnects): a
+reconnect may replay from the first line, resume after `Last-Event-ID` or start at the live tail. When the events
+carry ids, the follower sends the last one on reconnect and drops any event whose id it already printed; without ids
+it counts the lines it printed and skips that many on every reconnect. Either way no line is printed twice, and a
+closed or broken stream never fails a good build.
 """
 
 from __future__ import annotations
@@ -105,6 +107,9 @@ class LogFollower:
         self.console = console
         self.wake = wake
         self.printed = 0
+        self.last_event_id = ""  # sent as Last-Event-ID on reconnect
+        self._printed_ids: set[str] = set()
+        self._counted = 0  # lines printed that came without an id: a reconnect without ids replays them
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.connections = 0
         self.last_line_at = 0.0  # time.monotonic() of the last line received, replayed ones included
@@ -129,17 +134,24 @@ class LogFollower:
         self.connections += 1
         seen = 0
         try:
-            stream = self.client.open_build_logs(self.build_id)
+            stream = self.client.open_build_logs(self.build_id, last_event_id=self.last_event_id)
             with self._lock:
                 self._stream = stream
             if self._stop.is_set():
                 return
             with stream:
-                for line in stream:
+                for event_id, line in stream.entries():
                     self.last_line_at = time.monotonic()
-                    seen += 1
-                    if seen <= self.printed:  # a reconnect replays from the first line
-                        continue
+                    if event_id:
+                        if event_id in self._printed_ids:  # replayed, or resumed from further back
+                            continue
+                        self._printed_ids.add(event_id)
+                        self.last_event_id = event_id
+                    else:
+                        seen += 1
+                        if seen <= self._counted:  # a reconnect without ids replays from the first line
+                            continue
+                        self._counted += 1
                     self.console.server_line(line)
                     self.tail.append(line)
                     self.printed += 1
