@@ -37,6 +37,7 @@ PRODUCT_INPUTS = {
     "build-args": "",
     "platform": "",
     "build-id": "",
+    "agent-id": "",  # added for issue 13: the id of an agent made elsewhere, when nothing else tells it
     "preview-label": "",
     "preview-ttl": "8h",
     "expires-at": "",

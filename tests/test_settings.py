@@ -77,6 +77,7 @@ def test_every_value_set(tmp_path: Path) -> None:
         build_args="# comment\n\nA=1\nB = two=2\nEMPTY=\n",
         platform="linux/arm64",
         build_id="b-123",
+        agent_id=" agt-7 ",
         preview_label="Feature/Login!!",
         preview_ttl="1h30m",
         expires_at="2030-01-02T00:00:00Z",
@@ -101,6 +102,7 @@ def test_every_value_set(tmp_path: Path) -> None:
     assert (s.environment, s.image_name, s.image_tag) == ("prod", "team/my-agent", "v1.2.3")
     assert s.build_args == {"A": "1", "B": " two=2", "EMPTY": ""}
     assert (s.platform, s.build_id, s.preview_label) == ("linux/arm64", "b-123", "feature-login")
+    assert s.agent_id == "agt-7"
     assert s.preview_ttl == 5400
     assert s.expires_at == datetime(2030, 1, 2, tzinfo=timezone.utc)
     assert (s.wait, s.reuse_build, s.replace_previous, s.follow_symlinks) == (False, False, False, True)
@@ -131,6 +133,7 @@ def test_every_value_set(tmp_path: Path) -> None:
         ({"build_args": "=value"}, "build-args line 1"),
         ({"platform": "windows/amd64"}, "platform: 'windows/amd64' is not one of linux/amd64"),
         ({"build_id": "b 1"}, "build-id: the value contains white space"),
+        ({"agent_id": "a 1"}, "agent-id: the value contains white space"),
         ({"preview_label": "!!!"}, "sanitizes to nothing"),
         ({"preview_ttl": "-1h"}, "preview-ttl: '-1h' is not a usable duration: a duration cannot be negative"),
         ({"preview_ttl": "soon"}, "preview-ttl"),

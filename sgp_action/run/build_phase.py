@@ -29,14 +29,17 @@ from sgp_action.durations import format_duration
 from sgp_action.errors import (
     ApiError,
     BuildFailed,
+    ConflictError,
+    InputError,
     NotFoundError,
     OperationTimeout,
     RequestDeadlineError,
     ValidationError,
 )
 from sgp_action.packaging.archive import human_size
+from sgp_action.run.agents import id_from_conflict, id_from_deployments
 from sgp_action.run.cancel import CancelToken
-from sgp_action.run.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, STOP_SECONDS, TAIL_LINES, Console, PhaseBase
+from sgp_action.run.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, STOP_SECONDS, TAIL_LINES, Console, PhaseBase, PhaseEnv
 
 if TYPE_CHECKING:
     from sgp_action.api.client import SGPClient
@@ -204,6 +207,11 @@ class BuildPhase(PhaseBase):
 
     timeout_name = "build-timeout"
 
+    def __init__(self, env: PhaseEnv, *, timeout: float, agent_id: str | None = None) -> None:
+        """`agent_id` is the `agent-id` input: used when the agent's builds do not tell its id."""
+        super().__init__(env, timeout=timeout)
+        self.agent_id = agent_id
+
     # --- agent and reuse --------------------------------------------------------------------------------------
 
     def resolve_agent_id(self, agent_name: str) -> str | None:
@@ -250,13 +258,22 @@ class BuildPhase(PhaseBase):
     # --- create ------------------------------------------------------------------------------------------------
 
     def create(self, spec: BuildSpec) -> Build:
-        """Create the build: with the agent's id when it exists, else with its name; legacy servers fall back."""
+        """Create the build: with the agent's id when it is known, else with its name; legacy servers fall back.
+
+        An agent made elsewhere answers a create by name with 409: its id is then found another way and the build
+        sent again with it (docs/sgp-api.md#agents-made-elsewhere); an existing agent never fails the run.
+        """
         with self.limited("looking up the agent"):
-            agent_id = self.resolve_agent_id(spec.agent_name)
+            agent_id = self.resolve_agent_id(spec.agent_name) or self.agent_id
         with self.bounded():
             self.token.check()
             try:
                 return self._send(spec, agent_id=agent_id)
+            except ConflictError as exc:
+                if agent_id is not None:
+                    raise
+                found = self.agent_after_conflict(spec.agent_name, exc)
+                return self._send(spec, agent_id=found)
             except (ValidationError, NotFoundError) as exc:
                 if agent_id is None:
                     raise
@@ -264,6 +281,24 @@ class BuildPhase(PhaseBase):
                 # the agent every time.
                 log.info("the server refused agent_id (%s); sending agent_name %s instead", exc, spec.agent_name)
                 return self._send(spec, agent_id=None)
+
+    def agent_after_conflict(self, agent_name: str, conflict: ConflictError) -> str:
+        """The id of an agent that exists but that no listed build names: from the 409 itself, else from its
+        deployments' builds. InputError (nothing was created) asking for `agent-id` when neither tells."""
+        found = id_from_conflict(conflict)
+        where = "the conflict answer"
+        if found is None:
+            found, where = id_from_deployments(self.client, agent_name), "the build of one of its deployments"
+        if found is None:
+            raise InputError(
+                f"the agent {agent_name} already exists (made elsewhere: the UI, sgpctl or another CI), but neither "
+                f"the server's answer ({conflict}) nor its builds or deployments tell its id; set the agent-id input "
+                "to the agent's id (shown by SGP's UI or sgpctl)"
+            ) from conflict
+        self.console.info(
+            f"The agent {agent_name} already exists (made elsewhere); building it by its id {found} (from {where})"
+        )
+        return found
 
     def _send(self, spec: BuildSpec, *, agent_id: str | None) -> Build:
         since = datetime.now(timezone.utc)

@@ -359,7 +359,7 @@ class Pipeline:
 
     def _build(self, plan: Plan) -> Build:
         ctx, settings = self.ctx, self.ctx.settings
-        phase = BuildPhase(ctx.phase_env(), timeout=settings.build_timeout)
+        phase = BuildPhase(ctx.phase_env(), timeout=settings.build_timeout, agent_id=settings.agent_id)
         with ctx.report.timed("build"):
             if settings.build_id:
                 with phase.limited(f"reading build {settings.build_id}"):

@@ -82,6 +82,7 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("build-args", "", "build arguments, one KEY=VALUE a line"),
     InputSpec("platform", "", "linux/amd64, linux/arm64 or linux/arm/v7"),
     InputSpec("build-id", "", "deploy this existing build instead of building"),
+    InputSpec("agent-id", "", "the agent's id, when the action cannot find it (an agent made elsewhere)"),
     InputSpec("preview-label", "", "preview label; default pr-<number>; sanitized as the server does"),
     InputSpec("preview-ttl", "8h", "lifetime of a preview: 90m, 8h, 2d, ..."),
     InputSpec("expires-at", "", "ISO 8601 expiry of a preview (UTC when no offset is given); overrides preview-ttl"),
@@ -136,6 +137,7 @@ class Settings:
     debug: bool
     temp_dir: str | None = None  # $RUNNER_TEMP: where packaging writes the archive
     allow_insecure_http: bool = False
+    agent_id: str | None = None  # for an agent made elsewhere whose id nothing else tells
 
     def require_credentials(self, what: str) -> None:
         """Raise InputError when api-key or account-id is missing: a dry run that reads the server needs both."""
@@ -359,6 +361,7 @@ def load_settings(
         raise InputError(f"image-tag: {image_tag!r} is not a valid tag; use up to 128 of letters, digits, _, . and -")
     platform = _choice("platform", raw["platform"], PLATFORMS) if "platform" in raw else None
     build_id = _token("build-id", raw["build-id"]) if "build-id" in raw else None
+    agent_id = _token("agent-id", raw["agent-id"]) if "agent-id" in raw else None
 
     label_text = optional("preview-label")
     if label_text is not None:
@@ -389,6 +392,7 @@ def load_settings(
         build_args=parse_build_args(raw.get("build-args", "")),
         platform=platform,
         build_id=build_id,
+        agent_id=agent_id,
         preview_label=preview_label,
         preview_ttl=parse_seconds("preview-ttl", get("preview-ttl")),
         expires_at=parse_expires_at(expires_text, now) if expires_text else None,
