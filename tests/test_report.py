@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from sgp_action.api.models import Deployment
 from sgp_action.ci.report import OUTPUT_NAMES, Report, format_timestamp, md_code
 
 
@@ -81,12 +82,24 @@ def test_result_is_always_written_even_for_an_empty_report() -> None:
     assert Report(result="skipped").outputs() == {"result": "skipped"}
 
 
-def test_server_expiry_string_is_kept_and_later_records_do_not_erase_values() -> None:
+@pytest.mark.parametrize(
+    "written",
+    [
+        "2026-01-02T03:04:05.123456Z",
+        "2026-01-02T03:04:05.123456+0000",
+        "2026-01-02T05:04:05.123456+02:00",
+        1767323045.123456,
+    ],
+)
+def test_server_expiry_is_iso_utc_whatever_the_server_wrote_and_later_records_do_not_erase_values(
+    written: object,
+) -> None:
     report = Report()
-    report.record_deployment(_deployment(raw={"expires_at": "2026-01-02T03:04:05.123456Z"}))
+    report.record_deployment(Deployment.from_api({"id": "d-1", "status": "Completed", "expires_at": written}))
     assert report.expires_at == "2026-01-02T03:04:05.123456Z"
-    report.record_deployment(_deployment(status="pending", preview_label=None, helm_release_name=None, raw={}))
-    assert report.expires_at == "2026-01-02T03:04:05Z"
+    assert report.deployment_status == "healthy"
+    report.record_deployment(_deployment(status="pending", preview_label="pr-7", expires_at=None, raw={}))
+    assert report.expires_at == "2026-01-02T03:04:05.123456Z"
     assert report.preview_label == "pr-7" and report.helm_release_name == "echo-bot-pr-7-ab12"
     assert report.deployment_status == "pending"
 

@@ -126,9 +126,8 @@ class Report:
         """Copy what a `models.Deployment` says (id, status, preview details) into the report."""
         self.deployment_id = str(deployment.id or self.deployment_id)
         self.deployment_status = str(deployment.status or "").lower()
-        raw = getattr(deployment, "raw", None) or {}
-        expires = raw.get("expires_at") if isinstance(raw, dict) else None
-        self.expires_at = format_timestamp(expires or getattr(deployment, "expires_at", None)) or self.expires_at
+        # Always ISO 8601 UTC (docs/sgp-api.md#timestamp-formats): the server may write epoch numbers or `+0000`.
+        self.expires_at = format_timestamp(getattr(deployment, "expires_at", None)) or self.expires_at
         for name in ("preview_label", "helm_release_name", "namespace"):
             value = getattr(deployment, name, None)
             if value:
