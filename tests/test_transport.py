@@ -143,7 +143,9 @@ def test_status_errors(sleeps: Sleeps, status: int, body: object, cls: type[ApiE
 def test_redirects_are_not_followed(sleeps: Sleeps) -> None:
     """Following would resend x-api-key to whatever host the Location names."""
     responses.get(f"{BASE}/v5/builds/b1", status=302, headers={"Location": "https://elsewhere.test/v5/builds/b1"})
-    with pytest.raises(ApiError, match=r"redirects to https://elsewhere\.test/v5/builds/b1; set base-url") as caught:
+    with pytest.raises(
+        ApiError, match=r"redirects to the host elsewhere\.test \(https://elsewhere\.test/v5/builds/b1\)"
+    ) as caught:
         transport(sleeps).request("GET", "/v5/builds/b1", idempotent=True)
     assert len(responses.calls) == 1
     assert caught.value.status_code == 302
@@ -516,3 +518,30 @@ def test_an_answer_in_an_encoding_never_asked_for_is_exit_3() -> None:
         pytest.raises(BadAnswerError, match=r"GET /v5/builds/b1: the answer could not be decoded \(Content-Encoding"),
     ):
         client.get_build("b1")
+
+
+@pytest.mark.parametrize(
+    ("status", "location", "host"),
+    [
+        (301, "https://api.example.test/public/v5/builds", "api.example.test"),
+        (302, "https://sso.corp.example/login?next=%2Fv5%2Fbuilds", "sso.corp.example"),
+        (307, "/other/v5/builds", "127.0.0.1"),  # relative: the same host, another path
+        (308, "https://user:secret@api.example.test/v5/builds", "api.example.test"),
+    ],
+)
+def test_a_redirect_names_its_host_says_to_fix_base_url_and_is_not_followed(
+    status: int, location: str, host: str
+) -> None:
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        handler.send_header("Location", location)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    with serve(respond) as server, SGPClient(server.url, KEY, "acct", max_retries=0) as client:
+        with pytest.raises(ApiError) as caught:
+            list(client.list_builds())
+        assert server.requests == ["GET /v5/builds?limit=100"]  # one request, nothing followed
+    message = str(caught.value)
+    assert f"redirects to the host {host} (" in message and "fix base-url" in message
+    assert caught.value.exit_code == 3 and "secret" not in message and KEY not in message

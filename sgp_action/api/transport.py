@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timezone
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from urllib3.exceptions import NewConnectionError
@@ -114,6 +114,22 @@ def _redacted_url(url: str) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def redirect_hint(response: requests.Response) -> str:
+    """What a 3xx answer means for the user: where it points (its host first), and that base-url needs fixing.
+
+    Redirects are never followed (the key would travel to the named host, docs/sgp-api.md#redirects).
+    """
+    location = response.headers.get("Location", "").strip()[:500]
+    if not location:
+        return "the server answers with a redirect that names no Location; fix base-url: it is not the SGP API"
+    target = _redacted_url(urljoin(response.url or "", location))
+    host = urlsplit(target).hostname or "?"
+    return (
+        f"the server redirects to the host {host} ({target}); redirects are not followed, so the API key is never "
+        "sent there: fix base-url, setting it to the address the SGP API answers at directly"
+    )
 
 
 def backoff_delay(attempt: int, base: float, cap: float, jitter: Callable[[], float] = random.random) -> float:
@@ -428,8 +444,7 @@ class Transport:
         elif status >= 500:
             cls, hint = ServerError, f"{head}{said}: server error{after}; try again later"
         elif 300 <= status < 400:
-            location = _redacted_url(response.headers.get("Location", "?"))
-            hint = f"{head}: the API redirects to {location}; set base-url to the final address (redirects are off)"
+            hint = f"{head}: {redirect_hint(response)}"
         else:
             hint = f"{head}{said}: unexpected answer"
         text = self.redact(body_text(response))
