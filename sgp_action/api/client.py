@@ -26,7 +26,8 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncod
 from sgp_action.api.models import Build, Deployment, LogPage, UndeployedAgent, format_datetime
 from sgp_action.api.paging import about as _about
 from sgp_action.api.paging import walk_pages
-from sgp_action.api.sse import EventStream, log_entries
+from sgp_action.api.recorder import Recorder
+from sgp_action.api.sse import EventStream, SSEEvent, log_entries
 from sgp_action.api.transport import Transport
 from sgp_action.errors import (
     ApiConnectionError,
@@ -68,11 +69,14 @@ def _shutdown_socket(raw: Any) -> None:
 class LogStream:
     """An open build log stream (SSE): iterate it for log lines; `close()` ends the iteration from any thread."""
 
-    def __init__(self, response: requests.Response, path: str) -> None:
+    def __init__(self, response: requests.Response, path: str, recorder: Recorder | None = None) -> None:
         self._response = response
         self._path = path
         self._closed = threading.Event()
         self._events = EventStream(self._chunks())
+        self._recorder = recorder
+        self.events = 0  # events the server sent, log lines or not
+        self.lines = 0
 
     def _chunks(self) -> Iterator[bytes]:
         # Raw reads (not iter_lines, docs/sgp-api.md#where-sseclient-py-departs) that return whatever has arrived, so a
@@ -104,13 +108,23 @@ class LogStream:
     def entries(self) -> Iterator[tuple[str, str]]:
         """`(event id, line)` pairs, in order; the id is empty when the server gives none
         (docs/sgp-api.md#build-log-reconnects)."""
-        for entry in log_entries(self._events):
+        for entry in log_entries(self._counted()):
             if self._closed.is_set():
                 return
+            self.lines += 1
             yield entry
+
+    def _counted(self) -> Iterator[SSEEvent]:
+        for event in self._events:
+            self.events += 1
+            yield event
 
     def close(self) -> None:
         """End the stream; safe from another thread or a signal handler (a blocked read returns at once)."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None and not self._closed.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                recorder.stream_end(self._path, events=self.events, lines=self.lines, last_event_id=self.last_event_id)
         self._closed.set()
         # Shut the socket down first: that wakes a read blocked in another thread, whereas closing the response
         # alone neither wakes it nor returns (the reader holds the buffer's lock) on a close-delimited body.
@@ -141,8 +155,10 @@ class SGPClient:
         backoff_cap: float = 8.0,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
-        """`base_url` may carry a path prefix (`http://127.0.0.1:5003/public`); `sleep` is a seam for tests."""
+        """`base_url` may carry a path prefix (`http://127.0.0.1:5003/public`); `sleep` is a seam for tests;
+        `recorder` writes every request and answer (`debug: true`, sgp_action.api.recorder)."""
         self.transport = Transport(
             base_url,
             api_key,
@@ -156,6 +172,7 @@ class SGPClient:
         )
         if sleep is not None:
             self.transport.sleep = sleep
+        self.transport.recorder = recorder
         #: Set once a list refused `sort_by` / `sort_order` (docs/sgp-api.md#sorting-parameters): from then on, lists
         #: are asked for without them and ordered here, for the rest of the run.
         self.sort_refused = False
@@ -377,7 +394,7 @@ class SGPClient:
         content_type = response.headers.get("Content-Type", "")
         if "text/event-stream" not in content_type:
             logger.debug("GET %s answered %r, not text/event-stream; parsing it as SSE anyway", path, content_type)
-        return LogStream(response, path)
+        return LogStream(response, path, self.transport.recorder)
 
     # --- deployments (docs/sgp-api.md#deployments) --------------------------------------------------------
 

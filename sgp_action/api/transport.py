@@ -25,6 +25,7 @@ names. A 3xx becomes an error asking for the final base URL. The API key never a
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
 import random
@@ -42,6 +43,7 @@ from urllib3.exceptions import NewConnectionError
 from sgp_action import USER_AGENT
 from sgp_action.api.body import AnswerTooLarge, body_text, read_answer
 from sgp_action.api.deadlines import Watchdog, WatchedAdapter, current_deadline
+from sgp_action.api.recorder import Recorder
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
@@ -269,14 +271,18 @@ class Transport:
             self.session.mount("https://", adapter)
         self.sleep: Callable[[float], None] = sleep
         self.jitter: Callable[[], float] = jitter
+        #: With `debug: true`, every attempt is written here (sgp_action.api.recorder); None otherwise.
+        self.recorder: Recorder | None = None
 
     def __repr__(self) -> str:
         return f"Transport({_redacted_url(self.base_url)!r}, account_id={self._account_id!r}, api_key=<hidden>)"
 
     def close(self) -> None:
-        """Close the session when this transport created it."""
+        """Close the session when this transport created it, and the record."""
         if self._owns_session:
             self.session.close()
+        if self.recorder is not None:
+            self.recorder.close()
 
     def url(self, path: str) -> str:
         """The full URL of an API path such as `/v5/builds`."""
@@ -340,6 +346,8 @@ class Transport:
             error: ApiError
             retry_after: float | None = None
             answered = False
+            record = functools.partial(self._record, method, path, clean, headers, json, data, time.monotonic(), stream)
+
             watch: AbstractContextManager[Any] = Watchdog(deadline) if deadline is not None else nullcontext()
             try:
                 with watch:
@@ -357,16 +365,19 @@ class Transport:
                     if not stream and response.status_code < 300:
                         load_body(method, path, response)
             except requests.exceptions.ConnectTimeout as exc:
+                record(None, f"connect timeout: {short_reason(exc)}")
                 reason, retryable = "connect timeout", True
                 error = self._transport_error(
                     ApiTimeoutError, method, path, url, f"connect timed out ({short_reason(exc)})"
                 )
             except requests.exceptions.Timeout as exc:
+                record(None, f"read timeout: {short_reason(exc)}")
                 reason, retryable = "read timeout", idempotent
                 error = self._transport_error(
                     ApiTimeoutError, method, path, url, f"no answer in time ({short_reason(exc)})"
                 )
             except requests.exceptions.RequestException as exc:
+                record(None, f"connection error: {short_reason(exc)}")
                 unsent = never_sent(exc)
                 reason, retryable = "connection error", idempotent or unsent
                 if unsent:
@@ -380,12 +391,14 @@ class Transport:
                 error = self._transport_error(ApiConnectionError, method, path, url, what)
             else:
                 if response.status_code < 300:
+                    record(response)
                     return response
                 answered = True
                 reason = f"HTTP {response.status_code}"
                 retryable = response.status_code == 429 or (idempotent and response.status_code >= 500)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 error = self.status_error(method, path, response, retries=attempt)
+                record(response)
                 response.close()
             if getattr(watch, "fired", False) and not answered:
                 raise self._deadline_error(method, path, url, "no complete answer when the time limit passed")
@@ -403,6 +416,14 @@ class Transport:
                 retry_log.append(reason)
             self.sleep(delay)
             attempt += 1
+
+    def _record(self, *attempt: Any) -> None:
+        """Write one attempt to the record (with `debug: true`); a failure to write never fails the call."""
+        if self.recorder is not None:
+            try:
+                self.recorder.attempt(*attempt)
+            except (OSError, ValueError) as exc:
+                logger.debug("could not write the API record: %s", exc)
 
     def _deadline_error(self, method: str, path: str, url: str, what: str) -> RequestDeadlineError:
         where = _redacted_url(self.base_url)

@@ -57,10 +57,15 @@ ABANDON_BUDGET_SECONDS = CANCEL_BUDGET_SECONDS - WORKER_GRACE_SECONDS - 0.5
 
 
 def default_client_factory(settings: Settings) -> SGPClient:
-    """An `SGPClient` for the settings' base URL, key and account."""
+    """An `SGPClient` for the settings' base URL, key and account; with `debug`, recording every request and answer
+    to a JSON Lines file under RUNNER_TEMP (sgp_action.api.recorder), which `RunState.client` names in the log."""
     from sgp_action.api.client import SGPClient
+    from sgp_action.api.recorder import Recorder, record_path
 
-    return SGPClient(settings.base_url, settings.api_key, settings.account_id)
+    recorder = None
+    if settings.debug:
+        recorder = Recorder(record_path(settings.temp_dir), secrets=(settings.api_key, settings.github_token))
+    return SGPClient(settings.base_url, settings.api_key, settings.account_id, recorder=recorder)
 
 
 @dataclass
@@ -94,6 +99,12 @@ class RunState:
         """The API client, created on first use (no command that needs no API ever creates one)."""
         if self._client is None:
             self._client = self.client_factory(self.settings)
+            recorder = getattr(getattr(self._client, "transport", None), "recorder", None)
+            if recorder is not None:
+                self.runner.info(
+                    f"debug: every API request and answer of this run is recorded in {recorder.path} (the API key, "
+                    "tokens, authorization headers and cookies left out); attach it to an issue when reporting one"
+                )
         return self._client
 
     def phase_env(self) -> PhaseEnv:
