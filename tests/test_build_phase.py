@@ -446,3 +446,19 @@ def test_when_nothing_tells_the_agent_id_input_is_used_and_without_it_the_messag
     phase.create(_spec())
     (sent,) = [fields for name, fields in client.calls if name == "create_build"]
     assert sent["agent_id"] == "agt-given" and sent["agent_name"] is None
+
+
+@pytest.mark.timeout(30)
+def test_a_build_only_run_without_wait_takes_up_an_unfinished_build_without_following_it(
+    tmp_path: Path, emulator_factory: Any
+) -> None:
+    """`wait: false` on a build-only run ends at once, also when it takes up a build an earlier run left running."""
+    emulator = emulator_factory(build_seconds=60)
+    workspace = Workspace(tmp_path, emulator)
+    first = workspace.run("push", workspace.push("feature"), wait="false")
+    assert (first.exit_code, first.outputs["reused-build"]) == (0, "false"), first.log
+    second = workspace.run("push", workspace.push("feature"), wait="false")
+    assert (second.exit_code, second.result) == (0, "success"), second.log
+    assert (second.outputs["build-id"], second.outputs["reused-build"]) == (first.outputs["build-id"], "true")
+    assert second.outputs["build-status"] in {"queued", "running"}
+    assert len(emulator.state()["builds"]) == 1

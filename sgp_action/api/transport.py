@@ -69,6 +69,8 @@ BodyFactory = Callable[[], tuple[Any, str]]
 MIN_ATTEMPT_SECONDS = 1.0
 #: A failure this close to the deadline counts as caused by it (timeouts capped to the time left end just before).
 DEADLINE_SLACK = 0.05
+#: The end of a call made outside any deadline scope, retries included (seconds).
+DEFAULT_CALL_LIMIT = 300.0
 
 
 #: The most a JSON answer may hold, decompressed; real answers are a few hundred KB at most.
@@ -244,6 +246,7 @@ class Transport:
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         retry_after_cap: float = 60.0,
+        call_limit: float = DEFAULT_CALL_LIMIT,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
@@ -263,6 +266,7 @@ class Transport:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.retry_after_cap = retry_after_cap
+        self.call_limit = call_limit
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
         if session is None:
@@ -332,7 +336,9 @@ class Transport:
         if stream:
             deadline = None
         elif deadline is None:
-            deadline = current_deadline()
+            # Outside a phase (teardown, cleanup, replace-previous, doctor) a call still has an end: a server that
+            # drips its answer must not hold the run for ever.
+            deadline = current_deadline() or time.monotonic() + self.call_limit
         attempt = 0
         while True:
             left = None if deadline is None else deadline - time.monotonic()

@@ -226,13 +226,14 @@ class BuildPhase(PhaseBase):
                 return str(build.agent_id)
         return None
 
-    def find_reusable(self, agent_name: str, working_tree_hash: str) -> Build | None:
+    def find_reusable(self, agent_name: str, working_tree_hash: str, *, follow: bool = True) -> Build | None:
         """A successful build of this agent with the same working-tree hash, checked client-side
         (docs/sgp-api.md#older-servers-ignore-unknown-filters).
 
         Failing that, a build of the same tree still unfinished (a run killed mid-build leaves one behind) is
         followed to its end instead of starting a second one: the successful build is returned, a failed one raises
-        BuildFailed as `wait` does. A failed or cancelled build is never reused.
+        BuildFailed as `wait` does; without `follow` (a build-only run with `wait: false`) it is returned as it is.
+        A failed or cancelled build is never reused.
         """
         builds = self.client.list_builds(
             agent_name=agent_name, working_tree_hash=working_tree_hash, sort_by="created_at", sort_order="desc"
@@ -253,7 +254,7 @@ class BuildPhase(PhaseBase):
         )
         self.remote.building(unfinished.id)  # from now on a cancelled run cancels it, as it would its own
         self.report.record_build(unfinished, reused=True)
-        return self.wait(unfinished)
+        return self.wait(unfinished) if follow else unfinished
 
     # --- create ------------------------------------------------------------------------------------------------
 

@@ -382,17 +382,18 @@ class Pipeline:
                 return build
             assert plan.build is not None
             spec = plan.build
+            follow = settings.wait or ctx.command != "build"
             if settings.reuse_build and spec.working_tree_hash:
                 with phase.limited("looking for a build to reuse"):  # build-timeout counts from here
-                    reused = phase.find_reusable(spec.agent_name, spec.working_tree_hash)
+                    reused = phase.find_reusable(spec.agent_name, spec.working_tree_hash, follow=follow)
                 if reused is not None:
                     ctx.report.record_build(reused, reused=True)
-                    ctx.runner.info(f"Reusing build {reused.id}: same agent and working-tree hash, status success")
+                    ctx.runner.info(
+                        f"Reusing build {reused.id}: same agent and working-tree hash, status {reused.status}"
+                    )
                     return reused
             build = phase.create(spec)
-            if not settings.wait and ctx.command == "build":
-                return build
-            return phase.wait(build)
+            return phase.wait(build) if follow else build
 
     def _deploy(self, command: str, plan: Plan, build: Build) -> None:
         ctx, settings = self.ctx, self.ctx.settings
