@@ -16,9 +16,8 @@ from sgp_action.api.models import (
     Phase,
     UndeployedAgent,
     deploy_status_word,
-    format_datetime,
-    parse_datetime,
 )
+from sgp_action.api.times import format_datetime, parse_datetime
 from sgp_action.errors import ApiError, BadAnswerError
 
 UTC = timezone.utc

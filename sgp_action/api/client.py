@@ -23,11 +23,12 @@ from urllib.parse import quote
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
-from sgp_action.api.models import Build, Deployment, LogPage, UndeployedAgent, format_datetime
+from sgp_action.api.models import Build, Deployment, LogPage, UndeployedAgent
 from sgp_action.api.paging import about as _about
-from sgp_action.api.paging import walk_pages
+from sgp_action.api.paging import names_sort, sort_by_created_at, walk_pages
 from sgp_action.api.recorder import Recorder
 from sgp_action.api.sse import EventStream, SSEEvent, log_entries
+from sgp_action.api.times import format_datetime
 from sgp_action.api.transport import Transport
 from sgp_action.errors import (
     ApiConnectionError,
@@ -219,7 +220,7 @@ class SGPClient:
             try:
                 first = next(items, None)
             except ValidationError as exc:
-                if not _names_sort(exc):
+                if not names_sort(exc):
                     raise
                 self.sort_refused = True
                 logger.info("GET %s refused the sort parameters (%s); ordering lists here from now on", path, exc)
@@ -488,20 +489,6 @@ class SGPClient:
         params = {"cursor": cursor or None, "limit": max(1, min(500, limit))}
         with _about("GET", path):
             return LogPage.from_api(self._call("GET", path, params=params), previous_cursor=cursor)
-
-
-def _names_sort(exc: ValidationError) -> bool:
-    """Whether a 400/422 names a sort parameter (in its message or its body), not some other refused value."""
-    said = f"{exc} {json.dumps(exc.body, default=str)[:4000]}".lower()
-    return "sort_by" in said or "sort_order" in said
-
-
-def sort_by_created_at(records: list[_Record], *, descending: bool) -> list[_Record]:
-    """`records` ordered by their `created_at` (oldest first, or newest first); records without one come last."""
-    dated = [r for r in records if getattr(r, "created_at", None) is not None]
-    undated = [r for r in records if getattr(r, "created_at", None) is None]
-    dated.sort(key=lambda r: getattr(r, "created_at"), reverse=descending)  # noqa: B009
-    return dated + undated
 
 
 def _segment(value: str) -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from sgp_action.errors import BadAnswerError
+from sgp_action.errors import BadAnswerError, ValidationError
+
+_Record = TypeVar("_Record")
 
 #: Bounds on one list walk: far beyond any real account, small enough that a looping server is cut off quickly.
 MAX_PAGES = 1000
@@ -74,6 +77,20 @@ def _goes_on(items: list[Any], asked: Any, said: Any, cursor: Any, cursors: set[
     if limits:
         return isinstance(items, list) and len(items) >= min(limits)
     return isinstance(cursor, (str, int)) and str(cursor) != "" and str(cursor) not in cursors
+
+
+def names_sort(exc: ValidationError) -> bool:
+    """Whether a 400/422 names a sort parameter (in its message or its body), not some other refused value."""
+    said = f"{exc} {json.dumps(exc.body, default=str)[:4000]}".lower()
+    return "sort_by" in said or "sort_order" in said
+
+
+def sort_by_created_at(records: list[_Record], *, descending: bool) -> list[_Record]:
+    """`records` ordered by their `created_at` (oldest first, or newest first); records without one come last."""
+    dated = [r for r in records if getattr(r, "created_at", None) is not None]
+    undated = [r for r in records if getattr(r, "created_at", None) is None]
+    dated.sort(key=lambda r: getattr(r, "created_at"), reverse=descending)  # noqa: B009
+    return dated + undated
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sgp_action.api.models import format_datetime
+from sgp_action.api.times import format_datetime
 from sgp_action.durations import format_duration
 
 log = logging.getLogger(__name__)
