@@ -301,7 +301,8 @@ class Pipeline:
         output = Path(self._tempdir.name) / "context.tar.gz"
         with ctx.report.timed("packaging"), ctx.runner.group("Build context"):
             spec = ContextSpec.from_manifest(manifest, follow_symlinks=settings.follow_symlinks)
-            result = build_context(spec, output, check=ctx.token.check)  # a cancel stops packaging at once
+            # A cancel stops packaging at once; the member names are not kept (memory flat in the file count).
+            result = build_context(spec, output, check=ctx.token.check, keep_names=False)
             for line in result.summary_lines():
                 ctx.runner.info(line)
             for path in result.secret_like:
