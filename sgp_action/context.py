@@ -176,10 +176,15 @@ def is_secret_like(name: str) -> bool:
 
 _REGTYPE, _DIRTYPE, _SYMTYPE = b"0", b"5", b"2"
 _KIND = {"file": (_REGTYPE, b"f"), "dir": (_DIRTYPE, b"d"), "symlink": (_SYMTYPE, b"l")}
-_ZERO_ID = b"0000000\x00"  # uid and gid 0
-_ZERO_MTIME = b"00000000000\x00"
+_IDS = b"0000000\x000000000\x00"  # uid and gid 0
+_MTIME = b"00000000000\x00"
 # magic "ustar\0" version "00", empty uname and gname, empty device numbers and prefix, padding to 512 bytes.
 _USTAR_TAIL = b"ustar\x0000" + bytes(32 + 32 + 8 + 8 + 155 + 12)
+# Type flag, empty link name and the rest, with the sum of their bytes (for the checksum), per member type.
+_TAILS = {kind: (kind + bytes(100) + _USTAR_TAIL, sum(kind + bytes(100) + _USTAR_TAIL)) for kind in (b"0", b"2", b"5")}
+_U64 = struct.Struct(">Q").pack
+_U32_U64 = struct.Struct(">IQ").pack
+_PADDING = [bytes(-n % 512) for n in range(512)]
 _MAX_USTAR_SIZE = 8**11 - 1
 _BATCH = 256 * 1024
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -193,17 +198,20 @@ def tar_header(name: str, kind: bytes, mode: int, size: int = 0, linkname: str =
     stored = name + "/" if kind == _DIRTYPE and not name.endswith("/") else name
     fits = len(stored) <= 100 and len(linkname) <= 100 and 0 <= size <= _MAX_USTAR_SIZE
     if fits and stored.isascii() and linkname.isascii():
-        head = b"%s%07o\x00%s%s%011o\x00%s" % (
+        head = b"%s%07o\x00%s%011o\x00%s" % (
             stored.encode("ascii").ljust(100, b"\x00"),
             mode & 0o7777,
-            _ZERO_ID,
-            _ZERO_ID,
+            _IDS,
             size,
-            _ZERO_MTIME,
+            _MTIME,
         )
-        tail = kind + linkname.encode("ascii").ljust(100, b"\x00") + _USTAR_TAIL
+        if linkname:
+            block = kind + linkname.encode("ascii").ljust(100, b"\x00") + _USTAR_TAIL
+            tail = (block, sum(block))
+        else:
+            tail = _TAILS[kind]
         # The checksum counts its own field as eight spaces (256).
-        return b"%s%06o\x00 %s" % (head, sum(head) + sum(tail) + 256, tail)
+        return b"%s%06o\x00 %s" % (head, sum(head) + tail[1] + 256, tail[0])
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.size, info.linkname = kind, mode, size, linkname
     info.mtime = info.uid = info.gid = 0
@@ -240,15 +248,14 @@ class _TarWriter:
     def add(self, member: Member) -> None:
         self.check()
         self.member_count += 1
-        name = member.name.encode("utf-8", "surrogateescape")
         if member.kind == "file":
-            self._add_file(member, name)
+            self._add_file(member)
         else:
             kind, letter = _KIND[member.kind]
+            name = member.name.encode("utf-8", "surrogateescape")
             payload = member.target.encode("utf-8", "surrogateescape")
             self.hash.update(
-                b"%s%s%s%s%s"
-                % (struct.pack(">Q", len(name)), name, letter, struct.pack(">IQ", member.mode, len(payload)), payload)
+                b"%s%s%s%s%s" % (_U64(len(name)), name, letter, _U32_U64(member.mode, len(payload)), payload)
             )
             self._batch += tar_header(member.name, kind, member.mode, 0, member.target)
             if member.kind == "symlink":
@@ -263,49 +270,68 @@ class _TarWriter:
                     "large files with .dockerignore"
                 )
 
-    def _add_file(self, member: Member, name: bytes) -> None:
-        assert member.source is not None
+    def _add_file(self, member: Member) -> None:
+        path = member.source
+        assert path is not None
         try:
-            fd = os.open(member.source, _OPEN_FLAGS)
+            fd = os.open(path, _OPEN_FLAGS)
         except OSError as exc:
-            raise ContextError(f"cannot read {member.name} ({member.source}): {exc.strerror or exc}") from None
+            raise ContextError(f"cannot read {member.name} ({path}): {exc.strerror or exc}") from None
         try:
             # Size, mode and type from the open file (its only stat): a path swapped for a FIFO or a link since the
             # walk must not block us.
             opened = os.fstat(fd)
             if not stat.S_ISREG(opened.st_mode):
                 raise ContextError(f"{member.name} stopped being a regular file while it was packaged; retry")
-            size, mode = opened.st_size, stat.S_IMODE(opened.st_mode)
-            self.hash.update(b"%s%sf%s" % (struct.pack(">Q", len(name)), name, struct.pack(">IQ", mode, size)))
+            size, mode = opened.st_size, opened.st_mode & 0o7777
+            name = member.name.encode("utf-8", "surrogateescape")
+            self.hash.update(b"%s%sf%s" % (_U64(len(name)), name, _U32_U64(mode, size)))
             self._batch += tar_header(member.name, _REGTYPE, mode, size)
-            if size:
-                self._copy(fd, member, size)
+            if 0 < size < _BATCH:
+                self.check()
+                chunk = self._read(fd, member, size)
+                if len(chunk) == size:
+                    self.hash.update(chunk)
+                    self._batch += chunk
+                else:
+                    self._copy(fd, member, size, chunk)
+            elif size:
+                self._copy(fd, member, size, b"")
         finally:
             os.close(fd)
-        if size % _BLOCK:
-            self._batch += bytes(_BLOCK - size % _BLOCK)
+        self._batch += _PADDING[size % _BLOCK]
         self.raw_bytes += size
         self.file_count += 1
         self.regular_files += 1
         if self.names is not None:
             self.names.append(member.name)
-        if len(self.largest) < 5:
-            heapq.heappush(self.largest, (size, member.name))
-        elif (size, member.name) > self.largest[0]:
-            heapq.heapreplace(self.largest, (size, member.name))
-        if is_secret_like(member.name.rsplit("/", 1)[-1]):
+        largest = self.largest
+        if len(largest) < 5:
+            heapq.heappush(largest, (size, member.name))
+        elif size >= largest[0][0] and (size, member.name) > largest[0]:
+            heapq.heapreplace(largest, (size, member.name))
+        if is_secret_like(member.name.rpartition("/")[2]):
             self.secret_like.append(member.name)
 
-    def _copy(self, fd: int, member: Member, size: int) -> None:
-        remaining = size
+    @staticmethod
+    def _read(fd: int, member: Member, size: int) -> bytes:
+        try:
+            chunk = os.read(fd, size)
+        except OSError as exc:
+            raise ContextError(f"cannot read {member.name} ({member.source}): {exc.strerror or exc}") from None
+        if not chunk:
+            raise ContextError(f"{member.name} shrank while it was packaged; retry when nothing writes to it")
+        return chunk
+
+    def _copy(self, fd: int, member: Member, size: int, first: bytes) -> None:
+        """The rest of a file from `fd` after `first`, checking for a cancellation before each 1 MiB read."""
+        if first:
+            self.hash.update(first)
+            self._batch += first
+        remaining = size - len(first)
         while remaining:
             self.check()  # per 1 MiB read: a large file stops within milliseconds of a cancellation
-            try:
-                chunk = os.read(fd, min(_READ_CHUNK, remaining))
-            except OSError as exc:
-                raise ContextError(f"cannot read {member.name} ({member.source}): {exc.strerror or exc}") from None
-            if not chunk:
-                raise ContextError(f"{member.name} shrank while it was packaged; retry when nothing writes to it")
+            chunk = self._read(fd, member, min(_READ_CHUNK, remaining))
             self.hash.update(chunk)
             if len(chunk) < _BATCH:
                 self._batch += chunk
