@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import os
 import tarfile
@@ -118,3 +119,25 @@ def test_names_are_kept_only_when_asked(tmp_path: Path) -> None:
     flat = build_context(ContextSpec.plain(root), tmp_path / "flat.tgz", keep_names=False)
     assert kept.members == ("Dockerfile", "a/b.txt") and flat.members == ()
     assert (tmp_path / "kept.tgz").read_bytes() == (tmp_path / "flat.tgz").read_bytes()
+
+
+def test_every_archived_header_is_tarfiles_bytes(tmp_path: Path) -> None:
+    # The writer builds most file headers inline, apart from tar_header: check them in a real archive.
+    root = tmp_path / "ctx"
+    names = ["Dockerfile", *(n for n in NAMES if "\n" not in n and "\x7f" not in n)]
+    for i, name in enumerate(names):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * [0, 1, 511, 512, 513, 4000][i % 6])
+        path.chmod(MODES[i % len(MODES)] | 0o400)
+    os.symlink("Dockerfile", root / "link")
+    build_context(ContextSpec.plain(root), tmp_path / "out.tgz", level=1)
+    raw = gzip.decompress((tmp_path / "out.tgz").read_bytes())
+    seen = 0
+    with tarfile.open(tmp_path / "out.tgz", "r:gz", encoding="utf-8", errors="surrogateescape") as tar:
+        for info in tar:
+            kind = b"5" if info.isdir() else b"2" if info.issym() else b"0"
+            expected = tarfile_header(info.name, kind, info.mode, info.size, info.linkname)
+            assert raw[info.offset : info.offset_data] == expected, info.name
+            seen += 1
+    assert seen > len(names)
