@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from sgp_action.confine import CONFINE_HINT, resolve_confined, workspace_bound
 from sgp_action.context_files import Member, Walker, cli_ignore_patterns, list_members
-from sgp_action.errors import ContextError
+from sgp_action.errors import ContextError, ManifestError
 from sgp_action.pgzip import ParallelGzipWriter
-from sgp_action.provenance import find_git_root
 
 if TYPE_CHECKING:
     from sgp_action.manifest import Manifest
@@ -71,7 +71,10 @@ _BLOCK = tarfile.BLOCKSIZE
 
 @dataclass(frozen=True)
 class ContextSpec:
-    """What to package. Build it with `from_manifest` or `plain`; paths are absolute, relative ones `/`-separated."""
+    """What to package. Build it with `from_manifest` or `plain`; paths are absolute, relative ones `/`-separated.
+
+    `workspace` is the real folder every path read for the archive must resolve into (`sgp_action.confine`).
+    """
 
     mode: str
     root: Path
@@ -79,20 +82,36 @@ class ContextSpec:
     dockerfile: str
     dockerignore: str | None
     follow_symlinks: bool = False
-    repo_root: Path | None = None
+    workspace: Path | None = None
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest, follow_symlinks: bool = False) -> ContextSpec:
-        """The agentex layout of a validated manifest (root, include paths, Dockerfile and dockerignore)."""
+    def from_manifest(
+        cls, manifest: Manifest, follow_symlinks: bool = False, workspace: Path | None = None
+    ) -> ContextSpec:
+        """The agentex layout of a validated manifest (root, include paths, Dockerfile and dockerignore).
+
+        Each path the manifest names must resolve inside `workspace` (by default `workspace_bound` of the
+        manifest's folder) and outside `.git`; ManifestError names the key and the resolved path otherwise.
+        """
         root = manifest.context_root.resolve()
+        bound = os.path.realpath(workspace or workspace_bound(manifest.directory))
+        named = [("build.context.root", root)]
+        named += [(f"build.context.include_paths[{i}]", root / rel) for i, rel in enumerate(manifest.include_paths)]
+        named.append(("build.context.dockerfile", root / manifest.dockerfile))
+        if manifest.dockerignore is not None:
+            named.append(("build.context.dockerignore", root / manifest.dockerignore))
+        for key, path in named:
+            why = resolve_confined(path, bound)[1]
+            if why:
+                raise ManifestError(f"{manifest.path}: `{key}` {why}; {CONFINE_HINT}")
         return cls(
-            mode="manifest",
-            root=root,
-            include_paths=manifest.include_paths,
-            dockerfile=manifest.dockerfile,
-            dockerignore=manifest.dockerignore,
-            follow_symlinks=follow_symlinks,
-            repo_root=find_git_root(root) or root,
+            "manifest",
+            root,
+            manifest.include_paths,
+            manifest.dockerfile,
+            manifest.dockerignore,
+            follow_symlinks,
+            Path(bound),
         )
 
     @classmethod
@@ -102,24 +121,35 @@ class ContextSpec:
         dockerfile: str = "Dockerfile",
         dockerignore: str | None = None,
         follow_symlinks: bool = False,
+        workspace: Path | None = None,
     ) -> ContextSpec:
         """Docker's own layout: everything under `root`. Without `dockerignore`, BuildKit's choice (A.3):
-        `<dockerfile>.dockerignore` when it exists, else `.dockerignore` at the root when it exists."""
+        `<dockerfile>.dockerignore` when it exists, else `.dockerignore` at the root when it exists.
+
+        The root, the Dockerfile and the dockerignore must resolve inside `workspace` (by default `workspace_bound`
+        of `root`) and outside `.git`.
+        """
         root = Path(root).resolve()
         if not root.is_dir():
             raise ContextError(f"context root {root} is not a directory")
+        bound = os.path.realpath(workspace or workspace_bound(root))
+        _confine(root, bound, "--root", str(root))
         dockerfile = _inside_root(root, dockerfile, "--dockerfile")
         if not os.path.lexists(root / dockerfile):
             raise ContextError(f"Dockerfile {root / dockerfile} not found; pass --dockerfile relative to {root}")
+        _confine(root / dockerfile, bound, "--dockerfile", dockerfile)
+        flag = "--dockerignore"
         if dockerignore is not None:
-            dockerignore = _inside_root(root, dockerignore, "--dockerignore")
+            dockerignore = _inside_root(root, dockerignore, flag)
             if not (root / dockerignore).is_file():
                 raise ContextError(f"dockerignore file {root / dockerignore} not found")
         elif (root / f"{dockerfile}.dockerignore").is_file():
-            dockerignore = f"{dockerfile}.dockerignore"
+            dockerignore, flag = f"{dockerfile}.dockerignore", "the dockerignore file"
         elif (root / ".dockerignore").is_file():
-            dockerignore = ".dockerignore"
-        return cls("plain", root, (".",), dockerfile, dockerignore, follow_symlinks, find_git_root(root) or root)
+            dockerignore, flag = ".dockerignore", "the dockerignore file"
+        if dockerignore is not None:
+            _confine(root / dockerignore, bound, flag, dockerignore)
+        return cls("plain", root, (".",), dockerfile, dockerignore, follow_symlinks, Path(bound))
 
 
 def _inside_root(root: Path, rel: str, flag: str) -> str:
@@ -127,6 +157,12 @@ def _inside_root(root: Path, rel: str, flag: str) -> str:
     if os.path.isabs(rel) or clean == ".." or clean.startswith("../") or clean == ".":
         raise ContextError(f"{flag} {rel!r} must name a file inside the context root {root}, relative to it")
     return clean
+
+
+def _confine(path: Path, bound: str, flag: str, given: str) -> None:
+    why = resolve_confined(path, bound)[1]
+    if why:
+        raise ContextError(f"{flag} {given} {why}; {CONFINE_HINT}")
 
 
 # --- the archive ---------------------------------------------------------------------------------------------
@@ -384,8 +420,9 @@ def build_context(
 ) -> ContextResult:
     """Package `spec` into the tar.gz `output` (written atomically) and describe it.
 
-    Raises ContextError, before anything could be uploaded, for a bad `.dockerignore`, an unreadable file, a
-    symlink leaving the repository (with follow-symlinks), an empty context or one over `max_bytes` compressed.
+    Raises ContextError, before anything could be uploaded, for a bad `.dockerignore`, an unreadable file, a named
+    file or followed symlink outside the workspace or inside `.git`, an empty context or one over `max_bytes`
+    compressed.
     `check` (e.g. a `CancelToken.check`) is called often and cheaply while the walk and the archive go on; what it
     raises propagates once the compressor threads are stopped and the partial archive is removed. Members stream
     from the walk into the archive; `keep_names=False` leaves `members` empty, so memory stays flat however many

@@ -8,9 +8,11 @@ when Docker's `.dockerignore` rules exclude it **or** when the agentex CLI's bas
 name). Plain mode: the whole root with exactly Docker's rules, the chosen Dockerfile and `.dockerignore` always sent
 at their own paths.
 
-`.git` is never walked; symlinks are stored as links unless followed (only to targets inside the repository);
-sockets, FIFOs and devices are skipped. Excluded folders are not walked unless a `!` exception could re-include
-something below them. Members come out sorted byte-lexically, directories ending with `/` (each follows its parent).
+`.git` is never walked; symlinks are stored as links unless followed (only to targets inside the workspace and
+outside `.git`, `sgp_action.confine`); sockets, FIFOs and devices are skipped. Files found by walking a folder
+without following links cannot leave it, so only named files and followed links are resolved and checked.
+Excluded folders are not walked unless a `!` exception could re-include something below them. Members come out
+sorted byte-lexically, directories ending with `/` (each follows its parent).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sgp_action.confine import CONFINE_HINT, resolve_confined
 from sgp_action.dockerignore import DockerIgnore
 from sgp_action.errors import ContextError
 
@@ -59,9 +62,9 @@ def cli_ignore_patterns(text: str) -> tuple[str, ...]:
     return tuple(p for p in (line.split("#", 1)[0].strip() for line in text.splitlines()) if p)
 
 
-def _read_text(path: Path, what: str) -> str:
+def _read_text(path: str, what: str) -> str:
     try:
-        return path.read_text(encoding="utf-8", errors="surrogateescape")
+        return Path(path).read_text(encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise ContextError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
 
@@ -76,9 +79,12 @@ class Walker:
         self.spec = spec
         self.check = check or _no_check
         self.root = str(spec.root)
-        self.repo_real = os.path.realpath(spec.repo_root or spec.root)
-        text = _read_text(spec.root / spec.dockerignore, "dockerignore") if spec.dockerignore else ""
-        source = str(spec.root / spec.dockerignore) if spec.dockerignore else ".dockerignore"
+        self.bound = os.path.realpath(spec.workspace or spec.root)
+        self._confine(self.root, "the context root")
+        text, source = "", ".dockerignore"
+        if spec.dockerignore:
+            source = str(spec.root / spec.dockerignore)
+            text = _read_text(self._confine(source, f"the dockerignore file {spec.dockerignore}"), "dockerignore")
         docker = DockerIgnore.parse(text, source=source)
         manifest = spec.mode == "manifest"
         always = (
@@ -116,9 +122,16 @@ class Walker:
 
     def _root_file(self, name: str, rel: str) -> Member:
         # The agentex CLI copies these two files' content to the archive root, whatever they are links to.
-        real = os.path.realpath(os.path.join(self.root, rel))
+        real = self._confine(os.path.join(self.root, rel), f"the {name} {rel}")
         info = _stat(real, rel)
         return Member(name, "file", stat.S_IMODE(info.st_mode), info.st_size, real)
+
+    def _confine(self, path: str, what: str) -> str:
+        """The real path of `path`, read for the archive; ContextError when it resolves outside the bound."""
+        real, why = resolve_confined(path, self.bound)
+        if why:
+            raise ContextError(f"{what} {why}; {CONFINE_HINT}")
+        return real
 
     def _walk(
         self,
@@ -225,11 +238,11 @@ class Walker:
 
     def _follow(self, path: str, rel: str, excluded: bool, seen: frozenset[str]) -> Member | _Folder | None:
         target = os.readlink(path)
-        real = os.path.realpath(path)
-        if real != self.repo_real and not real.startswith(self.repo_real.rstrip("/") + "/"):
+        real, why = resolve_confined(path, self.bound)
+        if why:
             raise ContextError(
-                f"symlink {rel} -> {target} leaves the repository ({self.repo_real}); with follow-symlinks every "
-                "link must point inside it: remove the link or turn follow-symlinks off"
+                f"symlink {rel} -> {target} {why}; with follow-symlinks every link must point inside the workspace "
+                "and outside .git: remove the link or turn follow-symlinks off"
             )
         info = _stat(real, rel, what=f"symlink {rel} -> {target} points at nothing; fix or remove it")
         if stat.S_ISDIR(info.st_mode):

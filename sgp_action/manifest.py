@@ -8,8 +8,10 @@ otherwise refuse late. Extra keys are ignored, as the agentex SDK's Pydantic mod
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,17 +30,42 @@ NAMESPACE = re.compile(r"^[a-z0-9.-]+$")
 ACP_TYPES = ("sync", "async", "agentic")
 INPUT_TYPES = ("text", "json")
 PRINCIPAL_IDS = ("user_id", "service_account_id")
+# A manifest or environments file is a few KB; PyYAML needs about 30 s and 150 MB for 50 MB of YAML.
+MAX_YAML_BYTES = 1024 * 1024
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The file as text (newlines as Python's text mode reads them), refused before parsing when too large."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ManifestError(f"{path}: {what} is not a regular file; name the YAML file itself")
+        if info.st_size > MAX_YAML_BYTES:
+            raise _too_large(path, what)
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_YAML_BYTES + 1)  # the file may have grown since the stat
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: {what} not found; check the path (relative to working-directory)") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    if len(data) > MAX_YAML_BYTES:
+        raise _too_large(path, what)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: {what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _too_large(path: Path, what: str) -> ManifestError:
+    return ManifestError(
+        f"{path}: {what} is over the {MAX_YAML_BYTES // (1024 * 1024)} MiB limit; it should be a few KB of YAML: "
+        "check that the path names the right file"
+    )
 
 
 def _read_yaml(path: Path, what: str) -> tuple[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: {what} not found; check the path (relative to working-directory)") from None
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"{path}: {what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    text = _read_text(path, what)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

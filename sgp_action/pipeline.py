@@ -293,6 +293,7 @@ class Pipeline:
         return plan
 
     def _package(self, manifest: Any, plan: Plan) -> BuildSpec:
+        from sgp_action.confine import workspace_bound
         from sgp_action.context import ContextSpec, build_context
         from sgp_action.provenance import collect_provenance
 
@@ -300,7 +301,8 @@ class Pipeline:
         self._tempdir = tempfile.TemporaryDirectory(prefix="sgp-context-", dir=settings.temp_dir)
         output = Path(self._tempdir.name) / "context.tar.gz"
         with ctx.report.timed("packaging"), ctx.runner.group("Build context"):
-            spec = ContextSpec.from_manifest(manifest, follow_symlinks=settings.follow_symlinks)
+            workspace = workspace_bound(settings.working_directory, ctx.runner.environ.get("GITHUB_WORKSPACE"))
+            spec = ContextSpec.from_manifest(manifest, follow_symlinks=settings.follow_symlinks, workspace=workspace)
             # A cancel stops packaging at once; the member names are not kept (memory flat in the file count).
             result = build_context(spec, output, check=ctx.token.check, keep_names=False)
             for line in result.summary_lines():

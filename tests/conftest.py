@@ -193,3 +193,18 @@ def agent_yaml(agent: str = "echo-bot", namespace: str | None = "team-echo", **p
 def deploy_yaml() -> Callable[..., tuple[str, str]]:
     """`deploy_yaml(agent="echo-bot", namespace="team-echo")` -> (manifest text, environment config text)."""
     return agent_yaml
+
+
+# --- a checkout that keeps its credentials (actions/checkout's default) -------------------------------------------
+
+CHECKOUT_TOKEN = "c2dwLWFjdGlvbi10ZXN0LXRva2VuLTAwMDA="  # base64 of a fake `x-access-token:...`
+
+
+def keep_checkout_credentials(repo: Path) -> str:
+    """Add the `extraheader` line actions/checkout writes to `repo/.git/config`; return the token text it holds."""
+    config = repo / ".git" / "config"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    text = config.read_text(encoding="utf-8") if config.exists() else "[core]\n\trepositoryformatversion = 0\n"
+    text += f'[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic {CHECKOUT_TOKEN}\n'
+    config.write_text(text, encoding="utf-8")
+    return CHECKOUT_TOKEN

@@ -19,7 +19,7 @@ import pytest
 from sgp_action import context as context_module
 from sgp_action.demo import AGENT_FOLDER, pull_request_event
 from sgp_action.errors import EXIT_CONFIG, ContextError
-from tests.conftest import ROOT, EmulatorHandle
+from tests.conftest import CHECKOUT_TOKEN, ROOT, EmulatorHandle, keep_checkout_credentials
 from tests.run_helpers import Workspace
 
 Setup = Callable[[Workspace, dict[str, str]], None]
@@ -86,6 +86,40 @@ def _not_a_directory_include(ws: Workspace, env: dict[str, str]) -> None:
     _edit_manifest("      - sample-agent\n", "      - sample-agent\n      - notes.txt\n")(ws, env)
 
 
+def _dockerignore_is_git_config(ws: Workspace, env: dict[str, str]) -> None:
+    keep_checkout_credentials(ws.repo)
+    _edit_manifest("dockerignore: sample-agent/.dockerignore", "dockerignore: .git/config")(ws, env)
+
+
+def _dockerfile_links_outside(ws: Workspace, env: dict[str, str]) -> None:
+    outside = ws.dir / "outside" / "Dockerfile"
+    outside.parent.mkdir()
+    outside.write_text("FROM attacker\n", encoding="utf-8")
+    (_agent(ws) / "Dockerfile").unlink()
+    (_agent(ws) / "Dockerfile").symlink_to(outside)
+
+
+def _context_root_outside(ws: Workspace, env: dict[str, str]) -> None:
+    path = _agent(ws) / "manifest.yaml"
+    text = path.read_text(encoding="utf-8").replace("root: ..\n", "root: ../..\n")
+    text = text.replace("- sample-agent\n", "- repo/sample-agent\n").replace(": sample-agent/", ": repo/sample-agent/")
+    path.write_text(text, encoding="utf-8")
+
+
+def _link_into_git(ws: Workspace, env: dict[str, str]) -> None:
+    keep_checkout_credentials(ws.repo)
+    (_agent(ws) / "project" / "g").symlink_to("../../.git")
+
+
+def _over_a_mebibyte(rel: str) -> Setup:
+    def setup(ws: Workspace, env: dict[str, str]) -> None:
+        path = _agent(ws) / rel
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write("#" + "x" * (1024 * 1024) + "\n")
+
+    return setup
+
+
 TWO_ENVIRONMENTS = """schema_version: v1
 environments:
   dev:
@@ -131,6 +165,24 @@ CASES: list[tuple[str, dict[str, str], Setup | None, tuple[str, ...]]] = [
     ("bad-follow-symlinks", {"follow_symlinks": "sure"}, None, ("follow-symlinks",)),
     ("missing-dockerfile", {}, _remove("Dockerfile"), ("Dockerfile",)),
     ("include-path-not-a-directory", {}, _not_a_directory_include, ("notes.txt",)),
+    # Nothing from outside the workspace or from .git is packaged (the repository holds the working directory).
+    (
+        "dockerfile-outside-the-workspace",
+        {},
+        _edit_manifest("dockerfile: sample-agent/Dockerfile", "dockerfile: " + "../" * 12 + "etc/passwd"),
+        ("build.context.dockerfile", "resolves to /etc/passwd", "outside the workspace"),
+    ),
+    (
+        "dockerignore-is-git-config",
+        {},
+        _dockerignore_is_git_config,
+        ("build.context.dockerignore", "repo/.git/config", "inside a .git folder"),
+    ),
+    ("dockerfile-links-outside", {}, _dockerfile_links_outside, ("build.context.dockerfile", "outside/Dockerfile")),
+    ("context-root-outside", {}, _context_root_outside, ("build.context.root", "outside the workspace")),
+    ("follow-symlink-into-git", {"follow_symlinks": "true"}, _link_into_git, ("sample-agent/project/g", ".git")),
+    ("manifest-over-1-mib", {}, _over_a_mebibyte("manifest.yaml"), ("manifest.yaml", "1 MiB limit")),
+    ("environments-over-1-mib", {}, _over_a_mebibyte("environments.yaml"), ("environments.yaml", "1 MiB limit")),
     ("missing-event-file", {}, _missing_event, ("no-such-event.json",)),
     ("event-file-not-json", {}, _event_not_json, ("event",)),
     ("working-directory-is-a-file", {}, _working_directory_is_a_file, ("working-directory",)),
@@ -189,7 +241,9 @@ def test_bad_input_is_refused_before_any_request(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     if setup is not None:
         setup(ws, env)
-    assert_refused(run_action(ws, env), emulator, words)
+    proc = run_action(ws, env)
+    assert_refused(proc, emulator, words)
+    assert CHECKOUT_TOKEN not in proc.stdout + proc.stderr
 
 
 def test_catalogue_is_big_enough() -> None:

@@ -92,14 +92,19 @@ def repo(tmp_path: Path) -> Path:
     return make_tree(tmp_path, TREE)
 
 
+def echo_spec(repo: Path, **kwargs: bool) -> ContextSpec:
+    # The workspace is named: `agents/echo/.git` would make the agent's folder the nearest repository.
+    return ContextSpec.from_manifest(load_manifest(repo / "agents/echo/manifest.yaml"), workspace=repo, **kwargs)
+
+
 def members_of(archive: Path) -> dict[str, tarfile.TarInfo]:
     with tarfile.open(archive, "r:gz", encoding="utf-8", errors="surrogateescape") as tar:
         return {info.name: info for info in tar.getmembers()}
 
 
 def test_manifest_mode_membership(repo: Path, tmp_path: Path) -> None:
-    spec = ContextSpec.from_manifest(load_manifest(repo / "agents/echo/manifest.yaml"))
-    assert spec.mode == "manifest" and spec.root == repo.resolve() and spec.repo_root == repo.resolve()
+    spec = echo_spec(repo)
+    assert spec.mode == "manifest" and spec.root == repo.resolve() and spec.workspace == repo.resolve()
     expected = [
         ".dockerignore",
         "Dockerfile",
@@ -333,7 +338,7 @@ def linked(tmp_path: Path) -> Path:
 
 def test_follow_symlinks_inside_the_repository(linked: Path, tmp_path: Path) -> None:
     spec = ContextSpec.plain(linked / "ctx", follow_symlinks=True)
-    assert spec.repo_root == linked.resolve()
+    assert spec.workspace == linked.resolve()
     result = build_context(spec, tmp_path / "o.tgz")
     archived = members_of(result.path)
     assert archived["lib.py"].isreg() and archived["shared"].isdir() and archived["shared/lib.py"].isreg()
@@ -344,8 +349,9 @@ def test_follow_symlinks_inside_the_repository(linked: Path, tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("/etc/hostname", "symlink ctx/escape -> /etc/hostname leaves the repository"),
-        ("../../..", "leaves the repository"),
+        ("/etc/hostname", "symlink ctx/escape -> /etc/hostname resolves to /etc/hostname, outside the workspace"),
+        ("../../..", "outside the workspace"),
+        ("../.git", "inside a .git folder"),
         ("nowhere", "points at nothing"),
         ("..", "makes a loop"),
     ],
@@ -367,7 +373,7 @@ def test_empty_context(tmp_path: Path) -> None:
     ctx.mkdir()
     os.symlink("../real/Dockerfile", ctx / "Dockerfile")  # a link, not a regular file: nothing to build from
     with pytest.raises(ContextError, match="holds no files"):
-        build_context(ContextSpec.plain(ctx), tmp_path / "o.tgz")
+        build_context(ContextSpec.plain(ctx, workspace=tmp_path), tmp_path / "o.tgz")
     assert not (tmp_path / "o.tgz").exists()
 
 
@@ -432,9 +438,7 @@ def test_secret_like_reported(repo: Path, tmp_path: Path) -> None:
     result = build_context(spec, tmp_path / "o.tgz")
     assert result.secret_like == ("agents/echo/.env", "agents/echo/.env.local", "agents/echo/project/tls.key")
     assert any("agents/echo/.env" in line for line in result.summary_lines())
-    manifest_mode = build_context(
-        ContextSpec.from_manifest(load_manifest(repo / "agents/echo/manifest.yaml")), tmp_path / "m.tgz"
-    )
+    manifest_mode = build_context(echo_spec(repo), tmp_path / "m.tgz")
     assert manifest_mode.secret_like == ("agents/echo/project/tls.key",)
 
 
@@ -489,9 +493,7 @@ def test_hash_sensitivity(tmp_path: Path, change: Callable[[Path], object]) -> N
 
 def test_summary(repo: Path, tmp_path: Path) -> None:
     make_tree(repo, {"agents/echo/project/big.bin": b"\0" * 5000})
-    result = build_context(
-        ContextSpec.from_manifest(load_manifest(repo / "agents/echo/manifest.yaml")), tmp_path / "o.tgz"
-    )
+    result = build_context(echo_spec(repo), tmp_path / "o.tgz")
     lines = result.summary_lines()
     assert lines[0].startswith(f"Build context: {result.file_count} files, ")
     assert lines[1] == f"Working-tree hash: {result.working_tree_hash}"
@@ -507,9 +509,7 @@ def test_summary(repo: Path, tmp_path: Path) -> None:
 
 def test_mode_bits_kept_for_root_files(repo: Path, tmp_path: Path) -> None:
     os.chmod(repo / "agents/echo/Dockerfile", 0o640)
-    result = build_context(
-        ContextSpec.from_manifest(load_manifest(repo / "agents/echo/manifest.yaml")), tmp_path / "o.tgz"
-    )
+    result = build_context(echo_spec(repo), tmp_path / "o.tgz")
     archived = members_of(result.path)
     assert stat.S_IMODE(archived["Dockerfile"].mode) == 0o640 == archived["agents/echo/Dockerfile"].mode
 

@@ -15,6 +15,7 @@ import pytest
 
 from sgp_action import runner
 from sgp_action.cli import main
+from tests.conftest import keep_checkout_credentials
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MANIFEST = ROOT / "examples/sample-agent/manifest.yaml"
@@ -114,6 +115,74 @@ def test_errors_exit_2(
 def test_usage_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["context", *args]) == 2
     assert "usage:" in capsys.readouterr().err
+
+
+# --- the workspace bound ----------------------------------------------------------------------------------------
+
+AGENT_MANIFEST = """build:
+  context: {root: .., include_paths: [agent], dockerfile: agent/Dockerfile, dockerignore: DOCKERIGNORE}
+agent: {name: agent, acp_type: sync, description: d}
+"""
+
+
+def agent_tree(top: Path, dockerignore: str = "agent/.dockerignore") -> Path:
+    """`top/agent/manifest.yaml` in the agentex layout (context root `..`); returns the manifest."""
+    (top / "agent").mkdir(parents=True)
+    (top / "agent/Dockerfile").write_text("FROM a\n")
+    (top / "agent/.dockerignore").write_text("*.log\n")
+    (top / "agent/manifest.yaml").write_text(AGENT_MANIFEST.replace("DOCKERIGNORE", dockerignore))
+    return top / "agent/manifest.yaml"
+
+
+@pytest.fixture
+def fresh_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The process-wide Runner keeps the stdout it first saw; give this test's capture a fresh one.
+    monkeypatch.setattr(runner, "_DEFAULT", None)
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+
+
+@pytest.mark.usefixtures("fresh_runner")
+def test_git_config_as_dockerignore_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = agent_tree(tmp_path, dockerignore=".git/config")
+    token = keep_checkout_credentials(tmp_path)
+    out = tmp_path / "out.tgz"
+    assert main(["context", "--manifest", str(manifest), "--output", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert f"`build.context.dockerignore` resolves to {tmp_path.resolve()}/.git/config, inside a .git" in captured.err
+    assert not out.exists() and token not in captured.out + captured.err
+
+
+@pytest.mark.usefixtures("fresh_runner")
+def test_plain_mode_dockerignore_linked_into_git_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    agent_tree(tmp_path)
+    keep_checkout_credentials(tmp_path)
+    (tmp_path / ".dockerignore").symlink_to(".git/config")
+    assert main(["context", "--root", str(tmp_path), "--dockerfile", "agent/Dockerfile", "--list"]) == 2
+    assert "the dockerignore file .dockerignore resolves to" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("fresh_runner")
+def test_without_a_repository_the_current_directory_bounds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`root: ..` of a folder outside any repository: fine from the folder above, refused from inside or elsewhere."""
+    manifest = agent_tree(tmp_path / "project")
+    monkeypatch.chdir(tmp_path / "project")
+    assert main(["context", "--manifest", "agent/manifest.yaml", "--list"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        ".dockerignore",
+        "Dockerfile",
+        "agent/.dockerignore",
+        "agent/Dockerfile",
+        "agent/manifest.yaml",
+    ]
+    for cwd in (tmp_path / "project/agent", ROOT):
+        monkeypatch.chdir(cwd)
+        assert main(["context", "--manifest", str(manifest), "--list"]) == 2
+        assert "`build.context.root` resolves to" in capsys.readouterr().err
+    # On a runner, GITHUB_WORKSPACE bounds a checkout without .git.
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path / "project"))
+    assert main(["context", "--manifest", str(manifest), "--list"]) == 0
 
 
 # --- unreadable files ------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import pytest
 import yaml
 
 from sgp_action.errors import ManifestError
-from sgp_action.manifest import load_environments, load_manifest, select_environment
+from sgp_action.manifest import MAX_YAML_BYTES, load_environments, load_manifest, select_environment
 
 
 def base_manifest() -> dict[str, Any]:
@@ -162,6 +164,42 @@ def test_manifest_missing_or_binary(repo: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ManifestError, match="not UTF-8"):
         load_manifest(path)
+
+
+def padded_to(path: Path, text: bytes, size: int) -> Path:
+    """Write `text` padded with a trailing comment to exactly `size` bytes (still valid YAML) to `path`."""
+    path.write_bytes(text + b"#" + b"x" * (size - len(text) - 2) + b"\n")
+    assert path.stat().st_size == size
+    return path
+
+
+@pytest.mark.parametrize("kind", ["manifest", "environments"])
+def test_yaml_files_are_capped_before_parsing(repo: Path, kind: str) -> None:
+    load = load_manifest if kind == "manifest" else load_environments
+    path = write(repo, base_manifest()) if kind == "manifest" else envs(repo, {"prod": PROD})
+    text = path.read_bytes()
+    if kind == "manifest":  # the limit itself is accepted (parsing 1 MiB takes PyYAML most of a second)
+        assert load(padded_to(path, text, MAX_YAML_BYTES)).text == path.read_text()
+    with pytest.raises(ManifestError, match=r"is over the 1 MiB limit") as caught:
+        load(padded_to(path, text, MAX_YAML_BYTES + 1))
+    assert str(path) in str(caught.value)
+    assert MAX_YAML_BYTES == 1024 * 1024
+
+
+def test_fifo_is_refused_without_blocking(repo: Path) -> None:
+    """A named pipe as the manifest: open() for reading would wait forever for a writer."""
+    fifo = repo / "fifo.yaml"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(ManifestError, match="not a regular file"):
+        load_manifest(fifo)
+    assert time.monotonic() - started < 5
+
+
+def test_newlines_read_as_text_mode_did(repo: Path) -> None:
+    path = write(repo, base_manifest())
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    assert load_manifest(path).text == path.read_text()
 
 
 # --- environments.yaml --------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--follow-symlinks",
         action="store_true",
-        help="store what symlinks point at (only inside the repository) instead of the links",
+        help="store what symlinks point at (only inside the workspace, never .git) instead of the links",
     )
     parser.add_argument("--level", type=int, default=6, choices=range(1, 10), metavar="1-9", help="gzip level (6)")
     parser.add_argument("--threads", type=int, metavar="N", help="compression threads (default: the CPUs available)")
@@ -48,13 +49,17 @@ def execute(args: argparse.Namespace) -> int:
             raise InputError("--dockerfile and --dockerignore go with --root; a manifest names its own")
         from sgp_action.manifest import load_manifest
 
-        spec = ContextSpec.from_manifest(load_manifest(args.manifest), follow_symlinks=args.follow_symlinks)
+        manifest = load_manifest(args.manifest)
+        spec = ContextSpec.from_manifest(
+            manifest, follow_symlinks=args.follow_symlinks, workspace=_workspace(manifest.directory)
+        )
     else:
         spec = ContextSpec.plain(
             args.root,
             dockerfile=args.dockerfile or "Dockerfile",
             dockerignore=args.dockerignore,
             follow_symlinks=args.follow_symlinks,
+            workspace=_workspace(args.root),
         )
     if args.threads is not None and args.threads < 1:
         raise InputError("--threads must be at least 1")
@@ -78,6 +83,18 @@ def execute(args: argparse.Namespace) -> int:
         if args.output is not None:
             print(f"Wrote {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def _workspace(folder: Path) -> Path:
+    """Where the named paths must stay: as the action bounds its working-directory, the current directory's
+    repository (or the directory itself) when it holds `folder`, else `folder`'s own (sgp_action.confine)."""
+    from sgp_action.confine import is_within, workspace_bound
+
+    github_workspace = os.environ.get("GITHUB_WORKSPACE")
+    bound = workspace_bound(Path.cwd(), github_workspace)
+    if is_within(os.path.realpath(folder), str(bound)):
+        return bound
+    return workspace_bound(folder, github_workspace)
 
 
 def _print_list(names: list[str] | tuple[str, ...]) -> None:
