@@ -16,7 +16,6 @@ assertions; 2 busy cores add noise.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from _harness import ACCOUNT, API_KEY, start_emulator, workspace
+from _harness import ACCOUNT, API_KEY, median, spread, start_emulator, workspace
 
 from sgp_action.emulator.deploys import DeployRequest
 
@@ -90,9 +89,32 @@ def sweep(previews: int, faults: list[str]) -> tuple[float, Counter[str], int]:
         server.close()
 
 
-def summary(values: list[float]) -> str:
-    """`median (min-max)` of some seconds."""
-    return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
+def keepalive_latency(requests_count: int = 200) -> dict[str, list[float]]:
+    """Seconds per GET on one kept-alive connection: the emulator as it is, and with Nagle's algorithm back on."""
+    import requests
+
+    from sgp_action.emulator import EmulatorConfig, EmulatorServer
+
+    class NagleServer(EmulatorServer):
+        def get_request(self) -> tuple[Any, Any]:
+            return super(EmulatorServer, self).get_request()
+
+    nagle = NagleServer(EmulatorConfig(api_key=API_KEY, account_id=ACCOUNT)).start()
+    servers = {"TCP_NODELAY": start_emulator()[0], "Nagle on (before)": nagle}
+    times: dict[str, list[float]] = {name: [] for name in servers}
+    sessions = {name: requests.Session() for name in servers}
+    headers = {"x-api-key": API_KEY, "x-selected-account-id": ACCOUNT}
+    try:
+        for i in range(requests_count + 1):
+            for name, server in servers.items():  # interleaved
+                start = time.perf_counter()
+                sessions[name].get(f"{server.url}/v5/agentex/deployments", headers=headers, timeout=10)
+                if i:  # the first request opens the connection
+                    times[name].append(time.perf_counter() - start)
+    finally:
+        for server in servers.values():
+            server.close()
+    return times
 
 
 def main() -> int:
@@ -103,6 +125,12 @@ def main() -> int:
     parser.add_argument("--rate-limit", type=int, default=50)
     parser.add_argument("--rate-limit-previews", type=int, default=1000, help="0 skips the throttled run")
     args = parser.parse_args()
+    latency = keepalive_latency()
+    print("emulator, one GET on a kept-alive connection (200 interleaved), median (min-max):")
+    for name, values in latency.items():
+        print(f"  {name:<20} {spread([v * 1e3 for v in values], 'ms')}")
+    ratio = median(latency["TCP_NODELAY"]) / median(latency["Nagle on (before)"])
+    print(f"  ratio {ratio:.3f}  (aim: about 1 ms)\n")
     sizes = [args.previews, *args.linear]
     walls: dict[int, list[float]] = {n: [] for n in sizes}
     counts: dict[int, tuple[Counter[str], int]] = {}
@@ -111,7 +139,7 @@ def main() -> int:
             wall, kinds, throttled = sweep(n, [])
             walls[n].append(wall)
             counts[n] = (kinds, throttled)
-    runs = {f"{n} previews": (n, statistics.median(walls[n]), *counts[n]) for n in sizes}
+    runs = {f"{n} previews": (n, median(walls[n]), *counts[n]) for n in sizes}
     if args.rate_limit_previews:
         n = args.rate_limit_previews
         runs[f"{n}, rate-limit={args.rate_limit}"] = (n, *sweep(n, [f"rate-limit={args.rate_limit}"]))
@@ -129,12 +157,12 @@ def main() -> int:
                 print(f"    {count} x {key[len('other ') :]}")
     print("  least: the fewest list pages; deletes should equal N (429 retries count again), 'other' 0, 'left' 1")
     base = args.previews
-    print(f"\n  sweep of {base}: {summary(walls[base])}  (aim < 20 s)")
+    print(f"\n  sweep of {base}: {spread(walls[base])}  (aim < 20 s)")
     for n in args.linear:  # linear time: the cost per preview does not grow with the count
-        ratio = (statistics.median(walls[n]) / n) / (statistics.median(walls[base]) / base)
+        ratio = (median(walls[n]) / n) / (median(walls[base]) / base)
         print(
-            f"  per preview at {n} / at {base}: {statistics.median(walls[n]) / n * 1e3:.2f} ms / "
-            f"{statistics.median(walls[base]) / base * 1e3:.2f} ms = {ratio:.2f}  (linear: about 1)"
+            f"  per preview at {n} / at {base}: {median(walls[n]) / n * 1e3:.2f} ms / "
+            f"{median(walls[base]) / base * 1e3:.2f} ms = {ratio:.2f}  (linear: about 1)"
         )
     return 0
 
