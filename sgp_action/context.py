@@ -278,8 +278,13 @@ class _TarWriter:
         self.names: list[str] | None = [] if keep_names else None
         self.tar_bytes = 0
         self._batch = bytearray()
+        self._hashed = bytearray()
 
     def _flush(self) -> None:
+        # The hash input is gathered like the tar bytes (never more of it): one update per batch, not two a file.
+        if self._hashed:
+            self.hash.update(self._hashed)
+            self._hashed = bytearray()
         if self._batch:
             self.out.write(self._batch)
             self._batch = bytearray()
@@ -293,8 +298,12 @@ class _TarWriter:
             kind, letter = _KIND[member.kind]
             name = member.name.encode("utf-8", "surrogateescape")
             payload = member.target.encode("utf-8", "surrogateescape")
-            self.hash.update(
-                b"%s%s%s%s%s" % (_U64(len(name)), name, letter, _U32_U64(member.mode, len(payload)), payload)
+            self._hashed += b"%s%s%s%s%s" % (
+                _U64(len(name)),
+                name,
+                letter,
+                _U32_U64(member.mode, len(payload)),
+                payload,
             )
             self._batch += tar_header(member.name, kind, member.mode, 0, member.target)
             if member.kind == "symlink":
@@ -346,13 +355,14 @@ class _TarWriter:
                 except OSError as exc:
                     raise ContextError(f"cannot read {member.name} ({path}): {exc.strerror or exc}") from None
                 if len(chunk) == size:
-                    self.hash.update(entry + chunk)
+                    self._hashed += entry
+                    self._hashed += chunk
                     self._batch += chunk
                 else:
-                    self.hash.update(entry)
+                    self._hashed += entry
                     self._copy(fd, member, size, chunk)
             else:
-                self.hash.update(entry)
+                self._hashed += entry
                 if size:
                     self._copy(fd, member, size, b"")
         finally:
@@ -384,17 +394,18 @@ class _TarWriter:
     def _copy(self, fd: int, member: Member, size: int, first: bytes) -> None:
         """The rest of a file from `fd` after `first`, checking for a cancellation before each 1 MiB read."""
         if first:
-            self.hash.update(first)
+            self._hashed += first
             self._batch += first
         remaining = size - len(first)
         while remaining:
             self.check()  # per 1 MiB read: a large file stops within milliseconds of a cancellation
             chunk = self._read(fd, member, min(_READ_CHUNK, remaining))
-            self.hash.update(chunk)
             if len(chunk) < _BATCH:
+                self._hashed += chunk
                 self._batch += chunk
             else:
                 self._flush()
+                self.hash.update(chunk)
                 self.out.write(chunk)
             remaining -= len(chunk)
 
