@@ -9,12 +9,13 @@ them interleaved, `--runs` rounds after one warm-up, and prints medians with min
 * ours on the variant with the excluded `node_modules`, against ours without it;
 * with `--agentex PATH` (the `agentex` command of agentex-sdk, which needs Python 3.12 or newer, installed in a
   separate virtualenv): `agentex agents package --manifest M -o OUT` against our `context --manifest M --output OUT`
-  on the same tree with a manifest.yaml (root `.`, include paths `src` and `assets`). The agentex CLI writes with
-  Python's `tarfile` in `w:gz` mode, i.e. one thread at zlib level 9 (sgp-api.md 9.1).
+  on the same tree with a manifest.yaml (root `.`, include paths `src` and `assets`), and on an agent laid out as
+  agentex does (`project/` with 2,000 source files and a 20,000-file `.venv` its dockerignore leaves out). The
+  agentex CLI writes with Python's `tarfile` in `w:gz` mode, i.e. one thread at zlib level 9.
 
 Prints each row's ratio of medians against its baseline (aims: mixed tree 0.6, 1,000 small files 2, 100,000
-small files 1.3, pruning 1.3), and the size against `gzip -6` (aim 1.05). No assertions: timings depend on the
-machine and on whatever else runs on it.
+small files 1.3, pruning 1.3, the agent against the agentex CLI 0.07), and the size against `gzip -6` (aim 1.05).
+No assertions: timings depend on the machine and on whatever else runs on it.
 
     python bench/bench_packaging.py [--runs 3] [--source-files 4000] [--blob-mb 40] [--node-modules 60000]
                                     [--small 1000 10000 100000] [--agentex /path/to/venv/bin/agentex]
@@ -128,6 +129,29 @@ deployment:
 """
 
 
+def agent_tree(root: Path, *, kept: int = 2000, venv: int = 20_000, seed: int = 11) -> str:
+    """An agent as agentex lays it out: `project/` with `kept` source files and a `venv`-file `.venv` that the
+    dockerignore leaves out (both tools honour it). Returns the manifest's path."""
+    rng = random.Random(seed)
+    project = root / "project"
+    for i in range(kept):
+        folder = project / f"pkg{i % 50:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"mod{i:04d}.py").write_bytes(source_text(rng, rng.randint(500, 6000)))
+    for i in range(0, venv, 100):
+        folder = project / ".venv" / "lib" / f"dist{i // 100:03d}"
+        folder.mkdir(parents=True)
+        for j in range(min(100, venv - i)):
+            (folder / f"m{j}.py").write_text(f"x = {i + j}\n")
+    (root / "Dockerfile").write_text("FROM python:3.12-slim\nCOPY project /app\n")
+    (root / ".dockerignore").write_text(".venv\n**/.venv\n__pycache__\n")
+    manifest = MANIFEST.replace("[src, assets]", "[project]").replace(
+        "dockerfile: Dockerfile", "dockerfile: Dockerfile\n    dockerignore: .dockerignore"
+    )
+    (root / "manifest.yaml").write_text(manifest, encoding="utf-8")
+    return str(root / "manifest.yaml")
+
+
 def tree_size(root: Path) -> tuple[int, int]:
     files = size = 0
     for folder, _, names in os.walk(root):
@@ -200,6 +224,17 @@ def main() -> int:
             manifest = str(base / "manifest.yaml")
             commands["ours-manifest"] = [*ours_cmd, str(out / "ours-m.tgz"), "--manifest", manifest]
             commands["agentex"] = [args.agentex, "agents", "package", "--manifest", manifest, "-o", str(out / "ax.tgz")]
+            agent = agent_tree(Path(scratch) / "agent")
+            commands["ours-agent"] = [*ours_cmd, str(out / "ours-a.tgz"), "--manifest", agent]
+            commands["agentex-agent"] = [
+                args.agentex,
+                "agents",
+                "package",
+                "--manifest",
+                agent,
+                "-o",
+                str(out / "axa.tgz"),
+            ]
         for count in args.small:
             tree = str(Path(scratch) / f"small-{count}")
             commands[f"ours-{count}"] = [*ours_cmd, str(out / f"ours-{count}.tgz"), "--root", tree]
@@ -220,7 +255,13 @@ def main() -> int:
         print(row(f"{count:,} files of 1 KB", times[f"ours-{count}"], "GNU tar -czf", times[f"tar-{count}"], aim))
     print(row("mixed + excluded node_modules", times["ours+node_modules"], "without it", times["ours"], "(aim <= 1.3)"))
     if args.agentex:
-        print(row("context --manifest", times["ours-manifest"], "agentex agents package", times["agentex"], "(0.07)"))
+        print(
+            row(
+                "context --manifest, mixed tree", times["ours-manifest"], "agentex agents package", times["agentex"], ""
+            )
+        )
+        agent = "agent: 2,000 kept, 20,000 in .venv"
+        print(row(agent, times["ours-agent"], "agentex agents package", times["agentex-agent"], "(aim <= 0.07)"))
     print()
     print(
         f"  size    ours / gzip -6 (tar -czf)      {ours_size / 1e6:.2f} MB / {tar_size / 1e6:.2f} MB = "
