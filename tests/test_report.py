@@ -112,6 +112,38 @@ def test_deleted_is_a_json_array_without_duplicates() -> None:
     assert json.loads(report.outputs()["deleted"]) == ["d-1", "d-2"]
 
 
+class CountedId(str):
+    """An id that counts how often it is compared for equality."""
+
+    comparisons = 0
+
+    def __eq__(self, other: object) -> bool:
+        CountedId.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_add_deleted_is_linear_in_the_number_of_ids() -> None:
+    # A sweep of 50,000 previews took 16 s in `id not in list`: each id must not be compared with every other.
+    report = Report()
+    CountedId.comparisons = 0
+    for i in range(2000):
+        report.add_deleted(CountedId(f"d-{i}"))
+    report.add_deleted(CountedId("d-5"))
+    assert CountedId.comparisons < 100
+    assert report.deleted is not None and len(report.deleted) == 2000
+
+
+def test_add_deleted_follows_a_replaced_list() -> None:
+    report = Report()
+    report.add_deleted("d-1")
+    report.deleted = ["d-2"]
+    report.add_deleted("d-1")
+    report.add_deleted("d-2")
+    assert report.deleted == ["d-2", "d-1"]
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

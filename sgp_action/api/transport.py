@@ -28,6 +28,7 @@ import email.utils
 import functools
 import json
 import logging
+import os
 import random
 import re
 import time
@@ -231,6 +232,21 @@ def _capped(timeout: float, left: float | None) -> float:
     return timeout if left is None else max(min(timeout, left), 0.001)
 
 
+def environment_session(base_url: str) -> requests.Session:
+    """A session whose proxies and CA bundle come from the environment as it is now, for requests to `base_url`.
+
+    With `trust_env` requests looks up proxies, `no_proxy` and `.netrc` again for every request (about 7% of a
+    cleanup sweep); every request of a transport goes to one host, so the answer is read once here.
+    """
+    session = requests.Session()
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))  # empty when no_proxy names the host
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+    return session
+
+
 class Transport:
     """A `requests` session bound to one SGP base URL and one set of credentials."""
 
@@ -268,7 +284,7 @@ class Transport:
         self.retry_after_cap = retry_after_cap
         self.call_limit = call_limit
         self._owns_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else environment_session(self.base_url)
         if session is None:
             adapter = WatchedAdapter()
             self.session.mount("http://", adapter)

@@ -110,6 +110,8 @@ class Report:
     durations: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _written: bool = field(default=False, repr=False, compare=False)
+    _deleted_seen: set[str] = field(default_factory=set, repr=False, compare=False)
+    _deleted_for: list[str] | None = field(default=None, repr=False, compare=False)
 
     def record_build(self, build: Any, *, reused: bool | None = None) -> None:
         """Copy what a `models.Build` says (id, status, image) into the report."""
@@ -137,7 +139,13 @@ class Report:
         """Remember a deployment this run deleted (output `deleted`)."""
         if self.deleted is None:
             self.deleted = []
-        if deployment_id not in self.deleted:
+        # A set beside the list: a sweep adds tens of thousands of ids, and `in list` made that quadratic. The
+        # list may be replaced by callers (`report.deleted = []`), so the set follows the list it was built for.
+        if self._deleted_for is not self.deleted:
+            self._deleted_seen = set(self.deleted)
+            self._deleted_for = self.deleted
+        if deployment_id not in self._deleted_seen:
+            self._deleted_seen.add(deployment_id)
             self.deleted.append(deployment_id)
 
     @contextlib.contextmanager

@@ -320,7 +320,8 @@ class Pipeline:
             spec = BuildContextSpec.from_manifest(
                 manifest, follow_symlinks=settings.follow_symlinks, workspace=workspace
             )
-            result = build_context(spec, output, check=ctx.token.check)  # a cancel stops packaging at once
+            # A cancel stops packaging at once; the member names are not kept (memory flat in the file count).
+            result = build_context(spec, output, check=ctx.token.check, keep_names=False)
             for line in result.summary_lines():
                 ctx.runner.info(line)
             for path in result.secret_like:
