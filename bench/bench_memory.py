@@ -9,8 +9,8 @@
 * packaging at scale: the peak RSS of `python -m sgp_action context --output` on trees of `--files` files of 1 KB,
   against the same on 1,000 files (memory flat in the file count: a ratio near 1).
 
-Prints the peaks (MiB) and their ratios. Targets: a full run under 100 MiB for 400 MB (README.md#performance; issue 7 aims at
-60); packaging under 50 MiB at 100,000 and 200,000 files.
+Prints the peaks (MiB) and their ratios. Targets (README.md#performance): a full run under 100 MiB for 400 MB
+(issue 7 aims at 60); packaging under 50 MiB at 100,000 and 200,000 files.
 
     python bench/bench_memory.py [--blob-mb 300] [--files 100000 200000]
 """
