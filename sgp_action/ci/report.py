@@ -106,6 +106,7 @@ class Report:
     expires_at: str = ""
     helm_release_name: str = ""
     namespace: str = ""
+    deployment_url: str = ""  # the filled-in `deployment-url` template, once the deployment is up
     deleted: list[str] | None = None
     durations: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -195,6 +196,7 @@ class Report:
             status = md_code(self.deployment_status or "unknown")
             rows.append(("Deployment", f"{md_code(self.deployment_id)} ({status})"))
         for label, value in (
+            ("URL", self.deployment_url),
             ("Preview label", self.preview_label),
             ("Expires at", self.expires_at),
             ("Helm release", self.helm_release_name),

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from sgp_action.ci.forge import ForgeClient, ForgeError
 from sgp_action.ci.report import md_code
+from sgp_action.run.github import deactivate_previews
 from sgp_action.run.teardown import delete_quietly, is_deletable
 
 if TYPE_CHECKING:
@@ -191,6 +192,9 @@ def sweep(ctx: RunState, *, now: datetime | None = None) -> list[str]:
             list(pool.map(lambda item: _delete(ctx, item), doomed))
     finally:
         ctx.runner.append_summary(summary_markdown(doomed, set(ctx.report.deleted), dry_run=False))
+    deleted = set(ctx.report.deleted)
+    gone = [(d.deployment.preview_label, d.deployment.agent_name) for d in doomed if d.deployment.id in deleted]
+    deactivate_previews(ctx, [(label, agent) for label, agent in gone if label])
     return list(ctx.report.deleted)
 
 

@@ -30,11 +30,13 @@ from sgp_action.errors import EXIT_OK, ActionError, BuildFailed, Cancelled, Inpu
 from sgp_action.run.build_phase import BuildPhase, BuildSpec
 from sgp_action.run.cancel import CANCEL_BUDGET_SECONDS, WORKER_GRACE_SECONDS, CancelToken, RemoteWork
 from sgp_action.run.deploy_phase import DeployPhase, DeploySpec
+from sgp_action.run.github import deployment_url, finish_deployment, start_deployment
 from sgp_action.run.phase import PhaseEnv
 from sgp_action.run.teardown import replace_previous
 
 if TYPE_CHECKING:
     from sgp_action.api.client import SGPClient
+    from sgp_action.ci.deployments import GitHubDeployments
     from sgp_action.ci.event import WorkflowEvent
     from sgp_action.ci.runner import Runner
     from sgp_action.run.settings import Settings
@@ -152,6 +154,7 @@ class Pipeline:
             client_factory=client_factory,
         )
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self._github: GitHubDeployments | None = None
 
     # --- entry points -------------------------------------------------------------------------------------------
 
@@ -177,6 +180,7 @@ class Pipeline:
         finally:
             self._cleanup_local()
             ctx.close()
+        finish_deployment(ctx, self._github, outcome.exit_code)  # never raises: a forge failure is a warning
         from sgp_action.ci.comment import update_pr_comment
 
         update_pr_comment(ctx)  # never raises: a forge failure is a warning
@@ -236,10 +240,15 @@ class Pipeline:
             self._print_plan(command, plan)
             return "success"
         ctx.token.check()
+        if command != "build":
+            label = plan.preview_label if command == "preview" else None
+            self._github = start_deployment(ctx, agent=plan.agent_name, label=label, environment=plan.environment_key)
         build = self._build(plan)
         if command == "build":
             return "success"
         self._deploy(command, plan, build)
+        if ctx.settings.wait:  # a deployment not waited for may not be up yet: nothing to open
+            ctx.report.deployment_url = deployment_url(ctx, plan.agent_name)
         return "success"
 
     def _describe_event(self) -> str:

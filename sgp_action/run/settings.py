@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from sgp_action.ci.deployments import validate_url_template
 from sgp_action.durations import parse_duration
 from sgp_action.errors import InputError
 
@@ -92,8 +93,14 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("reuse-build", "true", "reuse a successful build with the same working-tree hash", boolean=True),
     InputSpec("replace-previous", "true", "delete older active previews with the same label", boolean=True),
     InputSpec("follow-symlinks", "false", "follow symlinks that stay inside the repository", boolean=True),
-    InputSpec("github-token", "", "forge token: PR comment, and PR state during cleanup"),
+    InputSpec("github-token", "", "forge token: PR comment, GitHub deployments, and PR state during cleanup"),
     InputSpec("comment", "auto", "post/update one PR comment: auto, true or false"),
+    InputSpec(
+        "deployment-url",
+        "",
+        "URL shown on GitHub deployments and in the PR comment; a template with {label}, {deployment_id}, {agent}, "
+        "{sha}, {environment}, {namespace}, {release}",
+    ),
     InputSpec("dry-run", "false", "validate, package and print the plan; create nothing", boolean=True),
     InputSpec("debug", "false", "verbose logs (also on when RUNNER_DEBUG=1)", boolean=True),
 )
@@ -136,6 +143,7 @@ class Settings:
     debug: bool
     temp_dir: str | None = None  # $RUNNER_TEMP: where packaging writes the archive
     allow_insecure_http: bool = False
+    deployment_url: str = ""  # a template (sgp_action.ci.deployments.URL_FIELDS), validated
 
     def require_credentials(self, what: str) -> None:
         """Raise InputError when api-key or account-id is missing: a dry run that reads the server needs both."""
@@ -375,6 +383,10 @@ def load_settings(
         raise InputError(f"comment: {get('comment').strip()!r} is not a choice; use auto, true or false") from None
     token = _token("github-token", raw["github-token"]) if "github-token" in raw else None
     expires_text = optional("expires-at")
+    try:
+        deployment_url = validate_url_template(raw.get("deployment-url", ""))
+    except ValueError as exc:
+        raise InputError(f"deployment-url: {exc}") from None
     return Settings(
         command=command,
         api_key=api_key,
@@ -405,6 +417,7 @@ def load_settings(
         debug=parse_bool("debug", get("debug")) or environ.get("RUNNER_DEBUG") == "1",
         temp_dir=environ.get("RUNNER_TEMP") or None,
         allow_insecure_http=allow_insecure_http,
+        deployment_url=deployment_url,
     )
 
 
