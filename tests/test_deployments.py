@@ -175,3 +175,14 @@ def test_url_values_are_percent_encoded() -> None:
     template = validate_url_template("https://example.com/{agent}/{label}")
     assert render_url(template, {"agent": "a/../b", "label": "x?y#z"}) == "https://example.com/a%2F..%2Fb/x%3Fy%23z"
     assert validate_url_template("") == "" and render_url("", {"label": "x"}) == ""
+
+
+def test_cleanup_sets_the_deployments_of_the_previews_it_deletes_inactive(
+    workspace: KindWorkspace, forge: FakeForge
+) -> None:
+    assert _preview(workspace).result == "success"
+    forge.pulls[PR_NUMBER] = "closed"
+    run = workspace.run("schedule", {}, github_token=TOKEN, command="cleanup")
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    ((deployment_id, _),) = forge.deployments.items()
+    assert forge.states(deployment_id) == ["in_progress", "success", "inactive"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sgp_action.ci.forge import FORGE_BUDGET, FORGE_GRACE, Comment, ForgeClient
-from sgp_action.ci.report import Report, format_timestamp, md_code
+from sgp_action.ci.report import Report, format_timestamp, md_code, plural
 from sgp_action.errors import ActionError
 from sgp_action.run.cancel import call_with_deadline
 
@@ -205,7 +205,7 @@ def _settle(ctx: RunState, forge: ForgeClient, number: int, ours: Marker, body: 
     for comment, _ in newer:
         forge.delete_comment(comment.id)
     if newer:
-        ctx.runner.info(f"removed {len(newer)} duplicate PR comment(s) of a run that overlapped this one")
+        ctx.runner.info(f"removed {plural(len(newer), 'duplicate PR comment')} of a run that overlapped this one")
     if oldest.id != created and not is_superseded(marker, ours):
         forge.edit_comment(oldest.id, body)
 

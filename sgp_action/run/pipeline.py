@@ -202,7 +202,8 @@ class Pipeline:
 
         report = self.ctx.report
         report.result = exc.result
-        report.message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # The whole message: the summary shows the first line in its table and the rest (log tail, events) fenced.
+        report.message = str(exc) or type(exc).__name__
         report_error(exc, debug=self.ctx.settings.debug, runner=self.ctx.runner)
         return Outcome(exc.result, exc.exit_code, report, exc)
 
@@ -237,6 +238,7 @@ class Pipeline:
             return run_teardown(ctx)
         plan = self._plan(command)
         if ctx.settings.dry_run:
+            ctx.report.dry_run = True
             self._print_plan(command, plan)
             return "success"
         ctx.token.check()
@@ -369,27 +371,30 @@ class Pipeline:
     def _build(self, plan: Plan) -> Build:
         ctx, settings = self.ctx, self.ctx.settings
         phase = BuildPhase(ctx.phase_env(), timeout=settings.build_timeout)
-        with ctx.report.timed("build"):
-            if settings.build_id:
-                with phase.limited(f"reading build {settings.build_id}"):
-                    build = ctx.client.get_build(settings.build_id)
-                ctx.report.record_build(build, reused=True)
-                if build.phase is not Phase.SUCCEEDED:
-                    raise BuildFailed(f"build {build.id} is {build.status}, not success: it cannot be deployed")
-                ctx.runner.info(f"Deploying the existing build {build.id} ({build.image_name}:{build.image_tag})")
-                return build
-            assert plan.build is not None
-            spec = plan.build
-            if settings.reuse_build and spec.working_tree_hash:
-                with phase.limited("looking for a build to reuse"):  # build-timeout counts from here
-                    reused = phase.find_reusable(spec.agent_name, spec.working_tree_hash)
-                if reused is not None:
-                    ctx.report.record_build(reused, reused=True)
-                    ctx.runner.info(f"Reusing build {reused.id}: same agent and working-tree hash, status success")
-                    return reused
+        # Each phase is measured once (the waits measure themselves, so their log line and the summary agree).
+        timed = ctx.report.timed
+        if settings.build_id:
+            with timed("build"), phase.limited(f"reading build {settings.build_id}"):
+                build = ctx.client.get_build(settings.build_id)
+            ctx.report.record_build(build, reused=True)
+            if build.phase is not Phase.SUCCEEDED:
+                raise BuildFailed(f"build {build.id} is {build.status}, not success: it cannot be deployed")
+            ctx.runner.info(f"Deploying the existing build {build.id} ({build.image_name}:{build.image_tag})")
+            return build
+        assert plan.build is not None
+        spec = plan.build
+        if settings.reuse_build and spec.working_tree_hash:
+            with timed("lookup"), phase.limited("looking for a build to reuse"):  # build-timeout counts from here
+                reused = phase.find_reusable(spec.agent_name, spec.working_tree_hash)
+            if reused is not None:
+                ctx.report.record_build(reused, reused=True)
+                ctx.runner.info(f"Reusing build {reused.id}: same agent and working-tree hash, status success")
+                return reused
+        with timed("upload"):
             build = phase.create(spec)
-            if not settings.wait and ctx.command == "build":
-                return build
+        if not settings.wait and ctx.command == "build":
+            return build
+        with timed("build"):
             return phase.wait(build)
 
     def _deploy(self, command: str, plan: Plan, build: Build) -> None:
@@ -406,9 +411,10 @@ class Pipeline:
         )
         with ctx.report.timed("deploy"):
             deployment = phase.create(spec)
-            if not settings.wait:
-                ctx.remote.deploying(None)
-                return
+        if not settings.wait:
+            ctx.remote.deploying(None)
+            return
+        with ctx.report.timed("health"):
             deployment = phase.wait(deployment)
         if preview and settings.replace_previous:
             replace_previous(ctx.phase_env(), deployment, agent_name=plan.agent_name)
