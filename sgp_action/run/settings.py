@@ -152,7 +152,8 @@ class Settings:
             raise InputError(
                 f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required: {what} reads the "
                 "deployments on SGP even with dry-run. Pass them from secrets/variables, "
-                "e.g. api-key: ${{ secrets.SGP_API_KEY }}"
+                "e.g. api-key: ${{ secrets.SGP_API_KEY }}; on a command line, --api-key and --account-id "
+                "(or SGP_API_KEY and SGP_ACCOUNT_ID)"
             )
 
     def should_comment(self, is_pull_request: bool) -> bool:
@@ -333,11 +334,19 @@ def load_settings(
     api_key = _token("api-key", raw["api-key"]) if "api-key" in raw else ""
     account_id = _token("account-id", raw["account-id"]) if "account-id" in raw else ""
     if command != "detect" and not dry_run:
+        # In a workflow the fix is the step's input; on a command line, the flag or the SDK's variable.
+        in_workflow = environ.get("GITHUB_ACTIONS") == "true"
         if not api_key:
-            raise InputError("api-key is required: pass it from a secret, e.g. api-key: ${{ secrets.SGP_API_KEY }}")
+            raise InputError(
+                "api-key is required: pass it from a secret, e.g. api-key: ${{ secrets.SGP_API_KEY }}"
+                if in_workflow
+                else "api-key is required: pass --api-key KEY, or set SGP_API_KEY (INPUT_API_KEY also works)"
+            )
         if not account_id:
             raise InputError(
                 "account-id is required: pass your SGP account id, e.g. account-id: ${{ vars.SGP_ACCOUNT_ID }}"
+                if in_workflow
+                else "account-id is required: pass --account-id ID, or set SGP_ACCOUNT_ID (INPUT_ACCOUNT_ID also works)"
             )
     base_url = parse_base_url(raw.get("base-url", DEFAULT_BASE_URL))
     allow_insecure_http = parse_bool("allow-insecure-http", get("allow-insecure-http"))
