@@ -50,6 +50,7 @@ PRODUCT_INPUTS = {
     "follow-symlinks": "false",
     "github-token": "",
     "comment": "auto",
+    "deployment-url": "",  # added for issue 15: the link on GitHub deployments and in the comment
     "dry-run": "false",
     "debug": "false",
 }

@@ -339,3 +339,18 @@ def test_cleanup_against_cycling_cursors_exits_3_after_a_few_requests(tmp_path: 
     assert "GET /v5/agentex/deployments: the server's paging looped" in run.log
     assert len(server.requests) <= 5
     assert not [r for r in server.requests if r.startswith("DELETE")]
+
+
+def test_counts_are_in_words_and_no_pr_matching_is_announced_without_a_token(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    (tmp_path / "agent").mkdir()
+    (tmp_path / "agent" / "manifest.yaml").write_text(agent_yaml()[0], encoding="utf-8")
+    client = _client(emulator)
+    _create(client, "pr-1")
+    _create(client, "pr-1")  # replaces the first
+    ctx = _ctx(emulator, None, tmp_path)
+    sweep(ctx)
+    log = ctx.runner.stream.getvalue()
+    assert "Cleanup: 2 deployments listed, 1 preview to delete" in log
+    assert "closed PRs are matched" not in log

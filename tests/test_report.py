@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from sgp_action.api.models import Deployment
-from sgp_action.ci.report import OUTPUT_NAMES, Report, format_timestamp, md_code
+from sgp_action.ci.report import OUTPUT_NAMES, Report, format_timestamp, md_code, plural
 
 
 class Sink:
@@ -248,7 +248,7 @@ def test_every_server_value_in_the_summary_is_inert(text: str) -> None:
     report.expires_at = text
     report.add_deleted(text)
     summary = report.summary_markdown()
-    table, _, details = summary.partition("\n<details><summary>Details</summary>\n")
+    table, _, details = summary.partition("\n**Details**\n")
     assert_inert(table)
     assert table.count("| Message |") == 1 and f"details {text.splitlines()[0]}" in details
 
@@ -266,7 +266,7 @@ def test_summary_table_shows_build_image_deployment_label_expiry_and_durations()
     assert "| Deployment | `d-1` (`healthy`) |" in lines
     assert "| Preview label | `pr-7` |" in lines
     assert "| Expires at | `2026-01-02T03:04:05Z` |" in lines
-    assert "| Time: build | 12s |" in lines and "| Time: deploy | 250ms |" in lines
+    assert "| Time: build | 12.4s |" in lines and "| Time: deploy | 250ms |" in lines
 
 
 def test_summary_of_a_failure_carries_the_message_and_hostile_text_stays_inert() -> None:
@@ -281,7 +281,7 @@ def test_summary_of_a_failure_carries_the_message_and_hostile_text_stays_inert()
     assert "<script>" not in before
     body, after = fenced.split("\n````\n", 1)
     assert body == "|<script>\n```\n</details># not a heading"
-    assert after == "</details>\n"
+    assert after == ""
 
 
 def test_write_happens_once() -> None:
@@ -309,3 +309,40 @@ def test_the_cleanup_table_is_inert(text: str) -> None:
 
     doomed = [Doomed(_deployment(id=text, preview_label=text), "replaced", f"replaced by {text}")]  # type: ignore[arg-type]
     assert_inert(summary_markdown(doomed, set(), dry_run=True), columns=3)
+
+
+@pytest.mark.parametrize(("count", "text"), [(0, "0 previews"), (1, "1 preview"), (2, "2 previews")])
+def test_plural(count: int, text: str) -> None:
+    assert plural(count, "preview") == text
+
+
+def _timed_report(total: float) -> Report:
+    report = Report(command="preview", result="success")
+    report.record_span("packaging", 100.0, 100.5)
+    report.record_span("upload", 100.5, 101.0)
+    report.record_span("build", 101.0, 101.0 + total - 2.0)
+    report.record_span("total", 100.0, 100.0 + total)
+    return report
+
+
+def test_a_long_run_gets_a_gantt_chart_of_its_phases() -> None:
+    text = _timed_report(12.0).summary_markdown()
+    chart = text.split("```mermaid\n", 1)[1].split("\n```", 1)[0].splitlines()
+    assert chart[:4] == ["gantt", "    title Phases of the run", "    dateFormat x", "    axisFormat %M:%S"]
+    assert chart[4:] == [
+        "    packaging 500ms : 0, 500",
+        "    upload 500ms : 500, 1000",
+        "    build 10.0s : 1000, 11000",
+    ]
+    assert "| Time: build | 10.0s |" in text and "| Time: total | 12.0s |" in text
+
+
+def test_a_short_run_has_no_chart() -> None:
+    assert "mermaid" not in _timed_report(3.0).summary_markdown()
+
+
+def test_a_phase_measured_inside_is_not_measured_again() -> None:
+    report = Report()
+    with report.timed("build"):
+        report.record_span("build", 5.0, 6.5)
+    assert report.durations == {"build": 1.5} and len(report.spans) == 1

@@ -366,3 +366,21 @@ def test_an_allowed_http_base_url_warns_once_in_a_whole_run(tmp_path: Path, emul
     assert proc.returncode == 0, proc.stdout + proc.stderr
     warnings = [line for line in proc.stdout.splitlines() if line.startswith("::warning")]
     assert len(warnings) == 1 and "http://sgp.invalid:9" in warnings[0] and "unencrypted" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("environ", "words"),
+    [
+        ({"INPUT_ACCOUNT_ID": "a"}, ["--api-key", "SGP_API_KEY"]),
+        ({"INPUT_API_KEY": KEY}, ["--account-id", "SGP_ACCOUNT_ID"]),
+        ({"INPUT_ACCOUNT_ID": "a", "GITHUB_ACTIONS": "true"}, ["api-key: ${{ secrets.SGP_API_KEY }}"]),
+    ],
+)
+def test_a_missing_key_names_the_flag_and_variable_outside_a_workflow(
+    tmp_path: Path, environ: dict[str, str], words: list[str]
+) -> None:
+    with pytest.raises(InputError) as info:
+        load_settings(environ, cwd=tmp_path)
+    assert all(word in str(info.value) for word in words), str(info.value)
+    if "GITHUB_ACTIONS" in environ:
+        assert "--api-key" not in str(info.value)

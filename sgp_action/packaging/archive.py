@@ -186,7 +186,8 @@ class BuildContextResult:
     def summary_lines(self) -> list[str]:
         """What the CLI prints to stderr (and the action to the log) about the archive."""
         lines = [
-            f"Build context: {self.file_count} files, {human_size(self.raw_bytes)} raw, "
+            f"Build context: {self.file_count} file{'' if self.file_count == 1 else 's'}, "
+            f"{human_size(self.raw_bytes)} raw, "
             f"{human_size(self.compressed_bytes)} compressed",
             f"Working-tree hash: {self.working_tree_hash}",
         ]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from sgp_action.api.deadlines import within
 from sgp_action.api.models import Build, Phase
-from sgp_action.durations import format_duration
+from sgp_action.durations import format_duration, format_elapsed
 from sgp_action.errors import (
     ApiError,
     BuildFailed,
@@ -380,7 +380,7 @@ class BuildPhase(PhaseBase):
             unregister()
             follower.stop()
         self.report.record_build(build)
-        elapsed = format_duration(self.clock() - started)
+        elapsed = format_elapsed(self.report.record_span("build", started, self.clock()))
         if build.phase is Phase.SUCCEEDED:
             self.remote.building(None)
             self.console.info(f"Build {build.id} {build.status} after {elapsed}: {build.image_url or build.image_name}")

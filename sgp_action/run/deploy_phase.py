@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from sgp_action.api.models import DeployEvent, Deployment, LogLine, Phase
 from sgp_action.ci.report import format_timestamp
-from sgp_action.durations import format_duration
+from sgp_action.durations import format_duration, format_elapsed
 from sgp_action.errors import DeploymentFailed, OperationTimeout, RequestDeadlineError
 from sgp_action.run.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, TAIL_LINES, PhaseBase, PhaseEnv
 from sgp_action.run.teardown import is_deletable
@@ -149,7 +149,7 @@ class DeployPhase(PhaseBase):
             # stop when has_more is false and the status is terminal).
             self._print_logs(deployment.id)
         self.remote.deploying(None)
-        elapsed = format_duration(self.clock() - started)
+        elapsed = format_elapsed(self.report.record_span("health", started, self.clock()))
         if deployment.phase is Phase.SUCCEEDED:
             where = f" (release {deployment.helm_release_name or '?'}, namespace {deployment.namespace or '?'})"
             self.console.info(f"Deployment {deployment.id} {deployment.status_shown} after {elapsed}{where}")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sgp_action.api.models import Deployment
 from sgp_action.errors import ActionError, ConflictError, InputError, NotFoundError, ValidationError
+from sgp_action.run.github import deactivate_previews
 from sgp_action.run.phase import PhaseEnv
 
 if TYPE_CHECKING:
@@ -129,6 +130,8 @@ def run_teardown(ctx: RunState) -> str:
         return "success"
     with ctx.report.timed("teardown"):
         teardown(ctx.phase_env(), label, agent_name=agent_name)
+    # Also when nothing was left to delete on SGP (it expired): the PR is closed, its "View deployment" is dead.
+    deactivate_previews(ctx, [(label, agent_name)])
     return "success"
 
 
