@@ -20,7 +20,7 @@ from sgp_action.ci.report import Report
 from sgp_action.ci.runner import Runner
 from sgp_action.run.cancel import CancelToken, RemoteWork
 from sgp_action.run.cleanup import CLOSED, EXPIRED, REPLACED, fetch_pr_state, plan, pr_number, sweep
-from sgp_action.run.pipeline import RunState
+from sgp_action.run.state import RunState
 from tests.conftest import EmulatorHandle, agent_yaml
 from tests.fakes import T0, Forge, deployment, serve_pr_states
 from tests.hostile import cycling_pages, run_action, serve

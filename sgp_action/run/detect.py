@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from sgp_action.errors import InputError, ManifestError
 
 if TYPE_CHECKING:
-    from sgp_action.run.pipeline import RunState
+    from sgp_action.run.state import RunState
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from sgp_action import USER_AGENT
 from sgp_action.api.transport import short_reason
 from sgp_action.errors import ActionError, InputError, ManifestError
 from sgp_action.packaging.archive import BuildContextSpec, build_context, human_size
+from sgp_action.run.checklist import Checklist, inert
 
 if TYPE_CHECKING:
     from sgp_action.ci.event import WorkflowEvent
     from sgp_action.packaging.manifest import Manifest
-    from sgp_action.run.doctor import Checklist
     from sgp_action.run.settings import Settings
 
 
@@ -34,7 +34,6 @@ def _shown(path: Path, settings: Settings) -> str:
 def check_files(checks: Checklist, settings: Settings) -> Manifest | None:
     """The manifest and environments parse and validate, and the environment to deploy to resolves."""
     from sgp_action.packaging.manifest import load_environments, load_manifest
-    from sgp_action.run.doctor import inert
 
     manifest: Manifest | None = None
     try:
@@ -60,7 +59,6 @@ def check_files(checks: Checklist, settings: Settings) -> Manifest | None:
 
 def check_context(checks: Checklist, settings: Settings, manifest: Manifest, max_bytes: int) -> None:
     """Package the build context to a temporary directory: files, size against the limit, secret-looking files."""
-    from sgp_action.run.doctor import inert
 
     with tempfile.TemporaryDirectory(prefix="sgp-doctor-", dir=settings.temp_dir) as workdir:
         try:
@@ -92,7 +90,6 @@ def check_context(checks: Checklist, settings: Settings, manifest: Manifest, max
 def check_auto(checks: Checklist, settings: Settings, event: WorkflowEvent) -> None:
     """What `command: auto` would do for the current event."""
     from sgp_action.ci.event import resolve_command
-    from sgp_action.run.doctor import inert
 
     try:
         command = resolve_command("auto", event)

@@ -18,10 +18,10 @@ from sgp_action.api.models import Build, Deployment, Phase
 from sgp_action.api.transport import error_detail, join_url, short_reason
 from sgp_action.ci.report import format_timestamp
 from sgp_action.errors import ApiError
+from sgp_action.run.checklist import Checklist, inert
 
 if TYPE_CHECKING:
     from sgp_action.api.client import SGPClient
-    from sgp_action.run.doctor import Checklist
     from sgp_action.run.settings import Settings
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -117,7 +117,6 @@ def _host(url: str) -> str:
 
 
 def _html_title(body: bytes) -> str:
-    from sgp_action.run.doctor import inert
 
     match = _TITLE.search(body[:65536])
     return inert(match.group(1).decode("utf-8", "replace"), 60) if match else ""
@@ -130,7 +129,6 @@ def _is_html(response: requests.Response) -> bool:
 
 def check_server(checks: Checklist, sgp: ReadOnlySGP) -> bool:
     """base-url, api-key, account-id, and listing builds and deployments; True when all of them hold."""
-    from sgp_action.run.doctor import inert
 
     names = ("base-url", "api-key", "account-id", "list builds", "list deployments")
     missing = [n for n, v in (("api-key", sgp.api_key), ("account-id", sgp.account_id)) if not v]
@@ -200,7 +198,6 @@ def check_server(checks: Checklist, sgp: ReadOnlySGP) -> bool:
 
 def _server_answer(checks: Checklist, sgp: ReadOnlySGP, response: requests.Response) -> bool:
     """Judge whether base-url answers like SGP (JSON, no redirect, no HTML page); record the base-url line."""
-    from sgp_action.run.doctor import inert
 
     status, host = response.status_code, _host(sgp.base_url)
     fix_url = "set base-url to the SGP API's address (e.g. https://api.egp.scale.com), not a web page or a proxy"
@@ -236,7 +233,6 @@ def _server_answer(checks: Checklist, sgp: ReadOnlySGP, response: requests.Respo
 
 def check_agent(checks: Checklist, sgp: ReadOnlySGP, agent: str) -> None:
     """Does the manifest's agent exist, its latest builds, its active deployments and previews."""
-    from sgp_action.run.doctor import inert
 
     try:
         builds = sgp.builds(agent)

@@ -19,7 +19,7 @@ from sgp_action.run.phase import PhaseEnv
 
 if TYPE_CHECKING:
     from sgp_action.api.client import SGPClient
-    from sgp_action.run.pipeline import RunState
+    from sgp_action.run.state import RunState
 
 log = logging.getLogger(__name__)
 
