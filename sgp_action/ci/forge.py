@@ -29,6 +29,7 @@ from typing import Any
 import requests
 
 from sgp_action import USER_AGENT
+from sgp_action.api.readonly import Probe, ReadOnlySession, probe_get
 from sgp_action.api.transport import backoff_delay, never_sent, parse_retry_after
 from sgp_action.errors import ActionError
 
@@ -252,3 +253,12 @@ class ForgeClient:
         if target_url:
             payload["target_url"] = target_url
         self._request("POST", f"/statuses/{sha}", json=payload)
+
+
+def read_probes(api_url: str, repository: str, token: str, paths: list[str], *, timeout: float) -> list[Probe]:
+    """GET each of the repository's `paths` (one item a page) with `token`, through a session that can only read."""
+    base = f"{api_url.rstrip('/')}/repos/{repository}"
+    with ReadOnlySession() as session:
+        session.headers.update({"Authorization": f"token {token}", "User-Agent": USER_AGENT})
+        params = {"per_page": 1, "limit": 1}
+        return [probe_get(session, base + path, timeout=timeout, allow_redirects=True, params=params) for path in paths]
