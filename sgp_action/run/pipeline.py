@@ -28,10 +28,11 @@ from sgp_action.ci.event import resolve_command
 from sgp_action.ci.report import Report, format_timestamp
 from sgp_action.ci.runner import report_error
 from sgp_action.errors import EXIT_OK, ActionError, BuildFailed, Cancelled, InputError
-from sgp_action.packaging.archive import BuildContextSpec, build_context
+from sgp_action.packaging import archive
 from sgp_action.packaging.confine import workspace_bound
 from sgp_action.packaging.manifest import Manifest, load_environments, load_manifest
 from sgp_action.packaging.provenance import collect_provenance, head_commit
+from sgp_action.packaging.spec import BuildContextSpec
 from sgp_action.run import cleanup, detect, doctor
 from sgp_action.run.build_phase import BuildPhase, BuildSpec
 from sgp_action.run.cancel import CANCEL_BUDGET_SECONDS, WORKER_GRACE_SECONDS, CancelToken, RemoteWork
@@ -262,7 +263,7 @@ class Pipeline:
             spec = BuildContextSpec.from_manifest(
                 manifest, follow_symlinks=settings.follow_symlinks, workspace=workspace
             )
-            result = build_context(spec, output, check=ctx.token.check)  # a cancel stops packaging at once
+            result = archive.build_context(spec, output, check=ctx.token.check)  # a cancel stops packaging at once
             for line in result.summary_lines():
                 ctx.runner.info(line)
             for path in result.secret_like:
