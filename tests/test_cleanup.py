@@ -115,7 +115,7 @@ def test_fetch_pr_state(forge: Forge) -> None:
 
 
 def _client(emulator: EmulatorHandle) -> SGPClient:
-    return SGPClient(emulator.url, emulator.api_key, emulator.account_id)
+    return SGPClient.for_url(emulator.url, emulator.api_key, emulator.account_id)
 
 
 def _ctx(emulator: EmulatorHandle, forge: Forge | None, tmp_path: Path, *, dry_run: bool = False) -> RunState:

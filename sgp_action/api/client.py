@@ -23,14 +23,14 @@ from urllib.parse import quote
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
-from sgp_action.api.models import Build, Deployment, LogPage, UndeployedAgent, format_datetime
+from sgp_action.api.deadlines import shut_response
+from sgp_action.api.models import Build, Deployment, LogPage, format_datetime
 from sgp_action.api.paging import about as _about
 from sgp_action.api.paging import walk_pages
 from sgp_action.api.sse import EventStream, log_lines
 from sgp_action.api.transport import Transport
 from sgp_action.errors import (
     ApiConnectionError,
-    BadAnswerError,
     ContextError,
     InputError,
     ValidationError,
@@ -51,17 +51,6 @@ def _form_value(value: str | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _shutdown_socket(raw: Any) -> None:
-    """`shutdown(SHUT_RD)` on the response's socket: urllib3 >= 2.3 offers it, older ones through http.client."""
-    try:
-        raw.shutdown()
-        return
-    except Exception:
-        logger.debug("urllib3 could not shut the log stream down; trying the socket itself", exc_info=True)
-    with contextlib.suppress(Exception):
-        raw._fp.fp.raw._sock.shutdown(socket.SHUT_RD)
 
 
 class LogStream:
@@ -107,7 +96,7 @@ class LogStream:
         self._closed.set()
         # Shut the socket down first: that wakes a read blocked in another thread, whereas closing the response
         # alone neither wakes it nor returns (the reader holds the buffer's lock) on a close-delimited body.
-        _shutdown_socket(self._response.raw)
+        shut_response(self._response.raw, socket.SHUT_RD)
         with contextlib.suppress(Exception):
             self._response.close()
 
@@ -121,34 +110,15 @@ class LogStream:
 class SGPClient:
     """The SGP Build and Deploy API, with auth, timeouts, retries and error mapping."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        account_id: str,
-        *,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        max_retries: int = 5,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 8.0,
-        session: requests.Session | None = None,
-        sleep: Callable[[float], None] | None = None,
-    ) -> None:
-        """`base_url` may carry a path prefix (`http://127.0.0.1:5003/public`); `sleep` is a seam for tests."""
-        self.transport = Transport(
-            base_url,
-            api_key,
-            account_id,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_cap=backoff_cap,
-            session=session,
-        )
-        if sleep is not None:
-            self.transport.sleep = sleep
+    def __init__(self, transport: Transport) -> None:
+        """A client over `transport` (its auth, timeouts and retries); `for_url` builds both for the common case."""
+        self.transport = transport
+
+    @classmethod
+    def for_url(cls, base_url: str, api_key: str, account_id: str, **options: Any) -> SGPClient:
+        """A client for `base_url` (it may carry a path prefix: `http://127.0.0.1:5003/public`), the key and account;
+        `options` are `Transport`'s (timeouts, retries, session, `sleep` as a seam for tests)."""
+        return cls(Transport(base_url, api_key, account_id, **options))
 
     def __repr__(self) -> str:
         return f"SGPClient({self.transport!r})"
@@ -310,15 +280,6 @@ class SGPClient:
         path = f"/v5/builds/{_segment(build_id)}/cancel"
         with _about("POST", path):
             return Build.from_api(self._call("POST", path, idempotent=True))
-
-    def list_undeployed(self) -> list[UndeployedAgent]:
-        """`GET /v5/builds/undeployed`: a bare array, not a page (docs/sgp-api.md#undeployed-is-a-bare-array)."""
-        data = self._call("GET", "/v5/builds/undeployed")
-        items = data.get("items", []) if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise BadAnswerError("GET /v5/builds/undeployed: the answer is not a JSON array", method="GET")
-        with _about("GET", "/v5/builds/undeployed"):
-            return [UndeployedAgent.from_api(item) for item in items]
 
     def open_build_logs(self, build_id: str, *, last_event_id: str = "") -> LogStream:
         """`GET /v5/builds/{id}/logs` as SSE, with no read timeout (docs/sgp-api.md#build-log-stream-quirks); it may

@@ -171,11 +171,23 @@ class Watchdog:
                 return
             self.fired = True
             sock: Any = getattr(self._connection, "sock", None)
-        if sock is not None:
-            # The plain socket's shutdown, also under TLS: SSLSocket.shutdown would drop the TLS state that a read
-            # in another thread is still using. Shutting down wakes that read (or a blocked send) at once.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        _shut(sock, socket.SHUT_RDWR)
+
+
+def _shut(sock: Any, how: int) -> None:
+    if sock is not None:
+        # The plain socket's shutdown, also under TLS: SSLSocket.shutdown would drop the TLS state that a read
+        # in another thread is still using. Shutting down wakes that read (or a blocked send) at once.
+        with contextlib.suppress(OSError):  # already closed: the read has ended anyway
+            socket.socket.shutdown(sock, how)
+
+
+def shut_response(raw: Any, how: int = socket.SHUT_RDWR) -> None:
+    """Shut down the socket under a urllib3 response whose body another thread may be reading, so that read ends now.
+
+    The socket is reached through the response's public `connection` (held while the body is unread).
+    """
+    _shut(getattr(getattr(raw, "connection", None), "sock", None), how)
 
 
 def _register(connection: HTTPConnection) -> None:

@@ -102,7 +102,7 @@ class ReadOnlyClient:
     def client(self) -> SGPClient:
         """The typed client on the read-only session: one attempt per call, the probe's timeouts."""
         if self._client is None:
-            self._client = SGPClient(
+            self._client = SGPClient.for_url(
                 self.base_url,
                 self.api_key,
                 self.account_id,

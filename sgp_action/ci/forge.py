@@ -16,10 +16,8 @@ they stop waiting for, and `abandon` it so that it sends nothing more.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from typing import Any
 import requests
 
 from sgp_action import USER_AGENT
+from sgp_action.api.deadlines import shut_response
 from sgp_action.api.readonly import Probe, ReadOnlySession, probe_get
 from sgp_action.api.transport import backoff_delay, never_sent, parse_retry_after
 from sgp_action.errors import ActionError
@@ -51,15 +50,6 @@ MAX_WAIT = 10.0
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Answers that mean the forge did not act on the request, so even a create may be sent again.
 NOT_TAKEN_STATUSES = frozenset({429, 503})
-
-
-def _shut(response: requests.Response) -> None:
-    """Watchdog: shut the socket under a response whose body is still being read, so the read ends now."""
-    connection = getattr(response.raw, "connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):  # already closed: the read has ended anyway
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 class ForgeError(ActionError):
@@ -169,7 +159,7 @@ class ForgeClient:
 
         def cut() -> None:
             fired.set()
-            _shut(response)
+            shut_response(response.raw)
 
         watchdog = threading.Timer(left, cut)
         watchdog.daemon = True

@@ -29,7 +29,7 @@ from sgp_action.errors import (
 from sgp_action.run.cancel import CancelToken, RemoteWork
 
 if TYPE_CHECKING:
-    from sgp_action.api.client import SGPClient
+    from sgp_action.api.protocol import ApiClient
 
 R = TypeVar("R")
 
@@ -67,7 +67,7 @@ class Console(Protocol):
 class PhaseEnv:
     """What every phase works with: the API, the console, the cancellation token, the report, the remote work."""
 
-    client: SGPClient
+    client: ApiClient
     console: Console
     token: CancelToken
     report: Report

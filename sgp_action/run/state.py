@@ -18,18 +18,19 @@ from sgp_action.run.phase import PhaseEnv
 
 if TYPE_CHECKING:
     from sgp_action.api.client import SGPClient
+    from sgp_action.api.protocol import ApiClient
     from sgp_action.ci.event import WorkflowEvent
     from sgp_action.ci.runner import Runner
     from sgp_action.run.settings import Settings
 
-ClientFactory = Callable[["Settings"], "SGPClient"]
+ClientFactory = Callable[["Settings"], "ApiClient"]
 
 
 def default_client_factory(settings: Settings) -> SGPClient:
     """An `SGPClient` for the settings' base URL, key and account."""
     from sgp_action.api.client import SGPClient
 
-    return SGPClient(settings.base_url, settings.api_key, settings.account_id)
+    return SGPClient.for_url(settings.base_url, settings.api_key, settings.account_id)
 
 
 @dataclass
@@ -46,10 +47,10 @@ class RunState:
     client_factory: ClientFactory
     started: float = field(default_factory=time.monotonic)
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    _client: SGPClient | None = None
+    _client: ApiClient | None = None
 
     @property
-    def client(self) -> SGPClient:
+    def client(self) -> ApiClient:
         """The API client, created on first use (no command that needs no API ever creates one)."""
         if self._client is None:
             self._client = self.client_factory(self.settings)
