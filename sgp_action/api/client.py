@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -96,7 +95,7 @@ class LogStream:
         self._closed.set()
         # Shut the socket down first: that wakes a read blocked in another thread, whereas closing the response
         # alone neither wakes it nor returns (the reader holds the buffer's lock) on a close-delimited body.
-        shut_response(self._response.raw, socket.SHUT_RD)
+        shut_response(self._response.raw)
         with contextlib.suppress(Exception):
             self._response.close()
 

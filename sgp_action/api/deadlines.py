@@ -61,7 +61,7 @@ def run_in_context(target: Callable[[], None]) -> Callable[[], None]:
 
 
 class Background(Generic[T]):
-    """`call()` running in a daemon thread, started at once; the caller waits as long as it chooses, then reads it.
+    """`call()` in a daemon thread (`start`); the caller waits as long as it chooses, then reads the outcome.
 
     The thread runs in a copy of the caller's context, so the calls it makes keep the caller's deadline; with
     `seconds`, they end by that deadline instead. A call the caller stops waiting for is abandoned: it ends with the
@@ -83,7 +83,12 @@ class Background(Generic[T]):
         self._call, self._seconds, self._wake = call, seconds, wake
         self._finished = threading.Lock()
         self._finished.acquire()
-        threading.Thread(target=run_in_context(self._target), name=name, daemon=True).start()
+        self._thread = threading.Thread(target=run_in_context(self._target), name=name, daemon=True)
+
+    def start(self) -> Background[T]:
+        """Start the call (separate from creating it, so a caller can hold the handle before the call runs)."""
+        self._thread.start()
+        return self
 
     def _target(self) -> None:
         try:
@@ -128,7 +133,7 @@ def call_with_deadline(call: Callable[[], T], seconds: float, *, name: str = "sg
     Cleanup calls and the forge's go through this so that a slow or retrying server can never push the exit past
     the runner's kill. Check `done` (an answer came), `succeeded` and `error` on the returned handle.
     """
-    background = Background(call, name=name, seconds=seconds)
+    background = Background(call, name=name, seconds=seconds).start()
     background.wait(seconds)
     return background
 
@@ -182,12 +187,21 @@ def _shut(sock: Any, how: int) -> None:
             socket.socket.shutdown(sock, how)
 
 
-def shut_response(raw: Any, how: int = socket.SHUT_RDWR) -> None:
+def shut_response(raw: Any) -> None:
     """Shut down the socket under a urllib3 response whose body another thread may be reading, so that read ends now.
 
-    The socket is reached through the response's public `connection` (held while the body is unread).
+    urllib3 >= 2.3 offers `HTTPResponse.shutdown()`, which reaches the socket even when http.client has already
+    dropped the connection's reference to it (a body that ends when the server closes the connection, as a build
+    log stream does). Older versions: the socket of the response's public `connection`, while the body is unread.
     """
-    _shut(getattr(getattr(raw, "connection", None), "sock", None), how)
+    shutdown = getattr(raw, "shutdown", None)
+    if callable(shutdown):
+        try:
+            shutdown()
+            return
+        except Exception:  # released to the pool, or no socket to shut: try the connection's
+            pass
+    _shut(getattr(getattr(raw, "connection", None), "sock", None), socket.SHUT_RDWR)
 
 
 def _register(connection: HTTPConnection) -> None:

@@ -132,11 +132,12 @@ def supervise(
         # A second signal (the runner's SIGTERM) must not abort the cleanup: say so on fd 2, without locks.
         os.write(2, f"sgp-action: signal {signum} received again; still cleaning up\n".encode())
 
-    worker: Background[T] | None = None
+    # Made before the handlers are in place, started after: a signal at any point finds the handle.
+    worker = Background(work, name="sgp-action-run")
     previous = {signum: signal.signal(signum, handler) for signum in signals}
     try:
         try:
-            worker = Background(work, name="sgp-action-run")
+            worker.start()
             # In slices: a process-directed signal may land on another thread, and then only the main thread's
             # next bytecode runs the Python handler; an untimed wait would never get there.
             while not worker.wait(SIGNAL_CHECK_SECONDS):
@@ -146,13 +147,12 @@ def supervise(
             name = signal.Signals(interrupted.signum).name
             log.info("received %s: cancelling", name)
             token.cancel(f"the job was cancelled ({name})")
-            if worker is None or not worker.wait(grace):
+            if not worker.wait(grace):
                 log.warning("the run did not stop within %.1f s; stopping the remote work directly", grace)
                 return abandon()
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
-    assert worker is not None  # else the except clause returned
     return worker.result()
 
 

@@ -162,7 +162,7 @@ class PhaseBase:
         unregister = self.token.on_cancel(wake.set)
         try:
             # In this context: the create keeps the phase's deadline.
-            request = Background(call, name="sgp-create", wake=wake)
+            request = Background(call, name="sgp-create", wake=wake).start()
             wake.wait()
         finally:
             unregister()
