@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
 
 from sgp_action import __version__
+from sgp_action.ci.runner import Runner, attach, default_runner, report_error
 from sgp_action.errors import EXIT_CANCELLED, EXIT_CONFIG, ActionError, ConfigError
+from sgp_action.run.settings import debug_requested, overrides_from_args
 
 COMMANDS: dict[str, str] = {
     "run": "what the action runs: reads INPUT_* variables (or the same names as --flags) and performs `command`",
@@ -28,7 +29,9 @@ COMMANDS: dict[str, str] = {
     "doctor": "check a configuration against the server before the first deploy (read-only), as a checklist",
 }
 
-log = logging.getLogger("sgp_action")
+#: Commands whose stdout is the step's log; the others keep stdout for their data (a file list, a JSON matrix, the
+#: emulator's address) and log to stderr.
+LOG_TO_STDOUT = frozenset({"run", "doctor"})
 
 #: The runtime dependencies (module: the package that provides it), looked for before anything is imported: a
 #: missing one would otherwise surface mid-run (the upload imports requests_toolbelt) as an internal error.
@@ -97,17 +100,14 @@ def _build_parsers(only: str | None) -> tuple[argparse.ArgumentParser, dict[str,
     return parser, commands
 
 
-def _debug_enabled(argv: Sequence[str]) -> bool:
-    """Traceback and verbose logs: `--debug [true]`, the `debug` input or `RUNNER_DEBUG=1`."""
-    if os.environ.get("RUNNER_DEBUG") == "1":
-        return True
-    for index, arg in enumerate(argv):
-        if arg == "--debug":
-            following = argv[index + 1] if index + 1 < len(argv) else ""
-            return following.startswith("-") or following.strip().lower() not in {"false", "0", "no", "off"}
-        if arg.startswith("--debug="):
-            return arg.split("=", 1)[1].strip().lower() in {"true", "1", "yes", "on"}
-    return os.environ.get("INPUT_DEBUG", "").strip().lower() in {"true", "1", "yes", "on"}
+def _log_output(command: str, debug: bool) -> None:
+    """Send every log record of the package through the runner (made inert, redacted, framed like our lines)."""
+    if command in LOG_TO_STDOUT:
+        runner = default_runner()
+        runner.debug_enabled = debug
+    else:
+        runner = Runner(stream=sys.stderr, debug=debug)
+    attach(runner, debug=debug)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,12 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_CONFIG
-    debug = _debug_enabled(args_list)
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
+    debug = debug_requested(os.environ, overrides_from_args(args))
+    _log_output(args.command, debug)
     try:
         return _load(args.command).execute(args)
     except ActionError as exc:
@@ -147,6 +143,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report(exc: ActionError, debug: bool, *, write_result: bool = False) -> None:
     """One readable line (an `::error::` annotation in a runner); for `run`, also the `result` output."""
-    from sgp_action.ci import runner
-
-    runner.report_error(exc, debug=debug, write_result=write_result)
+    report_error(exc, debug=debug, write_result=write_result)

@@ -38,11 +38,6 @@ def current_key(requirements: Path) -> str:
     )
 
 
-def environment_path(tool_cache: Path, requirements: Path) -> Path:
-    """`<tool_cache>/sgp-action/<key>` for the running interpreter."""
-    return tool_cache / CACHE_FOLDER / current_key(requirements)
-
-
 def main(argv: list[str]) -> int:
     """Print the key for the requirements file given as the only argument."""
     if len(argv) != 2:

@@ -252,7 +252,7 @@ def phase_env(client: FakeClient, *, token: Any = None, clock: Any = None) -> An
         client=client,
         console=FakeConsole(),
         token=token or CancelToken(),
-        report=Report(),  # type: ignore[arg-type]
+        report=Report(),
         remote=RemoteWork(),
         poll_interval=0.01,
     )

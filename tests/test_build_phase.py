@@ -243,7 +243,7 @@ def test_follower_counts_printed_lines() -> None:
 def _real_phase(emulator: Any, token: CancelToken | None = None) -> Any:
     from sgp_action.api.client import SGPClient
 
-    client = SGPClient(emulator.url, emulator.api_key, emulator.account_id)
+    client = SGPClient.for_url(emulator.url, emulator.api_key, emulator.account_id)
     env = phase_env(client, token=token)  # type: ignore[arg-type]
     return BuildPhase(env, timeout=30), env
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from sgp_action.api.deadlines import call_with_deadline
 from sgp_action.demo import AGENT_FOLDER, parse_output_file
-from sgp_action.errors import Cancelled
-from sgp_action.run.cancel import CancelToken, RemoteWork, call_with_deadline, supervise
+from sgp_action.errors import ApiError, Cancelled
+from sgp_action.run.cancel import CancelToken, RemoteWork, supervise
 from tests.conftest import ROOT
 from tests.run_helpers import Workspace
 from tests.throttle import ThrottleProxy
@@ -183,12 +184,31 @@ def test_a_hanging_cleanup_call_is_given_up_on() -> None:
         block.set()
 
 
-def test_call_with_deadline_reports_errors_as_not_finished() -> None:
+def test_call_with_deadline_tells_a_result_an_error_and_no_answer_apart() -> None:
     def fail() -> int:
         raise RuntimeError("no")
 
-    assert call_with_deadline(lambda: 7, 5) == (True, 7)
-    assert call_with_deadline(fail, 5) == (False, None)
+    block = threading.Event()
+    ok, failed, hung = (
+        call_with_deadline(lambda: 7, 5),
+        call_with_deadline(fail, 5),
+        call_with_deadline(block.wait, 0.1),
+    )
+    block.set()
+    assert (ok.done, ok.succeeded, ok.value) == (True, True, 7)
+    assert (failed.done, failed.succeeded, str(failed.error)) == (True, False, "no")
+    assert (hung.done, hung.succeeded, hung.error) == (False, False, None)
+
+
+class RefusingCleaner(FakeCleaner):
+    def cancel_build(self, build_id: str) -> Any:
+        raise ApiError("HTTP 403: not allowed to cancel builds")
+
+
+def test_a_refused_cancel_is_reported_as_failed_not_as_no_answer() -> None:
+    remote = RemoteWork()
+    remote.building("b-3")
+    assert remote.stop(RefusingCleaner(), 5) == ["build b-3 cancel failed (HTTP 403: not allowed to cancel builds)"]
 
 
 # --- real runs: `python -m sgp_action run` gets SIGINT, then SIGTERM (docs/architecture.md#cancellation) ---

@@ -20,7 +20,7 @@ from sgp_action.ci.report import Report
 from sgp_action.ci.runner import Runner
 from sgp_action.run.cancel import CancelToken, RemoteWork
 from sgp_action.run.cleanup import CLOSED, EXPIRED, REPLACED, fetch_pr_state, plan, pr_number, sweep
-from sgp_action.run.pipeline import RunState
+from sgp_action.run.state import RunState
 from tests.conftest import EmulatorHandle, agent_yaml
 from tests.fakes import T0, Forge, deployment, serve_pr_states
 from tests.hostile import cycling_pages, run_action, serve
@@ -115,7 +115,7 @@ def test_fetch_pr_state(forge: Forge) -> None:
 
 
 def _client(emulator: EmulatorHandle) -> SGPClient:
-    return SGPClient(emulator.url, emulator.api_key, emulator.account_id)
+    return SGPClient.for_url(emulator.url, emulator.api_key, emulator.account_id)
 
 
 def _ctx(emulator: EmulatorHandle, forge: Forge | None, tmp_path: Path, *, dry_run: bool = False) -> RunState:

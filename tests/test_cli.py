@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from runner_rules import act_processed_commands, github_processed_commands
 
 from sgp_action import cli
+from sgp_action.ci.runner import reset_default_runner
 from sgp_action.errors import EXIT_CONFIG
+from tests.hostile import preview, send_json, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,3 +68,52 @@ def test_a_mistyped_flag_after_run_prints_runs_usage(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert err.startswith("usage: sgp-action run ") and "--deployment-url" in err
     assert "sgp-action run: error: unrecognized arguments: --comand preview" in err
+
+
+# --- one output path: library log records go through the runner ------------------------------------------------------
+
+SERVER_KEY, FORGE_TOKEN = "sk-cli-log-4242", "ghs_cli_log_token_77"
+HOSTILE_DETAIL = f"gone\n::set-output name=x::y\n::add-mask::{FORGE_TOKEN}\nkey {SERVER_KEY} token {FORGE_TOKEN}"
+
+
+def _teardown_server(handler: BaseHTTPRequestHandler) -> None:
+    """One active preview to delete; its delete answers 404 with a detail that tries to act and to leak."""
+    if handler.command == "GET":
+        send_json(handler, {"items": [preview("d-1")], "has_more": False})
+    else:
+        send_json(handler, {"detail": HOSTILE_DETAIL}, status=404)
+
+
+def test_a_logged_server_error_reaches_the_log_inert_and_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in list(os.environ):
+        if key.startswith(("INPUT_", "GITHUB_", "GITEA_", "FORGEJO_", "RUNNER_", "SGP_")):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    with serve(_teardown_server) as server:
+        env = {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_OUTPUT": str(tmp_path / "output"),
+            "INPUT_COMMAND": "teardown",
+            "INPUT_PREVIEW_LABEL": "pr-7",
+            "INPUT_BASE_URL": server.url,
+            "INPUT_API_KEY": SERVER_KEY,
+            "INPUT_ACCOUNT_ID": "acct",
+            "INPUT_GITHUB_TOKEN": FORGE_TOKEN,
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        reset_default_runner()
+        try:
+            assert cli.main(["run"]) == 0
+        finally:
+            reset_default_runner()
+    out, err = capsys.readouterr()
+    (record,) = [line for line in out.splitlines() if "is already gone" in line]  # the teardown's log.info
+    assert "::set-output name=x::y" in record and "::add-mask::***" in record
+    masks, rest = out.split("\n")[:2], "\n".join(out.split("\n")[2:])
+    assert masks == [f"::add-mask::{SERVER_KEY}", f"::add-mask::{FORGE_TOKEN}"]
+    assert SERVER_KEY not in rest + err and FORGE_TOKEN not in rest + err
+    assert github_processed_commands(out) == ["add-mask", "add-mask"]
+    assert act_processed_commands(out) == ["add-mask", "add-mask"]

@@ -42,7 +42,7 @@ def sleeps() -> list[float]:
 
 @pytest.fixture
 def client(sleeps: list[float]) -> Iterator[SGPClient]:
-    with SGPClient(BASE, "key", "acct", max_retries=2, sleep=sleeps.append) as c:
+    with SGPClient.for_url(BASE, "key", "acct", max_retries=2, sleep=sleeps.append) as c:
         yield c
 
 
@@ -227,7 +227,7 @@ def test_upload_is_streamed_from_the_file(tmp_path: Path, local_server: Callable
     _UploadSink.received = []
     url = local_server(_UploadSink)
     calls: list[tuple[int, int]] = []
-    with SGPClient(url, "key", "acct") as client:
+    with SGPClient.for_url(url, "key", "acct") as client:
         tracemalloc.start()
         try:
             build = client.create_build(
@@ -313,16 +313,6 @@ def test_list_refuses_a_page_without_progress(client: SGPClient) -> None:
     responses.get(f"{BASE}/v5/builds", json={"items": [{"id": "b1"}], "has_more": True})
     with pytest.raises(BadAnswerError, match="paging looped"):
         list(client.list_builds())
-
-
-@responses.activate
-def test_list_undeployed_bare_array(client: SGPClient) -> None:
-    responses.get(
-        f"{BASE}/v5/builds/undeployed",
-        json=[{"agent_name": "a", "latest_build": {"id": "b1", "build_status": "success"}, "total_builds": 2}],
-    )
-    (agent,) = client.list_undeployed()
-    assert (agent.agent_name, agent.latest_build.id, agent.total_builds) == ("a", "b1", 2)
 
 
 # --- deployments --------------------------------------------------------------------------------------------------
@@ -531,7 +521,7 @@ def test_log_stream_close_from_another_thread(local_server: Callable[..., str], 
     _SlowSSE.release = threading.Event()
     _SlowSSE.saw_ack = []
     url = local_server(_SlowSSE)
-    client = SGPClient(url, "key", "acct", read_timeout=0.2)  # a quiet stream outlives the read timeout
+    client = SGPClient.for_url(url, "key", "acct", read_timeout=0.2)  # a quiet stream outlives the read timeout
     stream = client.open_build_logs("b1")
     lines: list[str] = []
     got_second = threading.Event()
@@ -587,7 +577,11 @@ class _BrokenSSE(BaseHTTPRequestHandler):
 def test_broken_stream_raises_after_the_lines_it_delivered(local_server: Callable[..., str]) -> None:
     lines: list[str] = []
     broke = pytest.raises(ApiConnectionError, match="GET /v5/builds/b1/logs: the build log stream broke")
-    with SGPClient(local_server(_BrokenSSE), "key", "acct") as client, client.open_build_logs("b1") as stream, broke:
+    with (
+        SGPClient.for_url(local_server(_BrokenSSE), "key", "acct") as client,
+        client.open_build_logs("b1") as stream,
+        broke,
+    ):
         for line in stream:
             lines.append(line)
     assert lines == ["before the break"]
@@ -603,7 +597,7 @@ def test_paging_stops_at_the_page_bound(monkeypatch: pytest.MonkeyPatch) -> None
     pattern = r"GET /v5/builds: .*paging looped or exceeded.*after 7 pages"
     with (
         serve(_endless_fresh_pages) as server,
-        SGPClient(server.url, "key", "acct") as client,
+        SGPClient.for_url(server.url, "key", "acct") as client,
         pytest.raises(BadAnswerError, match=pattern),
     ):
         list(client.list_builds())
@@ -614,7 +608,7 @@ def test_paging_stops_on_an_item_seen_before() -> None:
     """A -> B -> A: the item A on the third page ends the walk, with exit code 3."""
     with (
         serve(cycling_pages) as server,
-        SGPClient(server.url, "key", "acct") as client,
+        SGPClient.for_url(server.url, "key", "acct") as client,
         pytest.raises(BadAnswerError, match="it sent the item 'A' twice") as caught,
     ):
         list(client.list_deployments())
@@ -625,7 +619,7 @@ def test_paging_stops_on_an_item_seen_before() -> None:
 def test_malformed_deployment_logs_name_the_endpoint_and_exit_3() -> None:
     with (
         serve(lambda handler: send_json(handler, {"lines": 5, "next_cursor": "c1"})) as server,
-        SGPClient(server.url, "key", "acct") as client,
+        SGPClient.for_url(server.url, "key", "acct") as client,
         pytest.raises(BadAnswerError) as caught,
     ):
         client.deployment_logs("d-1")
@@ -651,7 +645,7 @@ def _endless_line_sse(handler: BaseHTTPRequestHandler) -> None:
 
 @pytest.mark.timeout(20)
 def test_an_endless_sse_line_is_dropped_not_buffered(caplog: pytest.LogCaptureFixture) -> None:
-    with serve(_endless_line_sse) as server, SGPClient(server.url, "key", "acct") as client:
+    with serve(_endless_line_sse) as server, SGPClient.for_url(server.url, "key", "acct") as client:
         tracemalloc.start()
         try:
             with client.open_build_logs("b1") as stream:
@@ -683,7 +677,7 @@ def test_a_refused_sort_is_asked_again_without_it_and_ordered_here_for_the_rest_
 ) -> None:
     emulator = emulator_factory(variants=["no-sort"])
     made = _register_builds(emulator, 5)
-    with SGPClient(emulator.url, emulator.api_key, emulator.account_id, max_retries=0) as sgp:
+    with SGPClient.for_url(emulator.url, emulator.api_key, emulator.account_id, max_retries=0) as sgp:
         newest_first = [b.id for b in sgp.list_builds(limit=2, sort_by="created_at", sort_order="desc")]
         oldest_first = [b.id for b in sgp.list_builds(limit=2, sort_by="created_at", sort_order="asc")]
         assert sgp.sort_refused
@@ -735,6 +729,6 @@ def test_paging_without_has_more_still_stops_on_a_cursor_seen_before(client: SGP
 def test_paging_against_the_no_has_more_variant(emulator_factory: Callable[..., Any]) -> None:
     emulator = emulator_factory(variants=["no-has-more"])
     made = _register_builds(emulator, 5)
-    with SGPClient(emulator.url, emulator.api_key, emulator.account_id, max_retries=0) as sgp:
+    with SGPClient.for_url(emulator.url, emulator.api_key, emulator.account_id, max_retries=0) as sgp:
         assert [b.id for b in sgp.list_builds(limit=2, sort_by="created_at", sort_order="asc")] == made
         assert len(list(sgp.list_deployments(limit=2))) == 0

@@ -6,19 +6,20 @@ import io
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from sgp_action.ci import comment as comment_module
-from sgp_action.ci.comment import Marker, is_superseded, parse_marker, render_body, update_pr_comment
+from sgp_action.ci.comment import Marker, PrComment, is_superseded, parse_marker, render_body, update_pr_comment
+from sgp_action.ci.event import WorkflowEvent
 from sgp_action.ci.report import Report
 from sgp_action.ci.runner import Runner
 from sgp_action.demo import pull_request_event
-from sgp_action.run.cancel import CancelToken
 from tests.conftest import EmulatorHandle
 from tests.run_helpers import Workspace
 from tests.test_forge import REPO, FakeForge, serve_forge
@@ -46,13 +47,7 @@ def _report(**fields: Any) -> Report:
 
 def _ctx(
     forge_url: str, *, sha: str = SHA_NEW, started: datetime = T0, forge_kind: str = "github", **report: Any
-) -> Any:
-    settings = SimpleNamespace(
-        dry_run=False,
-        github_token="tok-SECRET",
-        manifest=Path("/nonexistent/manifest.yaml"),
-        should_comment=lambda is_pr: is_pr,
-    )
+) -> PrComment:
     event = SimpleNamespace(
         api_url=forge_url,
         repository=REPO,
@@ -62,19 +57,19 @@ def _ctx(
         forge=forge_kind,
         run_url="https://forge.example/demo/sample-agent/actions/runs/12",
     )
-    stream = io.StringIO()
-    runner = Runner(environ={}, stream=stream)
-    ctx = SimpleNamespace(
-        settings=settings,
-        event=event,
-        runner=runner,
-        command="preview",
+    return PrComment(
+        event=cast(WorkflowEvent, event),
+        runner=Runner(environ={}, stream=io.StringIO()),
         report=_report(**report),
+        command="preview",
+        agent="",
         started_at=started,
-        token=CancelToken(),
+        forge_token="tok-SECRET",
     )
-    ctx.stream = stream
-    return ctx
+
+
+def _log(ctx: PrComment) -> str:
+    return cast(io.StringIO, ctx.runner.stream).getvalue()
 
 
 @pytest.fixture
@@ -170,8 +165,7 @@ def test_failure_updates_the_comment(forge: FakeForge) -> None:
 
 
 def test_teardown_says_deleted(forge: FakeForge) -> None:
-    ctx = _ctx(forge.url)
-    ctx.command = "teardown"
+    ctx = replace(_ctx(forge.url), command="teardown")
     update_pr_comment(ctx)
     (body,) = _bodies(forge)
     assert "preview deleted" in body
@@ -181,8 +175,8 @@ def test_forge_500_is_a_warning(forge: FakeForge) -> None:
     forge.fail = True
     ctx = _ctx(forge.url)
     assert update_pr_comment(ctx) is False
-    assert "could not update the PR comment" in ctx.stream.getvalue()
-    assert "tok-SECRET" not in ctx.stream.getvalue()
+    assert "could not update the PR comment" in _log(ctx)
+    assert "tok-SECRET" not in _log(ctx)
 
 
 @pytest.mark.parametrize(("kind", "statuses"), [("gitea", 1), ("forgejo", 1), ("github", 0)])
@@ -200,16 +194,15 @@ def test_a_refused_commit_status_is_its_own_warning_and_the_comment_stands(forge
     ctx = _ctx(forge.url, forge_kind="gitea")
     assert update_pr_comment(ctx) is True
     assert len(_bodies(forge)) == 1 and forge.statuses == []
-    log = ctx.stream.getvalue()
+    log = _log(ctx)
     assert "Commit status" in log and "write access" in log and "HTTP 403" in log
     assert "could not update the PR comment" not in log
 
 
 def test_dry_run_cancelled_and_other_commands_post_nothing(forge: FakeForge) -> None:
-    dry, cancelled, build = _ctx(forge.url), _ctx(forge.url), _ctx(forge.url)
-    dry.settings.dry_run = True
-    cancelled.token.cancel()
-    build.command = "build"
+    dry = replace(_ctx(forge.url), enabled=False)
+    cancelled = replace(_ctx(forge.url), cancelled=True)
+    build = replace(_ctx(forge.url), command="build")
     assert not any(update_pr_comment(ctx) for ctx in (dry, cancelled, build))
     assert forge.requests == []
 
@@ -271,7 +264,7 @@ def test_a_forge_that_drips_its_answer_costs_at_most_the_budget(
     start = time.monotonic()
     assert update_pr_comment(ctx) is False
     assert time.monotonic() - start < 1.5
-    (warning,) = [line for line in ctx.stream.getvalue().splitlines() if line.startswith("warning: PR comment")]
+    (warning,) = [line for line in _log(ctx).splitlines() if line.startswith("warning: PR comment")]
     assert "0.5 s" in warning and ("did not finish answering" in warning or "too slowly" in warning)
     assert forge.writes() == []
 
@@ -300,7 +293,7 @@ def test_a_left_over_duplicate_is_removed_by_the_next_creating_run(forge: FakeFo
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
-    assert len(_bodies(forge)) == 1 and "duplicate PR comment" in runs[0].stream.getvalue() + runs[1].stream.getvalue()
+    assert len(_bodies(forge)) == 1 and "duplicate PR comment" in _log(runs[0]) + _log(runs[1])
 
 
 def test_a_preview_run_with_a_dripping_forge_ends_promptly_and_succeeds(

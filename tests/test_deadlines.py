@@ -166,7 +166,7 @@ def test_teardown_calls_end_by_the_call_limit_outside_a_phase(behaviour: str) ->
     with HostileServer(
         {"GET /v5/agentex/deployments": behaviour, "DELETE /v5/agentex/deployments/d-1": behaviour}
     ) as s:
-        client = SGPClient(s.url, "test-api-key", "test-account", sleep=lambda _: None)
+        client = SGPClient.for_url(s.url, "test-api-key", "test-account", sleep=lambda _: None)
         client.transport.call_limit = 1.0
         assert current_deadline() is None
         for call in (lambda: previews_with_label(client, "pr-7"), lambda: delete_quietly(client, "d-1")):

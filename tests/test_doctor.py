@@ -18,10 +18,11 @@ from typing import Any, ClassVar
 import pytest
 
 from sgp_action import cli
+from sgp_action.api.readonly import WriteRefused
 from sgp_action.ci.event import load_event
 from sgp_action.ci.runner import Runner, reset_default_runner
 from sgp_action.run.doctor import Checklist, diagnose, report
-from sgp_action.run.doctor_sgp import ReadOnlySGP, WriteRefused
+from sgp_action.run.doctor_sgp import ReadOnlySGP
 from sgp_action.run.pipeline import run_pipeline
 from sgp_action.run.settings import load_settings
 from tests.conftest import EmulatorHandle, agent_yaml
@@ -250,7 +251,7 @@ def test_the_read_only_view_cannot_write(project: Path, emulator: EmulatorHandle
     with ReadOnlySGP(settings) as sgp:
         assert not any(hasattr(sgp, name) for name in ("create_build", "delete_deployment", "cancel_build"))
         with pytest.raises(WriteRefused):
-            sgp._sgp().delete_deployment("deploy_x")
+            sgp.client().delete_deployment("deploy_x")
     assert emulator.state()["requests"] == []
 
 

@@ -80,7 +80,7 @@ def seed_previews(url: str, out: Path) -> None:
 
     soon = datetime.now(timezone.utc) + timedelta(seconds=1.5)
     ours = "sample-agent"  # the consumer repository's agent: its closed PRs condemn only its previews
-    with SGPClient(url, API_KEY, ACCOUNT_ID) as client:
+    with SGPClient.for_url(url, API_KEY, ACCOUNT_ID) as client:
         ids = {"expired": _create(client, "pr-4", soon, ours), "production": _create(client, None, agent=ours)}
         for role, label in [("open", "pr-1"), ("closed", "pr-2"), ("replaced", "pr-3"), ("replacer", "pr-3")]:
             ids[role] = _create(client, label, agent=ours)

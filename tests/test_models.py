@@ -14,7 +14,6 @@ from sgp_action.api.models import (
     LogLine,
     LogPage,
     Phase,
-    UndeployedAgent,
     deploy_status_word,
 )
 from sgp_action.api.times import format_datetime, parse_datetime
@@ -249,16 +248,6 @@ def test_log_page_reads_lines_and_keeps_cursor_when_next_is_empty() -> None:
     assert LogPage.from_api({"lines": [], "next_cursor": None}).next_cursor == ""
 
 
-def test_undeployed_agent() -> None:
-    agent = UndeployedAgent.from_api(
-        {"agent_name": "hello", "latest_build": {"build_id": "b9", "status": "SUCCESS"}, "total_builds": 3}
-    )
-    assert agent.agent_name == "hello" and agent.total_builds == 3
-    assert agent.latest_build.id == "b9" and agent.latest_build.phase is Phase.SUCCEEDED
-    with pytest.raises(ApiError):
-        UndeployedAgent.from_api({"agent_name": "x", "latest_build": None, "total_builds": 1})
-
-
 def test_records_are_frozen() -> None:
     build = Build.from_api({"id": "b", "status": "queued"})
     with pytest.raises(AttributeError):
@@ -295,7 +284,6 @@ def test_deployment_agent_name_from_the_echoed_manifest(record: dict[str, Any], 
         (Build.from_api, {"id": {"x": 1}}, "a build record this action cannot read: 'id' is an object"),
         (Deployment.from_api, {"id": "d", "deploy_events": 3}, "'deploy_events' is a number ('3'), not an array"),
         (Deployment.from_api, {"id": "d", "namespace": []}, "a deployment record this action cannot read"),
-        (UndeployedAgent.from_api, {"latest_build": 5}, "'latest_build' is a number ('5'), not an object"),
     ],
 )
 def test_wrong_types_are_a_bad_answer_saying_what_was_sent(reader: Any, data: Any, words: str) -> None:

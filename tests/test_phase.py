@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from sgp_action.api.protocol import ApiClient
 from sgp_action.errors import ApiConnectionError, Cancelled, ServerError, ValidationError
 from sgp_action.run.cancel import CancelToken
 from sgp_action.run.phase import CREATE_ATTEMPTS, PhaseBase
@@ -127,3 +128,9 @@ def test_unless_cancelled_hands_back_results_and_errors() -> None:
 
     with pytest.raises(ServerError):
         phase.unless_cancelled(fail)
+
+
+def test_the_fake_client_offers_what_the_phases_call() -> None:
+    """mypy checks this assignment: FakeClient must satisfy the phases' ApiClient protocol."""
+    client: ApiClient = FakeClient()
+    assert client.list_deployments(preview_label="pr-7") is not None

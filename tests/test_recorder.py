@@ -56,7 +56,7 @@ def test_every_request_and_answer_is_recorded_with_the_planted_secrets_left_out(
     path = tmp_path / "record.jsonl"
     with serve(echoing_server) as server:
         recorder = Recorder(path, secrets=(API_KEY, GITHUB_TOKEN))
-        with SGPClient(server.url, API_KEY, ACCOUNT, max_retries=0, recorder=recorder) as client:
+        with SGPClient.for_url(server.url, API_KEY, ACCOUNT, max_retries=0, recorder=recorder) as client:
             assert len(list(client.list_builds(agent_name=f"a-{GITHUB_TOKEN}"))) == 60
             with pytest.raises(ServerError):
                 client.create_deployment(

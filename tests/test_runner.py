@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from sgp_action.ci.runner import (
     report_error,
 )
 from sgp_action.errors import ActionError, Cancelled, InputError
+from sgp_action.run.settings import debug_requested, overrides_from_args
 
 ACTIONS = {"GITHUB_ACTIONS": "true"}
 
@@ -258,14 +260,10 @@ def test_annotation_titles_are_redacted_too(tmp_path: Path) -> None:
     assert stream.getvalue().splitlines()[1] == "::error title=key ***::failed"
 
 
-def test_debug_lines_follow_the_debug_setting(tmp_path: Path) -> None:
-    quiet, quiet_stream = make(tmp_path)
-    quiet.debug("detail")
-    loud, loud_stream = make(tmp_path, RUNNER_DEBUG="1")
-    loud.debug("detail")
-    from_input, input_stream = make(tmp_path, INPUT_DEBUG="True")
-    from_input.debug("detail")
-    assert input_stream.getvalue() == "debug: detail\n"
+def test_debug_lines_follow_the_debug_setting() -> None:
+    quiet_stream, loud_stream = io.StringIO(), io.StringIO()
+    Runner(ACTIONS, quiet_stream).debug("detail")
+    Runner(ACTIONS, loud_stream, debug=True).debug("detail")
     assert quiet_stream.getvalue() == "::debug::detail\n"
     assert loud_stream.getvalue() == "debug: detail\n"
 
@@ -277,18 +275,6 @@ def test_plain_mode_outside_a_runner() -> None:
         runner.warning("secret-looking file", title="context")
     runner.debug("hidden")
     assert stream.getvalue() == "== Packaging\nwarning: context: secret-looking file\n"
-
-
-@pytest.mark.parametrize(
-    ("env", "forge"),
-    [
-        ({}, "github"),
-        ({"GITEA_ACTIONS": "true"}, "gitea"),
-        ({"GITEA_ACTIONS": "true", "FORGEJO_ACTIONS": "true"}, "forgejo"),
-    ],
-)
-def test_forge_detection(env: dict[str, str], forge: str) -> None:
-    assert Runner(env, io.StringIO()).forge == forge
 
 
 # --- server text ------------------------------------------------------------------------------------------------------
@@ -497,7 +483,8 @@ def test_debug_switch(argv: list[str], env: dict[str, str], expected: bool, monk
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert cli._debug_enabled(argv) is expected
+    args = cli.build_parser(only="run").parse_args(argv)
+    assert debug_requested(os.environ, overrides_from_args(args)) is expected
 
 
 def test_other_commands_do_not_write_result(actions_env: Path, capsys: pytest.CaptureFixture[str]) -> None:

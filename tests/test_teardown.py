@@ -175,7 +175,7 @@ def test_a_preview_deleted_meanwhile_is_reported_gone_whatever_the_server_answer
 ) -> None:
     emulator = emulator_factory(variants=[variant] if variant else [])
     gone, live = _live_previews(emulator, 2)
-    with SGPClient(emulator.url, emulator.api_key, emulator.account_id, max_retries=0) as sgp:
+    with SGPClient.for_url(emulator.url, emulator.api_key, emulator.account_id, max_retries=0) as sgp:
         listed = previews_with_label(sgp, "pr-7")  # then a parallel job deletes one of them
         sgp.delete_deployment(gone)
         env = phase_env(sgp)

@@ -415,7 +415,7 @@ import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
 from sgp_action.api.client import SGPClient
 from sgp_action.errors import ActionError
-client = SGPClient(sys.argv[1], "key", "acct", max_retries=0)
+client = SGPClient.for_url(sys.argv[1], "key", "acct", max_retries=0)
 client.get_build("warm-up")
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
@@ -505,7 +505,7 @@ def test_a_small_gzip_answer_still_reads() -> None:
     def respond(handler: BaseHTTPRequestHandler) -> None:
         send_bytes(handler, gzip.compress(json.dumps({"id": "b1", "status": "RUNNING"}).encode()))
 
-    with serve(respond) as server, SGPClient(server.url, "key", "acct") as client:
+    with serve(respond) as server, SGPClient.for_url(server.url, "key", "acct") as client:
         assert client.get_build("b1").status == "running"
 
 
@@ -515,7 +515,7 @@ def test_an_answer_in_an_encoding_never_asked_for_is_exit_3() -> None:
 
     with (
         serve(respond) as server,
-        SGPClient(server.url, "key", "acct") as client,
+        SGPClient.for_url(server.url, "key", "acct") as client,
         pytest.raises(BadAnswerError, match=r"GET /v5/builds/b1: the answer could not be decoded \(Content-Encoding"),
     ):
         client.get_build("b1")
@@ -539,7 +539,7 @@ def test_a_redirect_names_its_host_says_to_fix_base_url_and_is_not_followed(
         handler.send_header("Content-Length", "0")
         handler.end_headers()
 
-    with serve(respond) as server, SGPClient(server.url, KEY, "acct", max_retries=0) as client:
+    with serve(respond) as server, SGPClient.for_url(server.url, KEY, "acct", max_retries=0) as client:
         with pytest.raises(ApiError) as caught:
             list(client.list_builds())
         assert server.requests == ["GET /v5/builds?limit=100"]  # one request, nothing followed

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -23,7 +22,8 @@ from urllib.parse import quote
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
-from sgp_action.api.models import Build, Deployment, LogPage, UndeployedAgent
+from sgp_action.api.deadlines import shut_response
+from sgp_action.api.models import Build, Deployment, LogPage
 from sgp_action.api.paging import about as _about
 from sgp_action.api.paging import names_sort, sort_by_created_at, walk_pages
 from sgp_action.api.recorder import Recorder
@@ -32,7 +32,6 @@ from sgp_action.api.times import format_datetime
 from sgp_action.api.transport import Transport
 from sgp_action.errors import (
     ApiConnectionError,
-    BadAnswerError,
     ConflictError,
     ContextError,
     InputError,
@@ -54,17 +53,6 @@ def _form_value(value: str | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _shutdown_socket(raw: Any) -> None:
-    """`shutdown(SHUT_RD)` on the response's socket: urllib3 >= 2.3 offers it, older ones through http.client."""
-    try:
-        raw.shutdown()
-        return
-    except Exception:
-        logger.debug("urllib3 could not shut the log stream down; trying the socket itself", exc_info=True)
-    with contextlib.suppress(Exception):
-        raw._fp.fp.raw._sock.shutdown(socket.SHUT_RD)
 
 
 class LogStream:
@@ -129,7 +117,7 @@ class LogStream:
         self._closed.set()
         # Shut the socket down first: that wakes a read blocked in another thread, whereas closing the response
         # alone neither wakes it nor returns (the reader holds the buffer's lock) on a close-delimited body.
-        _shutdown_socket(self._response.raw)
+        shut_response(self._response.raw)
         with contextlib.suppress(Exception):
             self._response.close()
 
@@ -143,40 +131,24 @@ class LogStream:
 class SGPClient:
     """The SGP Build and Deploy API, with auth, timeouts, retries and error mapping."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        account_id: str,
-        *,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        max_retries: int = 5,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 8.0,
-        session: requests.Session | None = None,
-        sleep: Callable[[float], None] | None = None,
-        recorder: Recorder | None = None,
-    ) -> None:
-        """`base_url` may carry a path prefix (`http://127.0.0.1:5003/public`); `sleep` is a seam for tests;
-        `recorder` writes every request and answer (`debug: true`, sgp_action.api.recorder)."""
-        self.transport = Transport(
-            base_url,
-            api_key,
-            account_id,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_cap=backoff_cap,
-            session=session,
-        )
-        if sleep is not None:
-            self.transport.sleep = sleep
-        self.transport.recorder = recorder
+    def __init__(self, transport: Transport) -> None:
+        """A client over `transport` (its auth, timeouts, retries and recorder); `for_url` builds both for the common
+        case."""
+        self.transport = transport
         #: Set once a list refused `sort_by` / `sort_order` (docs/sgp-api.md#sorting-parameters): from then on, lists
         #: are asked for without them and ordered here, for the rest of the run.
         self.sort_refused = False
+
+    @classmethod
+    def for_url(
+        cls, base_url: str, api_key: str, account_id: str, *, recorder: Recorder | None = None, **options: Any
+    ) -> SGPClient:
+        """A client for `base_url` (it may carry a path prefix: `http://127.0.0.1:5003/public`), the key and account;
+        `options` are `Transport`'s (timeouts, retries, session, `sleep` as a seam for tests); `recorder` writes every
+        request and answer (`debug: true`, sgp_action.api.recorder)."""
+        transport = Transport(base_url, api_key, account_id, **options)
+        transport.recorder = recorder
+        return cls(transport)
 
     def __repr__(self) -> str:
         return f"SGPClient({self.transport!r})"
@@ -369,15 +341,6 @@ class SGPClient:
         path = f"/v5/builds/{_segment(build_id)}/cancel"
         with _about("POST", path):
             return Build.from_api(self._call("POST", path, idempotent=True))
-
-    def list_undeployed(self) -> list[UndeployedAgent]:
-        """`GET /v5/builds/undeployed`: a bare array, not a page (docs/sgp-api.md#undeployed-is-a-bare-array)."""
-        data = self._call("GET", "/v5/builds/undeployed")
-        items = data.get("items", []) if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise BadAnswerError("GET /v5/builds/undeployed: the answer is not a JSON array", method="GET")
-        with _about("GET", "/v5/builds/undeployed"):
-            return [UndeployedAgent.from_api(item) for item in items]
 
     def open_build_logs(self, build_id: str, *, last_event_id: str = "") -> LogStream:
         """`GET /v5/builds/{id}/logs` as SSE, with no read timeout (docs/sgp-api.md#build-log-stream-quirks); it may

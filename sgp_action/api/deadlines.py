@@ -19,11 +19,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+T = TypeVar("T")
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("sgp_deadline", default=None)
 _local = threading.local()
@@ -56,6 +58,84 @@ def run_in_context(target: Callable[[], None]) -> Callable[[], None]:
     """`target` bound to a copy of the current context: a thread running it keeps the caller's deadline."""
     context = contextvars.copy_context()
     return lambda: context.run(target)
+
+
+class Background(Generic[T]):
+    """`call()` in a daemon thread (`start`); the caller waits as long as it chooses, then reads the outcome.
+
+    The thread runs in a copy of the caller's context, so the calls it makes keep the caller's deadline; with
+    `seconds`, they end by that deadline instead. A call the caller stops waiting for is abandoned: it ends with the
+    process (a `requests` call cannot be interrupted). The end is signalled on a bare lock, not `Thread.join` or an
+    `Event`: the main thread may be woken out of `wait` by an exception from a signal handler (bpo-45274).
+    """
+
+    def __init__(
+        self,
+        call: Callable[[], T],
+        *,
+        name: str,
+        seconds: float | None = None,
+        wake: threading.Event | None = None,
+    ) -> None:
+        self.value: T | None = None
+        self.error: BaseException | None = None
+        self.done = False
+        self._call, self._seconds, self._wake = call, seconds, wake
+        self._finished = threading.Lock()
+        self._finished.acquire()
+        self._thread = threading.Thread(target=run_in_context(self._target), name=name, daemon=True)
+
+    def start(self) -> Background[T]:
+        """Start the call (separate from creating it, so a caller can hold the handle before the call runs)."""
+        self._thread.start()
+        return self
+
+    def _target(self) -> None:
+        try:
+            if self._seconds is None:
+                self.value = self._call()
+            else:
+                with within(self._seconds):
+                    self.value = self._call()
+        except BaseException as exc:  # handed to the caller
+            self.error = exc
+        finally:
+            self.done = True
+            self._finished.release()
+            if self._wake is not None:
+                self._wake.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the call to end; True once it has (returned or raised)."""
+        if self.done:
+            return True
+        if self._finished.acquire(timeout=max(timeout, 0.0)):
+            self._finished.release()
+        return self.done
+
+    @property
+    def succeeded(self) -> bool:
+        """The call returned (it did not raise, and it is not still running)."""
+        return self.done and self.error is None
+
+    def result(self) -> T:
+        """The call's value, or its exception raised here; only once `done`."""
+        if not self.done:
+            raise RuntimeError("the call is still running")
+        if self.error is not None:
+            raise self.error
+        return cast(T, self.value)
+
+
+def call_with_deadline(call: Callable[[], T], seconds: float, *, name: str = "sgp-call") -> Background[T]:
+    """Run `call` in a daemon thread whose API calls end within `seconds`, and wait at most that long for it.
+
+    Cleanup calls and the forge's go through this so that a slow or retrying server can never push the exit past
+    the runner's kill. Check `done` (an answer came), `succeeded` and `error` on the returned handle.
+    """
+    background = Background(call, name=name, seconds=seconds).start()
+    background.wait(seconds)
+    return background
 
 
 class Watchdog:
@@ -96,11 +176,32 @@ class Watchdog:
                 return
             self.fired = True
             sock: Any = getattr(self._connection, "sock", None)
-        if sock is not None:
-            # The plain socket's shutdown, also under TLS: SSLSocket.shutdown would drop the TLS state that a read
-            # in another thread is still using. Shutting down wakes that read (or a blocked send) at once.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        _shut(sock, socket.SHUT_RDWR)
+
+
+def _shut(sock: Any, how: int) -> None:
+    if sock is not None:
+        # The plain socket's shutdown, also under TLS: SSLSocket.shutdown would drop the TLS state that a read
+        # in another thread is still using. Shutting down wakes that read (or a blocked send) at once.
+        with contextlib.suppress(OSError):  # already closed: the read has ended anyway
+            socket.socket.shutdown(sock, how)
+
+
+def shut_response(raw: Any) -> None:
+    """Shut down the socket under a urllib3 response whose body another thread may be reading, so that read ends now.
+
+    urllib3 >= 2.3 offers `HTTPResponse.shutdown()`, which reaches the socket even when http.client has already
+    dropped the connection's reference to it (a body that ends when the server closes the connection, as a build
+    log stream does). Older versions: the socket of the response's public `connection`, while the body is unread.
+    """
+    shutdown = getattr(raw, "shutdown", None)
+    if callable(shutdown):
+        try:
+            shutdown()
+            return
+        except Exception:  # released to the pool, or no socket to shut: try the connection's
+            pass
+    _shut(getattr(getattr(raw, "connection", None), "sock", None), socket.SHUT_RDWR)
 
 
 def _register(connection: HTTPConnection) -> None:

@@ -384,26 +384,3 @@ class LogPage:
             next_cursor=_text(data, "next_cursor") or previous_cursor,
             has_more=_flag(data, "has_more"),
         )
-
-
-@dataclass(frozen=True)
-class UndeployedAgent:
-    """An element of `GET /v5/builds/undeployed` (docs/sgp-api.md#undeployed-builds)."""
-
-    agent_name: str
-    latest_build: Build
-    total_builds: int
-
-    @classmethod
-    @_reads("an undeployed-agent record")
-    def from_api(cls, data: Mapping[str, Any]) -> UndeployedAgent:
-        """Read one element of the bare array (docs/sgp-api.md#undeployed-is-a-bare-array)."""
-        data = _require_mapping(data)
-        latest = Build.from_api(_require_mapping(data.get("latest_build"), "'latest_build'"))
-        try:
-            total = int(data.get("total_builds") or 0)
-        except (TypeError, ValueError):
-            total = 0
-        return cls(
-            agent_name=_text(data, "agent_name") or latest.agent_name or "", latest_build=latest, total_builds=total
-        )

@@ -17,13 +17,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from sgp_action.api.deadlines import call_with_deadline
 from sgp_action.ci.forge import FORGE_BUDGET, FORGE_GRACE, Comment, ForgeClient
 from sgp_action.ci.report import Report, format_timestamp, md_code, plural
 from sgp_action.errors import ActionError
-from sgp_action.run.cancel import call_with_deadline
 
 if TYPE_CHECKING:
-    from sgp_action.run.pipeline import RunState
+    from sgp_action.ci.event import WorkflowEvent
+    from sgp_action.ci.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -113,51 +114,61 @@ def render_body(marker: Marker, report: Report, command: str, run_url: str) -> s
     return "\n".join(lines) + "\n"
 
 
-def _agent_name(ctx: RunState) -> str:
-    from sgp_action.packaging.manifest import load_manifest
+@dataclass(frozen=True)
+class PrComment:
+    """What the comment of one run is made of, handed over by the pipeline once the run has ended.
 
-    try:
-        name = load_manifest(ctx.settings.manifest).agent_name
-    except (ActionError, OSError):
-        name = ""
-    return re.sub(r"[^\w.-]", "-", name or ctx.report.image_name or "agent")
+    `enabled` is the `comment` input's verdict for this event (false on a dry run); `cancelled` whether the run was
+    cancelled (the cancel budget leaves no time for forge round trips); `secrets` the values never to show, beyond
+    those the runner masks (a server message may echo a credential back).
+    """
 
+    event: WorkflowEvent
+    runner: Runner
+    report: Report
+    command: str
+    agent: str
+    started_at: datetime
+    forge_token: str | None
+    enabled: bool = True
+    cancelled: bool = False
+    secrets: tuple[str, ...] = ()
 
-def _redact(ctx: RunState, text: str) -> str:
-    """Remove the token, the API key and every masked value: a server message may echo a credential back."""
-    for secret in (ctx.settings.github_token, getattr(ctx.settings, "api_key", "")):
-        if secret:
-            text = text.replace(secret, "***")
-    return ctx.runner.redact(text)
+    def redact(self, text: str) -> str:
+        """`text` without the forge token, the other secrets, or any value the runner masks."""
+        for secret in (self.forge_token, *self.secrets):
+            if secret:
+                text = text.replace(secret, "***")
+        return self.runner.redact(text)
 
 
 def _status_state(report: Report) -> str:
     return {"success": "success", "cancelled": "error"}.get(report.result, "failure")
 
 
-def update_pr_comment(ctx: RunState) -> bool:
+def update_pr_comment(ctx: PrComment) -> bool:
     """Create or edit the sticky comment (and on Gitea/Forgejo the commit status); False if skipped or failed.
 
     Never raises: a forge failure becomes a warning annotation. Every forge call of the run shares FORGE_BUDGET
     seconds, and the run stops waiting for the forge then even if a request is stuck (a forge that drips its answer,
     a name that does not resolve): the deploy is done, and its step must end.
     """
-    settings, event = ctx.settings, ctx.event
-    if ctx.command not in COMMENT_COMMANDS or settings.dry_run or not settings.should_comment(event.is_pull_request):
+    event = ctx.event
+    if ctx.command not in COMMENT_COMMANDS or not ctx.enabled or ctx.cancelled:
         return False
-    if ctx.token.cancelled:  # the cancel budget (cancel.py) leaves no time for forge round trips
-        return False
-    if not (event.api_url and event.repository and event.pr_number and settings.github_token):
+    if not (event.api_url and event.repository and event.pr_number and ctx.forge_token):
         ctx.runner.warning("no forge API URL, repository or PR number: the PR comment is skipped", title="PR comment")
         return False
-    number, agent = event.pr_number, _agent_name(ctx)
+    number, agent = event.pr_number, re.sub(r"[^\w.-]", "-", ctx.agent or ctx.report.image_name or "agent")
     ours = Marker(agent, event.head_sha, ctx.started_at.replace(microsecond=0))
-    body = _redact(ctx, render_body(ours, ctx.report, ctx.command, event.run_url))
-    forge = ForgeClient(event.api_url, event.repository, settings.github_token, budget=FORGE_BUDGET)
-    finished, posted = call_with_deadline(lambda: _publish(ctx, forge, number, ours, body), FORGE_BUDGET + _GRACE)
-    if finished:
+    body = ctx.redact(render_body(ours, ctx.report, ctx.command, event.run_url))
+    forge = ForgeClient(event.api_url, event.repository, ctx.forge_token, budget=FORGE_BUDGET)
+    call = call_with_deadline(lambda: _publish(ctx, forge, number, ours, body), FORGE_BUDGET + _GRACE, name="sgp-forge")
+    if call.done:
         forge.close()
-        return bool(posted)
+        if call.error is not None:  # a bug, not the forge: _publish turns every forge failure into a warning
+            log.warning("the PR comment was not updated: %s", call.error)
+        return bool(call.value)
     forge.abandon()
     ctx.runner.warning(
         f"the forge did not finish answering within {FORGE_BUDGET:g} s, so the PR comment may be missing or out of "
@@ -167,7 +178,7 @@ def update_pr_comment(ctx: RunState) -> bool:
     return False
 
 
-def _publish(ctx: RunState, forge: ForgeClient, number: int, ours: Marker, body: str) -> bool:
+def _publish(ctx: PrComment, forge: ForgeClient, number: int, ours: Marker, body: str) -> bool:
     event = ctx.event
     try:
         found = find_comment(forge.list_comments(number), ours.agent)
@@ -188,7 +199,7 @@ def _publish(ctx: RunState, forge: ForgeClient, number: int, ours: Marker, body:
     return True
 
 
-def _settle(ctx: RunState, forge: ForgeClient, number: int, ours: Marker, body: str, created: int) -> None:
+def _settle(ctx: PrComment, forge: ForgeClient, number: int, ours: Marker, body: str, created: int) -> None:
     """After creating: keep only the oldest comment with our marker, holding the newest word.
 
     Two runs of one PR whose lookups overlap both find nothing and both create. Each then lists again, deletes
@@ -210,14 +221,14 @@ def _settle(ctx: RunState, forge: ForgeClient, number: int, ours: Marker, body: 
         forge.edit_comment(oldest.id, body)
 
 
-def _post_status(ctx: RunState, forge: ForgeClient, agent: str) -> None:
+def _post_status(ctx: PrComment, forge: ForgeClient, agent: str) -> None:
     event = ctx.event
     try:
         forge.create_status(
             event.head_sha,
             _status_state(ctx.report),
             f"sgp-agentex/{agent}",
-            _redact(ctx, _describe(ctx)),
+            ctx.redact(_describe(ctx)),
             event.run_url,
         )
     except ActionError as exc:
@@ -229,7 +240,7 @@ def _post_status(ctx: RunState, forge: ForgeClient, agent: str) -> None:
         )
 
 
-def _describe(ctx: RunState) -> str:
+def _describe(ctx: PrComment) -> str:
     report = ctx.report
     if report.result != "success":
         return f"{report.result}: {report.message.splitlines()[0] if report.message else ''}"

@@ -16,10 +16,8 @@ they stop waiting for, and `abandon` it so that it sends nothing more.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +27,8 @@ from typing import Any
 import requests
 
 from sgp_action import USER_AGENT
+from sgp_action.api.deadlines import shut_response
+from sgp_action.api.readonly import Probe, ReadOnlySession, probe_get
 from sgp_action.api.transport import backoff_delay, never_sent, parse_retry_after
 from sgp_action.errors import ActionError
 
@@ -54,15 +54,6 @@ MAX_WAIT = 10.0
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Answers that mean the forge did not act on the request, so even a create may be sent again.
 NOT_TAKEN_STATUSES = frozenset({429, 503})
-
-
-def _shut(response: requests.Response) -> None:
-    """Watchdog: shut the socket under a response whose body is still being read, so the read ends now."""
-    connection = getattr(response.raw, "connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):  # already closed: the read has ended anyway
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 class ForgeError(ActionError):
@@ -172,7 +163,7 @@ class ForgeClient:
 
         def cut() -> None:
             fired.set()
-            _shut(response)
+            shut_response(response.raw)
 
         watchdog = threading.Timer(left, cut)
         watchdog.daemon = True
@@ -274,3 +265,12 @@ class ForgeClient:
         if not isinstance(items, list):
             raise ForgeError("GET /deployments: expected a list")
         return [item for item in items[:PAGE_SIZE] if isinstance(item, dict) and isinstance(item.get("id"), int)]
+
+
+def read_probes(api_url: str, repository: str, token: str, paths: list[str], *, timeout: float) -> list[Probe]:
+    """GET each of the repository's `paths` (one item a page) with `token`, through a session that can only read."""
+    base = f"{api_url.rstrip('/')}/repos/{repository}"
+    with ReadOnlySession() as session:
+        session.headers.update({"Authorization": f"token {token}", "User-Agent": USER_AGENT})
+        params = {"per_page": 1, "limit": 1}
+        return [probe_get(session, base + path, timeout=timeout, allow_redirects=True, params=params) for path in paths]

@@ -52,14 +52,19 @@ _ZWSP = "\u200b"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ACT_LINE_LIMIT = 64 * 1024  # bufio.Scanner's default token size in nektos/act's parseEnvFile
 _MIN_REDACT = 4  # shorter "secrets" are still masked by the runner, but not rewritten in our own text
-# Inputs that carry secrets, in every spelling they can reach us (docs/runner.md#masks: masked before anything else).
-SECRET_ENV_NAMES = (
-    "INPUT_API_KEY",
-    "INPUT_API-KEY",
-    "INPUT_GITHUB_TOKEN",
-    "INPUT_GITHUB-TOKEN",
-    "SGP_API_KEY",
-)
+#: Inputs that carry secrets, and the official SDK's variable for the key (`sgp_action.run.settings` reads both from
+#: here): the Runner masks them as it is created, before anything else is printed (docs/runner.md#masks).
+SECRET_INPUTS = ("api-key", "github-token")
+SDK_KEY_VARIABLE = "SGP_API_KEY"
+
+
+def input_env_names(name: str) -> tuple[str, str]:
+    """The variables a runner passes input `name` in: `api-key` -> `INPUT_API_KEY` and `INPUT_API-KEY`."""
+    upper = name.upper().replace(" ", "_")
+    return "INPUT_" + upper.replace("-", "_"), "INPUT_" + upper
+
+
+SECRET_ENV_NAMES = (*(env for name in SECRET_INPUTS for env in input_env_names(name)), SDK_KEY_VARIABLE)
 
 
 def escape_data(text: str) -> str:
@@ -111,7 +116,7 @@ class Runner:
     Args:
         environ: the environment to read (`os.environ` by default).
         stream: where log lines go (`sys.stdout` by default); every write is flushed at once.
-        debug: verbose mode; `None` reads `RUNNER_DEBUG=1` and the `debug` input (`INPUT_DEBUG`).
+        debug: verbose mode (`sgp_action.run.settings.debug_requested` decides it for the CLI).
         mask_inputs: register the secret inputs found in `environ` at once (docs/runner.md#masks).
     """
 
@@ -120,22 +125,13 @@ class Runner:
         environ: Mapping[str, str] | None = None,
         stream: TextIO | None = None,
         *,
-        debug: bool | None = None,
+        debug: bool = False,
         mask_inputs: bool = True,
     ) -> None:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self._stream = stream
         self.in_actions = self.environ.get("GITHUB_ACTIONS", "").lower() == "true"
-        if debug is None:  # the `debug` input can also be switched on later: `runner.debug_enabled = True`
-            debug_input = self.environ.get("INPUT_DEBUG", "").strip().lower() in {"true", "yes", "1", "on"}
-            debug = self.environ.get("RUNNER_DEBUG") == "1" or debug_input
         self.debug_enabled = debug
-        if self.environ.get("FORGEJO_ACTIONS", "").lower() == "true":
-            self.forge = "forgejo"
-        elif self.environ.get("GITEA_ACTIONS", "").lower() == "true":
-            self.forge = "gitea"
-        else:
-            self.forge = "github"
         self._lock = threading.RLock()
         self._secrets: list[str] = []
         self._stop_token: str | None = None
@@ -358,7 +354,11 @@ def _append(path: str, text: str) -> None:
 
 
 class RunnerLogHandler(logging.Handler):
-    """Routes library log records through a Runner, so they are made safe and redacted like every other line."""
+    """Routes library log records through a Runner, so they are made safe and redacted like every other line.
+
+    The CLI attaches one to the `sgp_action` logger (`attach`): a record may carry server text (an API error's
+    body), and it must reach the log as inert as a build log line.
+    """
 
     def __init__(self, runner: Runner) -> None:
         super().__init__()
@@ -374,6 +374,18 @@ class RunnerLogHandler(logging.Handler):
                 self.runner.info(text)
         except Exception:  # logging must never break the run
             self.handleError(record)
+
+
+def attach(runner: Runner, *, debug: bool) -> RunnerLogHandler:
+    """Make `runner` the one output of the `sgp_action` logger (replacing a handler a previous call attached)."""
+    logger = logging.getLogger("sgp_action")
+    for old in [h for h in logger.handlers if isinstance(h, RunnerLogHandler)]:
+        logger.removeHandler(old)
+    handler = RunnerLogHandler(runner)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    return handler
 
 
 _DEFAULT: Runner | None = None

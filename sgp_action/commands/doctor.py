@@ -26,7 +26,8 @@ def execute(args: argparse.Namespace) -> int:
     """Check the configuration, print the checklist (and the job summary) and return its exit code."""
     from sgp_action.ci.event import load_event
     from sgp_action.ci.runner import default_runner
-    from sgp_action.run.doctor import Checklist, diagnose, inert, report
+    from sgp_action.run.checklist import Checklist, inert
+    from sgp_action.run.doctor import diagnose, report
     from sgp_action.run.settings import load_settings, overrides_from_args, secret_values
 
     environ = os.environ

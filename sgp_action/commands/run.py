@@ -25,30 +25,17 @@ from sgp_action.run.settings import (
     sends_key_in_clear,
 )
 
-#: Where `--command` is stored: the CLI's own `command` attribute names the subcommand (`run`), and a sub-parser
-#: default of the same name would overwrite it.
-COMMAND_DEST = "input_command"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Every action input as a `--flag`."""
     add_run_arguments(parser)
-    for action in parser._actions:
-        if action.dest == "command":
-            action.dest = COMMAND_DEST
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
-    namespace = argparse.Namespace(**vars(args))
-    namespace.command = getattr(args, COMMAND_DEST, None)
-    return overrides_from_args(namespace)
 
 
 def execute(args: argparse.Namespace) -> int:
     """Run the `command` input; returns the exit code of docs/architecture.md#errors-and-exit-codes (ActionErrors reach
     the CLI's reporter)."""
     environ = os.environ
-    overrides = _overrides(args)
+    overrides = overrides_from_args(args)
     runner = default_runner()  # masks the secret INPUT_* variables as it is created
     for secret in secret_values(environ, overrides):
         runner.mask(secret)

@@ -1,7 +1,7 @@
 """Which files a build context holds: the walk of the context root and its ignore rules
 (docs/build-context.md#manifest-mode).
 
-Two layouts (`sgp_action.packaging.archive.BuildContextSpec`). Manifest mode (the agentex layout): the archive root is
+Two layouts (`sgp_action.packaging.spec.BuildContextSpec`). Manifest mode (the agentex layout): the archive root is
 `build.context.root`, only the `include_paths` directories are walked (at their paths relative to the root), and the
 manifest's Dockerfile and dockerignore are stored at the root as `Dockerfile` and `.dockerignore`; a file is left out
 when Docker's `.dockerignore` rules exclude it **or** when the agentex CLI's basename patterns would
@@ -34,7 +34,7 @@ from sgp_action.packaging.confine import CONFINE_HINT, resolve_confined
 from sgp_action.packaging.dockerignore import DockerIgnore
 
 if TYPE_CHECKING:
-    from sgp_action.packaging.archive import BuildContextSpec
+    from sgp_action.packaging.spec import BuildContextSpec
 
 log = logging.getLogger(__name__)
 

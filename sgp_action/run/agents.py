@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sgp_action.errors import ApiError, ConflictError
 
 if TYPE_CHECKING:
-    from sgp_action.api.client import SGPClient
+    from sgp_action.api.protocol import ApiClient
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def id_from_conflict(exc: ConflictError) -> str | None:
     return uuids.pop() if len(uuids) == 1 else None
 
 
-def id_from_deployments(client: SGPClient, agent_name: str) -> str | None:
+def id_from_deployments(client: ApiClient, agent_name: str) -> str | None:
     """The agent id of the build behind one of the agent's deployments (newest first); None when none tells."""
     found = client.list_deployments(agent_name=agent_name, sort_by="created_at", sort_order="desc")
     read: set[str] = set()

@@ -42,7 +42,7 @@ from sgp_action.run.cancel import CancelToken
 from sgp_action.run.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, STOP_SECONDS, TAIL_LINES, Console, PhaseBase, PhaseEnv
 
 if TYPE_CHECKING:
-    from sgp_action.api.client import SGPClient
+    from sgp_action.api.protocol import ApiClient
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class ProgressPrinter:
 class LogFollower:
     """A thread printing a build's SSE log lines exactly once, across stream ends and reconnects."""
 
-    def __init__(self, client: SGPClient, build_id: str, console: Console, wake: threading.Event) -> None:
+    def __init__(self, client: ApiClient, build_id: str, console: Console, wake: threading.Event) -> None:
         self.client = client
         self.build_id = build_id
         self.console = console

@@ -6,8 +6,8 @@ being created) within about 5 s of the first signal, and a second signal must no
 
 Design, so that no signal handler ever touches a lock another frame of the main thread may hold:
 
-* the command runs in a worker thread (`supervise`); the main thread only waits for it in `Thread.join`;
-* the first signal raises `_Interrupted` out of that join (like KeyboardInterrupt would), the main thread then
+* the command runs in a worker thread (`supervise`); the main thread only waits for it;
+* the first signal raises `_Interrupted` out of that wait (like KeyboardInterrupt would), the main thread then
   sets the `CancelToken`; every wait in the worker is an `Event.wait(timeout)` on the token or on an event the
   token sets, so the worker wakes at once, stops its remote work and returns its `Cancelled` outcome;
 * later signals only set a flag; if the worker is stuck in blocking I/O past the grace period, the main thread
@@ -24,9 +24,9 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
-from sgp_action.api.deadlines import within
+from sgp_action.api.deadlines import Background, call_with_deadline
 from sgp_action.errors import Cancelled
 
 log = logging.getLogger(__name__)
@@ -99,43 +99,12 @@ class CancelToken:
         self.check()
 
 
-def call_with_deadline(func: Callable[[], T], seconds: float) -> tuple[bool, T | None]:
-    """Run `func` in a daemon thread and wait at most `seconds`; (finished, result). Errors are logged, not raised.
-
-    Cleanup calls go through this so that a slow or retrying API can never push the exit past the runner's kill.
-    The API calls `func` makes end by the same deadline, so a call given up on does not linger either.
-    """
-    box: list[T] = []
-
-    def target() -> None:
-        try:
-            with within(seconds):
-                box.append(func())
-        except Exception as exc:
-            log.warning("cleanup call failed: %s", exc)
-            log.debug("cleanup call failed", exc_info=True)
-
-    thread = threading.Thread(target=target, name="sgp-cleanup", daemon=True)
-    thread.start()
-    thread.join(max(seconds, 0.0))
-    if thread.is_alive():
-        return False, None
-    return bool(box), (box[0] if box else None)
-
-
 class _Interrupted(BaseException):
-    """Raised by the signal handler out of the main thread's join (BaseException: no library catches it)."""
+    """Raised by the signal handler out of the main thread's wait (BaseException: no library catches it)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
-
-
-class _Box(Generic[T]):
-    def __init__(self) -> None:
-        self.value: T | None = None
-        self.error: BaseException | None = None
-        self.done = False
 
 
 def supervise(
@@ -154,12 +123,7 @@ def supervise(
     """
     if threading.current_thread() is not threading.main_thread():
         return work()
-    box: _Box[T] = _Box()
     armed = [True]
-    # The main thread waits on a bare lock the worker releases when it ends. Not `Thread.join`: an exception
-    # raised by a signal handler inside join() makes CPython mark the still-running thread as stopped (bpo-45274).
-    finished = threading.Lock()
-    finished.acquire()
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if armed[0]:
@@ -168,38 +132,28 @@ def supervise(
         # A second signal (the runner's SIGTERM) must not abort the cleanup: say so on fd 2, without locks.
         os.write(2, f"sgp-action: signal {signum} received again; still cleaning up\n".encode())
 
-    def target() -> None:
-        try:
-            box.value = work()
-        except BaseException as exc:  # handed to the main thread, re-raised there
-            box.error = exc
-        finally:
-            box.done = True
-            finished.release()
-
+    # Made before the handlers are in place, started after: a signal at any point finds the handle.
+    worker = Background(work, name="sgp-action-run")
     previous = {signum: signal.signal(signum, handler) for signum in signals}
-    worker = threading.Thread(target=target, name="sgp-action-run", daemon=True)
     try:
         try:
             worker.start()
             # In slices: a process-directed signal may land on another thread, and then only the main thread's
-            # next bytecode runs the Python handler; an untimed acquire would never get there.
-            while not finished.acquire(timeout=SIGNAL_CHECK_SECONDS):
+            # next bytecode runs the Python handler; an untimed wait would never get there.
+            while not worker.wait(SIGNAL_CHECK_SECONDS):
                 pass
             armed[0] = False
         except _Interrupted as interrupted:
             name = signal.Signals(interrupted.signum).name
             log.info("received %s: cancelling", name)
             token.cancel(f"the job was cancelled ({name})")
-            if not box.done and not finished.acquire(timeout=grace):
+            if not worker.wait(grace):
                 log.warning("the run did not stop within %.1f s; stopping the remote work directly", grace)
                 return abandon()
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
-    if box.error is not None:
-        raise box.error
-    return cast(T, box.value)
+    return worker.result()
 
 
 class RemoteCleaner(Protocol):
@@ -270,18 +224,31 @@ class RemoteWork:
                 deployment_finder = None if deployments else self.deployment_finder
             for finder, found in ((build_finder, builds), (deployment_finder, deployments)):
                 if finder is not None:
-                    _, ids = call_with_deadline(finder, deadline - time.monotonic())
-                    found.extend(ids or [])
+                    search = call_with_deadline(finder, deadline - time.monotonic(), name="sgp-cleanup")
+                    if search.error is not None:
+                        log.warning("could not look for what the cut request made: %s", search.error)
+                    found.extend(search.value or [])
             for build_id in builds:
-                ok, _ = call_with_deadline(
-                    functools.partial(client.cancel_build, build_id), deadline - time.monotonic()
+                call = call_with_deadline(
+                    functools.partial(client.cancel_build, build_id), deadline - time.monotonic(), name="sgp-cleanup"
                 )
-                self.stopped.append(f"build {build_id} {'cancelled' if ok else 'cancel requested (no answer)'}")
+                self.stopped.append(f"build {build_id} {_stop_result(call, 'cancelled', 'cancel')}")
             for deployment_id in deployments:
-                ok, _ = call_with_deadline(
-                    functools.partial(client.delete_deployment, deployment_id), deadline - time.monotonic()
+                call = call_with_deadline(
+                    functools.partial(client.delete_deployment, deployment_id),
+                    deadline - time.monotonic(),
+                    name="sgp-cleanup",
                 )
-                self.stopped.append(f"deployment {deployment_id} {'deleted' if ok else 'delete requested (no answer)'}")
+                self.stopped.append(f"deployment {deployment_id} {_stop_result(call, 'deleted', 'delete')}")
             return list(self.stopped)
         finally:
             self._stop_lock.release()
+
+
+def _stop_result(call: Background[Any], done: str, verb: str) -> str:
+    """How a cancel or delete ended: done, refused (with the reason), or sent without an answer in time."""
+    if call.succeeded:
+        return done
+    if call.error is not None:
+        return f"{verb} failed ({call.error})"
+    return f"{verb} requested (no answer)"

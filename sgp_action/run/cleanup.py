@@ -30,7 +30,7 @@ from sgp_action.run.teardown import delete_quietly, is_deletable
 
 if TYPE_CHECKING:
     from sgp_action.api.models import Deployment
-    from sgp_action.run.pipeline import RunState
+    from sgp_action.run.state import RunState
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from sgp_action.ci.report import md_code
 from sgp_action.errors import InputError, ManifestError
 
 if TYPE_CHECKING:
-    from sgp_action.run.pipeline import RunState
+    from sgp_action.run.state import RunState
 
 log = logging.getLogger(__name__)
 

@@ -10,18 +10,16 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import requests
-
-from sgp_action import USER_AGENT
-from sgp_action.api.transport import short_reason
+from sgp_action.api.readonly import Probe
+from sgp_action.ci.forge import read_probes
 from sgp_action.ci.report import plural
 from sgp_action.errors import ActionError, InputError, ManifestError
 from sgp_action.packaging.archive import BuildContextSpec, build_context, human_size
+from sgp_action.run.checklist import Checklist, inert
 
 if TYPE_CHECKING:
     from sgp_action.ci.event import WorkflowEvent
     from sgp_action.packaging.manifest import Manifest
-    from sgp_action.run.doctor import Checklist
     from sgp_action.run.settings import Settings
 
 
@@ -35,7 +33,6 @@ def _shown(path: Path, settings: Settings) -> str:
 def check_files(checks: Checklist, settings: Settings) -> Manifest | None:
     """The manifest and environments parse and validate, and the environment to deploy to resolves."""
     from sgp_action.packaging.manifest import load_environments, load_manifest
-    from sgp_action.run.doctor import inert
 
     manifest: Manifest | None = None
     try:
@@ -61,7 +58,6 @@ def check_files(checks: Checklist, settings: Settings) -> Manifest | None:
 
 def check_context(checks: Checklist, settings: Settings, manifest: Manifest, max_bytes: int) -> None:
     """Package the build context to a temporary directory: files, size against the limit, secret-looking files."""
-    from sgp_action.run.doctor import inert
 
     with tempfile.TemporaryDirectory(prefix="sgp-doctor-", dir=settings.temp_dir) as workdir:
         try:
@@ -93,7 +89,6 @@ def check_context(checks: Checklist, settings: Settings, manifest: Manifest, max
 def check_auto(checks: Checklist, settings: Settings, event: WorkflowEvent) -> None:
     """What `command: auto` would do for the current event."""
     from sgp_action.ci.event import resolve_command
-    from sgp_action.run.doctor import inert
 
     try:
         command = resolve_command("auto", event)
@@ -117,43 +112,31 @@ def check_forge(checks: Checklist, settings: Settings, event: WorkflowEvent, *, 
     if not (event.api_url and event.repository):
         checks.warn("github-token", "no forge API URL or repository (not in a workflow run)", "run it in a workflow")
         return
-    from sgp_action.run.doctor_sgp import ReadOnlySession
-
-    base = f"{event.api_url.rstrip('/')}/repos/{event.repository}"
-    with ReadOnlySession() as session:
-        session.headers.update({"Authorization": f"token {settings.github_token}", "User-Agent": USER_AGENT})
-
-        def get(path: str) -> requests.Response | str:
-            try:
-                return session.get(base + path, params={"per_page": 1, "limit": 1}, timeout=timeout)
-            except requests.exceptions.RequestException as exc:
-                return short_reason(exc)
-
-        _forge_repository(checks, get(""))
-        reads = [("pull requests", "/pulls")]
-        if event.pr_number:
-            reads.append(("PR comments", f"/issues/{event.pr_number}/comments"))
-        if event.forge == "github":
-            reads.append(("deployments", "/deployments"))
-        for what, path in reads:
-            answer = get(path)
-            if isinstance(answer, str) or answer.status_code >= 300:
-                said = answer if isinstance(answer, str) else f"HTTP {answer.status_code}"
-                checks.warn(
-                    f"github-token: {what}", f"cannot read ({said})", f"give the workflow `{_scope(what)}: read`"
-                )
-            else:
-                checks.ok(f"github-token: {what}", "can read")
+    reads = [("pull requests", "/pulls")]
+    if event.pr_number:
+        reads.append(("PR comments", f"/issues/{event.pr_number}/comments"))
+    if event.forge == "github":
+        reads.append(("deployments", "/deployments"))
+    repository, *answers = read_probes(
+        event.api_url, event.repository, settings.github_token, ["", *(path for _, path in reads)], timeout=timeout
+    )
+    _forge_repository(checks, repository)
+    for (what, _), answer in zip(reads, answers, strict=True):
+        if answer.failure or answer.status >= 300:
+            said = answer.failure or f"HTTP {answer.status}"
+            checks.warn(f"github-token: {what}", f"cannot read ({said})", f"give the workflow `{_scope(what)}: read`")
+        else:
+            checks.ok(f"github-token: {what}", "can read")
 
 
 def _scope(what: str) -> str:
     return {"pull requests": "pull-requests", "PR comments": "pull-requests", "deployments": "deployments"}[what]
 
 
-def _forge_repository(checks: Checklist, answer: requests.Response | str) -> None:
+def _forge_repository(checks: Checklist, answer: Probe) -> None:
     """Reading the repository shows whether the token is accepted and, where the forge says, if it may write."""
-    if isinstance(answer, str) or answer.status_code >= 300:
-        said = answer if isinstance(answer, str) else f"HTTP {answer.status_code}"
+    if answer.failure or answer.status >= 300:
+        said = answer.failure or f"HTTP {answer.status}"
         checks.warn("github-token", f"cannot read the repository ({said})", "pass a token of this repository")
         return
     try:

@@ -1,110 +1,48 @@
 """The doctor's server checks, through a view of the SGP API that can only read.
 
-`ReadOnlySGP` offers only listing and getting, and the `requests` session under it refuses every method but GET and
-HEAD before anything is sent, so no code path of the doctor can create, cancel or delete on SGP.
+`ReadOnlySGP` offers only listing and getting, and the session under it (`sgp_action.api.readonly`) refuses every
+method but GET and HEAD before anything is sent, so no code path of the doctor can create, cancel or delete on SGP.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-
 from sgp_action.api.models import Build, Deployment, Phase
-from sgp_action.api.transport import error_detail, join_url, short_reason
+from sgp_action.api.readonly import Probe, ReadOnlyClient
 from sgp_action.ci.report import format_timestamp
 from sgp_action.errors import ApiError
+from sgp_action.run.checklist import Checklist, inert
 
 if TYPE_CHECKING:
-    from sgp_action.api.client import SGPClient
-    from sgp_action.run.doctor import Checklist
     from sgp_action.run.settings import Settings
 
-READ_METHODS = frozenset({"GET", "HEAD"})
 #: How many of an agent's builds and deployments the doctor reads at most (newest shown first).
 MAX_RECORDS = 200
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
-class WriteRefused(RuntimeError):
-    """A doctor code path tried to send a write; a bug, never a user error."""
-
-
-class ReadOnlySession(requests.Session):
-    """A `requests` session that sends only GET and HEAD."""
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        """Refuse any method but GET and HEAD, then send as `requests` does."""
-        verb = method.decode() if isinstance(method, bytes) else method
-        if verb.upper() not in READ_METHODS:
-            raise WriteRefused(f"the doctor only reads; refused {verb.upper()}")
-        return super().request(method, url, *args, **kwargs)
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """The last door: a prepared request that is not a read never leaves."""
-        if (request.method or "").upper() not in READ_METHODS:
-            raise WriteRefused(f"the doctor only reads; refused {request.method}")
-        return super().send(request, **kwargs)
-
-
-class ReadOnlySGP:
+class ReadOnlySGP(ReadOnlyClient):
     """The reads the doctor needs: a raw GET for the probe, lists and gets of builds and deployments."""
 
     def __init__(self, settings: Settings, *, timeout: float = 15.0) -> None:
-        self.base_url = settings.base_url
-        self.api_key = settings.api_key
-        self.account_id = settings.account_id
-        self.timeout = timeout
-        self._session = ReadOnlySession()
-        self._client: SGPClient | None = None
-
-    def __enter__(self) -> ReadOnlySGP:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._session.close()
-
-    def _sgp(self) -> SGPClient:
-        if self._client is None:
-            from sgp_action.api.client import SGPClient
-
-            self._client = SGPClient(
-                self.base_url,
-                self.api_key,
-                self.account_id,
-                connect_timeout=min(10.0, self.timeout),
-                read_timeout=self.timeout,
-                max_retries=1,
-                session=self._session,
-            )
-        return self._client
-
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> requests.Response:
-        """One GET with the API's headers, no retry and no redirect followed (the key must not travel)."""
-        headers = self._sgp().transport.headers()
-        timeout = (min(10.0, self.timeout), self.timeout)
-        url = join_url(self.base_url, path)
-        return self._session.get(url, params=params, headers=headers, timeout=timeout, allow_redirects=False)
-
-    def redact(self, text: str) -> str:
-        """`text` with the API key masked (a server may echo it)."""
-        return self._sgp().transport.redact(text)
+        super().__init__(settings.base_url, settings.api_key, settings.account_id, timeout=timeout)
 
     def builds(self, agent_name: str) -> list[Build]:
         """The agent's builds, newest first (at most MAX_RECORDS read)."""
-        return _newest(self._sgp().list_builds(agent_name=agent_name))
+        return _newest(self.client().list_builds(agent_name=agent_name))
 
     def deployments(self, agent_name: str) -> list[Deployment]:
         """The agent's deployments, newest first (at most MAX_RECORDS read)."""
-        return _newest(self._sgp().list_deployments(agent_name=agent_name))
+        return _newest(self.client().list_deployments(agent_name=agent_name))
 
     def build(self, build_id: str) -> Build:
         """One build."""
-        return self._sgp().get_build(build_id)
+        return self.client().get_build(build_id)
 
 
 def _newest(records: Iterable[Any]) -> list[Any]:
@@ -117,20 +55,18 @@ def _host(url: str) -> str:
 
 
 def _html_title(body: bytes) -> str:
-    from sgp_action.run.doctor import inert
 
     match = _TITLE.search(body[:65536])
     return inert(match.group(1).decode("utf-8", "replace"), 60) if match else ""
 
 
-def _is_html(response: requests.Response) -> bool:
-    kind = response.headers.get("Content-Type", "").lower()
+def _is_html(response: Probe) -> bool:
+    kind = response.content_type.lower()
     return "html" in kind or response.content[:512].lstrip().lower().startswith((b"<!doctype", b"<html"))
 
 
 def check_server(checks: Checklist, sgp: ReadOnlySGP) -> bool:
     """base-url, api-key, account-id, and listing builds and deployments; True when all of them hold."""
-    from sgp_action.run.doctor import inert
 
     names = ("base-url", "api-key", "account-id", "list builds", "list deployments")
     missing = [n for n, v in (("api-key", sgp.api_key), ("account-id", sgp.account_id)) if not v]
@@ -145,23 +81,21 @@ def check_server(checks: Checklist, sgp: ReadOnlySGP) -> bool:
             checks.skip(name, "needs api-key and account-id")
         return False
     host = _host(sgp.base_url)
-    response: requests.Response | None = None
-    try:
-        response = sgp.get("/v5/builds", {"limit": 1})
-    except requests.exceptions.RequestException as exc:
-        if isinstance(exc, requests.exceptions.SSLError):
-            found = f"TLS with {host} failed ({short_reason(exc)})"
-            fix = "use the https address SGP gave you; a proxy or self-signed certificate in between is not trusted"
-        else:
-            found = f"cannot reach {host} ({short_reason(exc)})"
-            fix = "check base-url (scheme, host, port) and that this runner can reach it (proxy, firewall, VPN)"
+    response = sgp.probe("/v5/builds", {"limit": 1})
+    if response.tls:
+        found = f"TLS with {host} failed ({response.failure})"
+        fix = "use the https address SGP gave you; a proxy or self-signed certificate in between is not trusted"
         checks.fail("base-url", found, fix, server=True)
-    if response is None or not _server_answer(checks, sgp, response):
+    elif response.failure:
+        found = f"cannot reach {host} ({response.failure})"
+        fix = "check base-url (scheme, host, port) and that this runner can reach it (proxy, firewall, VPN)"
+        checks.fail("base-url", found, fix, server=True)
+    if response.failure or not _server_answer(checks, sgp, response):
         for name in names[1:]:
             checks.skip(name, "needs a base-url that answers like SGP")
         return False
-    status = response.status_code
-    detail = inert(sgp.redact(error_detail(response)), 120)
+    status = response.status
+    detail = inert(response.detail, 120)
     if status == 401:
         checks.fail("api-key", f"refused (401: {detail})", "set api-key to a valid SGP API key", server=True)
         for name in names[2:]:
@@ -184,12 +118,12 @@ def check_server(checks: Checklist, sgp: ReadOnlySGP) -> bool:
         return False
     checks.ok("account-id", f"{inert(sgp.account_id)!r} selected and valid")
     checks.ok("list builds", "GET /v5/builds answers a list")
-    try:
-        sgp.get("/v5/agentex/deployments", {"limit": 1}).raise_for_status()
-    except requests.exceptions.RequestException as exc:
+    listed = sgp.probe("/v5/agentex/deployments", {"limit": 1})
+    if listed.failure or listed.status >= 400:
+        why = listed.failure or f"HTTP {listed.status}: {inert(listed.detail, 120)}"
         checks.fail(
             "list deployments",
-            f"GET /v5/agentex/deployments failed ({short_reason(exc)})",
+            f"GET /v5/agentex/deployments failed ({why})",
             "give the key access to the account's deployments",
             server=True,
         )
@@ -198,14 +132,13 @@ def check_server(checks: Checklist, sgp: ReadOnlySGP) -> bool:
     return True
 
 
-def _server_answer(checks: Checklist, sgp: ReadOnlySGP, response: requests.Response) -> bool:
+def _server_answer(checks: Checklist, sgp: ReadOnlySGP, response: Probe) -> bool:
     """Judge whether base-url answers like SGP (JSON, no redirect, no HTML page); record the base-url line."""
-    from sgp_action.run.doctor import inert
 
-    status, host = response.status_code, _host(sgp.base_url)
+    status, host = response.status, _host(sgp.base_url)
     fix_url = "set base-url to the SGP API's address (e.g. https://api.egp.scale.com), not a web page or a proxy"
     if 300 <= status < 400:
-        where = _host(response.headers.get("Location", "")) or "an unnamed place"
+        where = _host(response.location) or "an unnamed place"
         checks.fail(
             "base-url",
             f"{host} redirects ({status}) to {inert(where, 80)}",
@@ -236,7 +169,6 @@ def _server_answer(checks: Checklist, sgp: ReadOnlySGP, response: requests.Respo
 
 def check_agent(checks: Checklist, sgp: ReadOnlySGP, agent: str) -> None:
     """Does the manifest's agent exist, its latest builds, its active deployments and previews."""
-    from sgp_action.run.doctor import inert
 
     try:
         builds = sgp.builds(agent)

@@ -18,7 +18,7 @@ from sgp_action.ci.deployments import (
 )
 
 if TYPE_CHECKING:
-    from sgp_action.run.pipeline import RunState
+    from sgp_action.run.state import RunState
 
 #: The production environment's name when the environments file names none.
 DEFAULT_PRODUCTION = "production"

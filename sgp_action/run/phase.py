@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sgp_action.api.deadlines import run_in_context, within
+from sgp_action.api.deadlines import Background, within
 from sgp_action.ci.report import Report
 from sgp_action.durations import format_duration
 from sgp_action.errors import (
@@ -29,7 +29,7 @@ from sgp_action.errors import (
 from sgp_action.run.cancel import CancelToken, RemoteWork
 
 if TYPE_CHECKING:
-    from sgp_action.api.client import SGPClient
+    from sgp_action.api.protocol import ApiClient
 
 R = TypeVar("R")
 
@@ -67,7 +67,7 @@ class Console(Protocol):
 class PhaseEnv:
     """What every phase works with: the API, the console, the cancellation token, the report, the remote work."""
 
-    client: SGPClient
+    client: ApiClient
     console: Console
     token: CancelToken
     report: Report
@@ -158,35 +158,21 @@ class PhaseBase:
         budget: the answer, if it came, names what to stop; else the finder registered by `in_flight` finds what the
         request made, if anything. The abandoned request ends with the process.
         """
-        box: list[R] = []
-        errors: list[BaseException] = []
-        done, wake = threading.Event(), threading.Event()
-
-        def target() -> None:
-            try:
-                box.append(call())
-            except BaseException as exc:  # handed to the calling thread
-                errors.append(exc)
-            finally:
-                done.set()
-                wake.set()
-
+        wake = threading.Event()
         unregister = self.token.on_cancel(wake.set)
         try:
             # In this context: the create keeps the phase's deadline.
-            threading.Thread(target=run_in_context(target), name="sgp-create", daemon=True).start()
+            request = Background(call, name="sgp-create", wake=wake).start()
             wake.wait()
         finally:
             unregister()
-        if not done.is_set():
+        if not request.done:
             # Cancelled mid-request. An upload still going stops at its next chunk (its progress callback checks
             # the token); a body already sent may be turning into a record on the server right now, and a finder
             # run too early would miss it, so the answer is given a moment before the cleanup looks.
-            done.wait(CREATE_ANSWER_GRACE)
-        if box:
-            return box[0]
-        if errors:
-            raise errors[0]
+            request.wait(CREATE_ANSWER_GRACE)
+        if request.done:
+            return request.result()
         self.token.check()
         raise AssertionError("unreachable: woken without a result, an error or a cancellation")
 

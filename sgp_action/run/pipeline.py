@@ -14,28 +14,34 @@ Order matters (issue 4, docs/architecture.md#one-run):
 
 from __future__ import annotations
 
-import importlib
 import logging
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sgp_action.api.models import Build, Phase
+from sgp_action.ci.comment import PrComment, update_pr_comment
+from sgp_action.ci.event import resolve_command
 from sgp_action.ci.report import Report, format_timestamp
+from sgp_action.ci.runner import report_error
 from sgp_action.errors import EXIT_OK, ActionError, BuildFailed, Cancelled, InputError
+from sgp_action.packaging import archive
+from sgp_action.packaging.confine import workspace_bound
+from sgp_action.packaging.manifest import Manifest, load_environments, load_manifest
+from sgp_action.packaging.provenance import collect_provenance, head_commit
+from sgp_action.packaging.spec import BuildContextSpec
+from sgp_action.run import cleanup, detect, doctor
 from sgp_action.run.build_phase import BuildPhase, BuildSpec
 from sgp_action.run.cancel import CANCEL_BUDGET_SECONDS, WORKER_GRACE_SECONDS, CancelToken, RemoteWork
 from sgp_action.run.deploy_phase import DeployPhase, DeploySpec
 from sgp_action.run.github import deployment_url, finish_deployment, start_deployment
-from sgp_action.run.phase import PhaseEnv
-from sgp_action.run.teardown import replace_previous
+from sgp_action.run.state import ClientFactory, RunState, default_client_factory
+from sgp_action.run.teardown import replace_previous, run_teardown
 
 if TYPE_CHECKING:
-    from sgp_action.api.client import SGPClient
     from sgp_action.ci.deployments import GitHubDeployments
     from sgp_action.ci.event import WorkflowEvent
     from sgp_action.ci.runner import Runner
@@ -43,31 +49,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ClientFactory = Callable[["Settings"], "SGPClient"]
-
-#: Commands this module runs itself; others are delegated to `sgp_action.<name>.run(RunState)`.
+#: Commands this module runs itself; the others are handed the RunState.
 PHASE_COMMANDS = ("preview", "deploy", "build", "teardown")
-DELEGATED_COMMANDS = {
-    "cleanup": "sgp_action.run.cleanup",
-    "detect": "sgp_action.run.detect",
-    "doctor": "sgp_action.run.doctor",
+DELEGATED_COMMANDS: dict[str, Callable[[RunState], None]] = {
+    "cleanup": cleanup.run,
+    "detect": detect.run,
+    "doctor": doctor.run,
 }
 #: Share of the cancel budget a worker spends on the remote cleanup (it must end within the supervisor's grace).
 CLEANUP_BUDGET_SECONDS = WORKER_GRACE_SECONDS - 0.5
 #: What is left for the main thread when it abandons a stuck worker (budget minus grace, minus time to write).
 ABANDON_BUDGET_SECONDS = CANCEL_BUDGET_SECONDS - WORKER_GRACE_SECONDS - 0.5
-
-
-def default_client_factory(settings: Settings) -> SGPClient:
-    """An `SGPClient` for the settings' base URL, key and account; with `debug`, recording every request and answer
-    to a JSON Lines file under RUNNER_TEMP (sgp_action.api.recorder), which `RunState.client` names in the log."""
-    from sgp_action.api.client import SGPClient
-    from sgp_action.api.recorder import Recorder, record_path
-
-    recorder = None
-    if settings.debug:
-        recorder = Recorder(record_path(settings.temp_dir), secrets=(settings.api_key, settings.github_token))
-    return SGPClient(settings.base_url, settings.api_key, settings.account_id, recorder=recorder)
 
 
 @dataclass
@@ -78,52 +70,6 @@ class Outcome:
     exit_code: int
     report: Report
     error: ActionError | None = None
-
-
-@dataclass
-class RunState:
-    """Everything a command needs; `cleanup` and `detect` receive it too (`run(ctx) -> None`)."""
-
-    settings: Settings
-    event: WorkflowEvent
-    runner: Runner
-    command: str
-    token: CancelToken
-    report: Report
-    remote: RemoteWork
-    client_factory: ClientFactory
-    started: float = field(default_factory=time.monotonic)
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    _client: SGPClient | None = None
-
-    @property
-    def client(self) -> SGPClient:
-        """The API client, created on first use (no command that needs no API ever creates one)."""
-        if self._client is None:
-            self._client = self.client_factory(self.settings)
-            recorder = getattr(getattr(self._client, "transport", None), "recorder", None)
-            if recorder is not None:
-                self.runner.info(
-                    f"debug: every API request and answer of this run is recorded in {recorder.path} (the API key, "
-                    "tokens, authorization headers and cookies left out); attach it to an issue when reporting one"
-                )
-        return self._client
-
-    def phase_env(self) -> PhaseEnv:
-        """The environment the phases work in."""
-        return PhaseEnv(
-            client=self.client,
-            console=self.runner,
-            token=self.token,
-            report=self.report,
-            remote=self.remote,
-            poll_interval=self.settings.poll_interval,
-        )
-
-    def close(self) -> None:
-        """Close the client if one was made."""
-        if self._client is not None:
-            self._client.close()
 
 
 @dataclass
@@ -192,9 +138,7 @@ class Pipeline:
             self._cleanup_local()
             ctx.close()
         finish_deployment(ctx, self._github, outcome.exit_code)  # never raises: a forge failure is a warning
-        from sgp_action.ci.comment import update_pr_comment
-
-        update_pr_comment(ctx)  # never raises: a forge failure is a warning
+        update_pr_comment(self._pr_comment())  # never raises: a forge failure is a warning
         ctx.report.write(ctx.runner)
         return outcome
 
@@ -208,9 +152,26 @@ class Pipeline:
 
     # --- outcome helpers ----------------------------------------------------------------------------------------
 
-    def _failed(self, exc: ActionError) -> Outcome:
-        from sgp_action.ci.runner import report_error
+    def _pr_comment(self) -> PrComment:
+        ctx, settings = self.ctx, self.ctx.settings
+        try:
+            agent = load_manifest(settings.manifest).agent_name
+        except (ActionError, OSError):  # the comment still says how the run ended
+            agent = ""
+        return PrComment(
+            event=ctx.event,
+            runner=ctx.runner,
+            report=ctx.report,
+            command=ctx.command,
+            agent=agent,
+            started_at=ctx.started_at,
+            forge_token=settings.github_token,
+            enabled=not settings.dry_run and settings.should_comment(ctx.event.is_pull_request),
+            cancelled=ctx.token.cancelled,
+            secrets=(settings.api_key,),
+        )
 
+    def _failed(self, exc: ActionError) -> Outcome:
         report = self.ctx.report
         report.result = exc.result
         # The whole message: the summary shows the first line in its table and the rest (log tail, events) fenced.
@@ -232,8 +193,6 @@ class Pipeline:
 
     def _run(self) -> str:
         ctx = self.ctx
-        from sgp_action.ci.event import resolve_command
-
         command = resolve_command(ctx.settings.command, ctx.event)
         ctx.command = ctx.report.command = command
         ctx.runner.info(f"sgp-action {command} ({self._describe_event()})")
@@ -244,8 +203,6 @@ class Pipeline:
                 f"unknown command {command!r}: use one of auto, {', '.join(PHASE_COMMANDS)}, cleanup, detect, doctor"
             )
         if command == "teardown":
-            from sgp_action.run.teardown import run_teardown
-
             return run_teardown(ctx)
         plan = self._plan(command)
         if ctx.settings.dry_run:
@@ -274,23 +231,13 @@ class Pipeline:
         return ", ".join(parts)
 
     def _delegate(self, command: str) -> str:
-        name = DELEGATED_COMMANDS[command]
-        try:
-            module: Any = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            raise InputError(f"command {command!r} is not available in this version of the action") from None
-        module.run(self.ctx)
+        DELEGATED_COMMANDS[command](self.ctx)
         return str(self.ctx.report.result or "success")
 
     # --- local preparation (no network) -------------------------------------------------------------------------
 
     def _plan(self, command: str) -> Plan:
         """Read the manifest and environments, work out names, label and expiry, package the context."""
-        from sgp_action.packaging.manifest import load_environments, load_manifest
-        from sgp_action.packaging.provenance import head_commit
-
         ctx, settings, event = self.ctx, self.ctx.settings, self.ctx.event
         manifest = load_manifest(settings.manifest)
         plan = Plan(agent_name=manifest.agent_name, manifest_text=manifest.text)
@@ -318,11 +265,7 @@ class Pipeline:
         plan.build = self._package(manifest, plan)
         return plan
 
-    def _package(self, manifest: Any, plan: Plan) -> BuildSpec:
-        from sgp_action.packaging.archive import BuildContextSpec, build_context
-        from sgp_action.packaging.confine import workspace_bound
-        from sgp_action.packaging.provenance import collect_provenance
-
+    def _package(self, manifest: Manifest, plan: Plan) -> BuildSpec:
         ctx, settings = self.ctx, self.ctx.settings
         self._tempdir = tempfile.TemporaryDirectory(prefix="sgp-context-", dir=settings.temp_dir)
         output = Path(self._tempdir.name) / "context.tar.gz"
@@ -332,7 +275,7 @@ class Pipeline:
                 manifest, follow_symlinks=settings.follow_symlinks, workspace=workspace
             )
             # A cancel stops packaging at once; the member names are not kept (memory flat in the file count).
-            result = build_context(spec, output, check=ctx.token.check, keep_names=False)
+            result = archive.build_context(spec, output, check=ctx.token.check, keep_names=False)
             for line in result.summary_lines():
                 ctx.runner.info(line)
             for path in result.secret_like:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sgp_action.ci.deployments import validate_url_template
+from sgp_action.ci.runner import SDK_KEY_VARIABLE, SECRET_INPUTS, input_env_names
 from sgp_action.durations import parse_duration
 from sgp_action.errors import InputError
 
@@ -53,8 +54,7 @@ class InputSpec:
     @property
     def env_names(self) -> tuple[str, str]:
         """`INPUT_API_KEY` and `INPUT_API-KEY`."""
-        upper = self.name.upper().replace(" ", "_")
-        return "INPUT_" + upper.replace("-", "_"), "INPUT_" + upper
+        return input_env_names(self.name)
 
 
 INPUTS: tuple[InputSpec, ...] = (
@@ -106,9 +106,8 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("debug", "false", "verbose logs (also on when RUNNER_DEBUG=1)", boolean=True),
 )
 INPUT_NAMES = tuple(spec.name for spec in INPUTS)
-SECRET_INPUTS = ("api-key", "github-token")
 # The official SDK's variables, used when the input is not set (CLI use, or a workflow-level env).
-_SDK_ENV = {"api-key": "SGP_API_KEY", "account-id": "SGP_ACCOUNT_ID", "base-url": "SGP_CLIENT_BASE_URL"}
+_SDK_ENV = {"api-key": SDK_KEY_VARIABLE, "account-id": "SGP_ACCOUNT_ID", "base-url": "SGP_CLIENT_BASE_URL"}
 
 
 @dataclass(frozen=True)
@@ -308,6 +307,17 @@ def secret_values(environ: Mapping[str, str], overrides: Mapping[str, str | None
     return [raw[name].strip() for name in SECRET_INPUTS if name in raw]
 
 
+def debug_requested(environ: Mapping[str, str], overrides: Mapping[str, str | None] | None = None) -> bool:
+    """Debug mode: `RUNNER_DEBUG=1` (a job re-run with debug logging) or a true `debug` input (flag or `INPUT_*`).
+
+    Never raises: the CLI asks before the inputs are validated, and `load_settings` rejects a value that is not a
+    boolean.
+    """
+    if environ.get("RUNNER_DEBUG") == "1":
+        return True
+    return raw_inputs(environ, overrides).get("debug", "").strip().lower() in _TRUE
+
+
 def load_settings(
     environ: Mapping[str, str],
     overrides: Mapping[str, str | None] | None = None,
@@ -399,6 +409,7 @@ def load_settings(
         deployment_url = validate_url_template(raw.get("deployment-url", ""))
     except ValueError as exc:
         raise InputError(f"deployment-url: {exc}") from None
+    parse_bool("debug", get("debug"))  # validated here; the value is debug_requested's, which the CLI reads too
     return Settings(
         command=command,
         api_key=api_key,
@@ -427,7 +438,7 @@ def load_settings(
         github_token=token,
         comment=comment,
         dry_run=dry_run,
-        debug=parse_bool("debug", get("debug")) or environ.get("RUNNER_DEBUG") == "1",
+        debug=debug_requested(environ, overrides),
         temp_dir=environ.get("RUNNER_TEMP") or None,
         allow_insecure_http=allow_insecure_http,
         deployment_url=deployment_url,

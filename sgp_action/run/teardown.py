@@ -20,8 +20,8 @@ from sgp_action.run.github import deactivate_previews
 from sgp_action.run.phase import PhaseEnv
 
 if TYPE_CHECKING:
-    from sgp_action.api.client import SGPClient
-    from sgp_action.run.pipeline import RunState
+    from sgp_action.api.protocol import ApiClient
+    from sgp_action.run.state import RunState
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def is_deletable(deployment: Deployment) -> bool:
     return (deployment.status or "").lower() not in UNDELETABLE_STATUSES
 
 
-def previews_with_label(client: SGPClient, label: str, *, agent_name: str | None = None) -> list[Deployment]:
+def previews_with_label(client: ApiClient, label: str, *, agent_name: str | None = None) -> list[Deployment]:
     """Every preview whose label is exactly `label` (of agent `agent_name`, when given), newest first.
 
     Both are checked client-side too (docs/sgp-api.md#older-servers-ignore-unknown-filters). Previews of several agents
@@ -53,7 +53,7 @@ def previews_with_label(client: SGPClient, label: str, *, agent_name: str | None
     ]
 
 
-def delete_quietly(client: SGPClient, deployment_id: str) -> bool:
+def delete_quietly(client: ApiClient, deployment_id: str) -> bool:
     """Delete one deployment; False when the server says it is already gone (400, 404 or 409), True when deleted."""
     try:
         client.delete_deployment(deployment_id)
