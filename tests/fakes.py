@@ -239,10 +239,10 @@ def phase_env(client: FakeClient, *, token: Any = None, clock: Any = None) -> An
     from sgp_action.run.phase import PhaseEnv
 
     env = PhaseEnv(
-        client=client,
+        client=client,  # type: ignore[arg-type]  # the fake answers what the phases call, not all of SGPClient
         console=FakeConsole(),
         token=token or CancelToken(),
-        report=Report(),  # type: ignore[arg-type]
+        report=Report(),
         remote=RemoteWork(),
         poll_interval=0.01,
     )

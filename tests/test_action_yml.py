@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from action_env import environment_key, seed_environment
 
 from sgp_action.run.settings import INPUTS
 from sgp_action.toolcache import READY_MARKER
+from tests.action_env import environment_key, seed_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 

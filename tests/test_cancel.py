@@ -8,7 +8,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,8 +18,7 @@ import pytest
 from sgp_action.demo import AGENT_FOLDER, parse_output_file
 from sgp_action.errors import Cancelled
 from sgp_action.run.cancel import CancelToken, RemoteWork, call_with_deadline, supervise
-from tests.conftest import ROOT
-from tests.run_helpers import Workspace
+from tests.run_helpers import Workspace, start_run, wait_for_line
 from tests.throttle import ThrottleProxy
 
 
@@ -198,25 +196,6 @@ def test_call_with_deadline_reports_errors_as_not_finished() -> None:
 RUNNER_KILL_SECONDS = 10.0
 
 
-def _start_run(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "sgp_action", "run"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _wait_for_line(proc: subprocess.Popen[str], marker: str) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith(marker):
-            return
-    raise AssertionError(f"the run ended (exit {proc.wait()}) without printing a line starting {marker!r}")
-
-
 def _cancel_run(proc: subprocess.Popen[str], *, second_signal: bool = True) -> tuple[str, float]:
     """SIGINT (and SIGTERM right after, which must not abort the cleanup); (the rest of the output, exit seconds)."""
     proc.send_signal(signal.SIGINT)
@@ -245,8 +224,8 @@ def test_sigint_to_a_real_run_stops_the_remote_work(
     """SIGINT mid-phase: the build is cancelled, or the deployment being created deleted."""
     emulator = emulator_factory(**overrides)
     workspace = Workspace(tmp_path, emulator)
-    proc = _start_run(workspace.environ("push", workspace.push("main")))
-    _wait_for_line(proc, marker)  # the phase is under way
+    proc = start_run(workspace.environ("push", workspace.push("main")))
+    wait_for_line(proc, marker)  # the phase is under way
     rest, elapsed = _cancel_run(proc)
     assert proc.returncode == 130, rest
     assert _result(tmp_path) == "cancelled"
@@ -274,8 +253,8 @@ def test_sigint_while_packaging_stops_the_packaging(tmp_path: Path, emulator_fac
     big.parent.mkdir()
     with open(big, "wb") as sparse:
         sparse.truncate(1 << 30)
-    proc = _start_run(workspace.environ("push", workspace.push("main")))
-    _wait_for_line(proc, "::group::Build context")
+    proc = start_run(workspace.environ("push", workspace.push("main")))
+    wait_for_line(proc, "::group::Build context")
     rest, elapsed = _cancel_run(proc)
     assert proc.returncode == 130, rest
     assert _result(tmp_path) == "cancelled"
@@ -300,8 +279,8 @@ def test_sigint_during_the_upload_creates_nothing(tmp_path: Path, emulator_facto
         noise = workspace.repo / AGENT_FOLDER / "data" / "noise.bin"
         noise.parent.mkdir()
         noise.write_bytes(random.Random(9).randbytes(UPLOAD_BYTES))  # stored, not deflated: quick to package
-        proc = _start_run(workspace.environ("push", workspace.push("main")))
-        _wait_for_line(proc, "Uploading the build context:")
+        proc = start_run(workspace.environ("push", workspace.push("main")))
+        wait_for_line(proc, "Uploading the build context:")
         rest, elapsed = _cancel_run(proc)
     assert proc.returncode == 130, rest
     assert _result(tmp_path) == "cancelled"
@@ -356,7 +335,7 @@ def _held_run(
 ) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """Start a run through `proxy`; return once the server made the record and its answer is held back."""
     workspace = Workspace(tmp_path, dataclasses.replace(emulator, url=proxy.url))
-    proc = _start_run(workspace.environ("push", workspace.push("main")))
+    proc = start_run(workspace.environ("push", workspace.push("main")))
     if not proxy.holding.wait(60):
         proc.kill()
         raise AssertionError(f"the create's answer never came: {proc.communicate()[0]}")
@@ -441,8 +420,8 @@ def test_a_run_stuck_in_a_slow_request_still_exits_cancelled(tmp_path: Path, emu
     """The worker is blocked in HTTP when SIGINT comes: the main thread abandons it, asks for the cancel, exits."""
     emulator = emulator_factory(build_seconds=60)
     workspace = Workspace(tmp_path, emulator)
-    proc = _start_run(workspace.environ("push", workspace.push("feature-x"), poll_interval="0.2s"))
-    _wait_for_line(proc, "::group::Build logs")
+    proc = start_run(workspace.environ("push", workspace.push("feature-x"), poll_interval="0.2s"))
+    wait_for_line(proc, "::group::Build logs")
     emulator.set_faults(["slow=5"])  # the next status poll hangs past the grace period
     time.sleep(0.5)  # let the worker enter that poll (no assertion depends on this timing)
     rest, _ = _cancel_run(proc, second_signal=False)

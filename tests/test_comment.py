@@ -19,17 +19,17 @@ from sgp_action.ci.report import Report
 from sgp_action.ci.runner import Runner
 from sgp_action.demo import pull_request_event
 from sgp_action.run.cancel import CancelToken
-from tests.conftest import EmulatorHandle
+from tests.fake_forge import REPO, FakeForge, serve_forge
+from tests.markdown_checks import HOSTILE, assert_inert
 from tests.run_helpers import Workspace
-from tests.test_forge import REPO, FakeForge, serve_forge
-from tests.test_report import HOSTILE, assert_inert
+from tests.support import EmulatorHandle
 
 SHA_OLD, SHA_NEW = "a" * 40, "b" * 40
 T0 = datetime(2026, 11, 29, 4, 0, tzinfo=timezone.utc)
 
 
 def _report(**fields: Any) -> Report:
-    base = dict(
+    base: dict[str, Any] = dict(
         command="preview",
         result="success",
         deployment_id="dep-1",

@@ -101,7 +101,7 @@ def test_default_upload_limit_is_500_mb() -> None:
 def raw_request(url: str, head: str) -> bytes:
     """Send request headers only (no body) and return what the server answers."""
     parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=10) as sock:
         sock.sendall(head.encode())
         data = b""
         while chunk := sock.recv(65536):

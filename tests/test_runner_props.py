@@ -9,7 +9,9 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from runner_rules import (
+
+from sgp_action.ci.runner import Runner, canonical_output_value
+from tests.runner_rules import (
     act_command,
     act_processed_commands,
     github_command,
@@ -17,8 +19,6 @@ from runner_rules import (
     parse_act_file,
     parse_github_file,
 )
-
-from sgp_action.ci.runner import Runner, canonical_output_value
 
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,20}", fullmatch=True)
 # Text biased towards the characters that matter to the two parsers.
