@@ -16,6 +16,37 @@ import pytest
 
 from tests.support import EMULATOR_ACCOUNT_ID, EMULATOR_API_KEY, ROOT, EmulatorHandle, agent_yaml, start_emulator
 
+#: A test using one of these talks to a live emulator and waits for its emulated builds and deployments.
+LIVE_EMULATOR_FIXTURES = frozenset({"emulator", "emulator_factory", "emulator_process"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test against a live emulator `e2e` too, so that `-m "not e2e"` leaves the fast tier."""
+    for item in items:
+        if LIVE_EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+#: Modules whose tests share expensive module-scoped fixtures (act sessions): each goes whole to one xdist worker.
+WHOLE_MODULE_PREFIX = "tests/test_e2e_"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist load`, except that each tests/test_e2e_*.py module runs on one worker, its act sessions made once.
+
+    (`--dist loadgroup` with `xdist_group` marks would say the same, but pytest-xdist 3.8 tags the node id through an
+    attribute pytest 9 no longer reads, so the groups are silently ignored.)
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WholeE2EModules(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no type information
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid.split("::", 1)[0] if nodeid.startswith(WHOLE_MODULE_PREFIX) else nodeid
+
+    return WholeE2EModules(config, log)
+
 
 @pytest.fixture
 def project_root() -> Path:

@@ -36,6 +36,9 @@ from tests.act_harness import (
     seed_tool_cache,
 )
 
+# Each test drives the action in a real runner (act); tests/conftest.py keeps the module on one xdist worker.
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def act_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:

@@ -37,6 +37,9 @@ from tests.act_harness import (
     seed_tool_cache,
 )
 
+# Each test drives the action in a real runner (act); tests/conftest.py keeps the module on one xdist worker.
+pytestmark = pytest.mark.e2e
+
 EXAMPLES = ROOT / "examples" / "github"
 FORGE_TOKEN = "forge-e2e-token-7c2d91"
 SECRETS = ["-s", f"SGP_API_KEY={API_KEY}", "-s", f"SGP_ACCOUNT_ID={ACCOUNT_ID}"]
