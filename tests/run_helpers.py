@@ -144,10 +144,10 @@ def start_run(env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_line(proc: subprocess.Popen[str], marker: str) -> None:
-    """Read the run's output until a line starts with `marker` (fails if the run ends first)."""
+def wait_for_line(proc: subprocess.Popen[str], marker: str, *, anywhere: bool = False) -> None:
+    """Read the run's output until a line starts with `marker` (holds it, with `anywhere`); fails if the run ends."""
     assert proc.stdout is not None
     for line in proc.stdout:
-        if line.startswith(marker):
+        if (marker in line) if anywhere else line.startswith(marker):
             return
-    raise AssertionError(f"the run ended (exit {proc.wait()}) without printing a line starting {marker!r}")
+    raise AssertionError(f"the run ended (exit {proc.wait()}) without printing a line with {marker!r}")

@@ -386,9 +386,9 @@ def test_a_create_whose_answer_is_lost_after_sigint_is_found_and_stopped(
         proc, made = _held_run(tmp_path, emulator, proxy, case)
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
-        # Give the main thread time to set the token first; if it is slower, the worker retries, finds the record
-        # and adopts it, and the cancellation then stops it all the same.
-        time.sleep(0.5)
+        # The main thread logs the signal just before it sets the token: cut once it has (were the cut first, the
+        # worker would retry, find the record and adopt it, and the cancellation would stop it all the same).
+        wait_for_line(proc, "received SIGINT: cancelling", anywhere=True)
         proxy.cut()
         cut = time.monotonic()
         rest, _ = proc.communicate(timeout=RUNNER_KILL_SECONDS)
@@ -417,21 +417,29 @@ def test_a_known_id_wins_over_the_finder() -> None:
 
 
 def test_a_run_stuck_in_a_slow_request_still_exits_cancelled(tmp_path: Path, emulator_factory: Any) -> None:
-    """The worker is blocked in HTTP when SIGINT comes: the main thread abandons it, asks for the cancel, exits."""
+    """The worker is blocked in HTTP when SIGINT comes: the main thread abandons it, asks for the cancel, exits.
+
+    A proxy holds back the answer of the next build-status poll (its read timeout is far past the grace period), and
+    SIGINT goes only once that answer is held: the worker is surely inside the request, however loaded the machine.
+    """
     emulator = emulator_factory(build_seconds=60)
-    workspace = Workspace(tmp_path, emulator)
-    proc = start_run(workspace.environ("push", workspace.push("feature-x"), poll_interval="0.2s"))
-    wait_for_line(proc, "::group::Build logs")
-    emulator.set_faults(["slow=5"])  # the next status poll hangs past the grace period
-    time.sleep(0.5)  # let the worker enter that poll (no assertion depends on this timing)
-    rest, _ = _cancel_run(proc, second_signal=False)
+    with ThrottleProxy(emulator.url) as proxy:
+        workspace = Workspace(tmp_path, dataclasses.replace(emulator, url=proxy.url))
+        proc = start_run(workspace.environ("push", workspace.push("feature-x"), poll_interval="0.2s"))
+        wait_for_line(proc, "::group::Build logs")
+        (build,) = emulator.state()["builds"]
+        proxy.hold_marker = f"GET /v5/builds/{build['id']} ".encode()  # the status poll, not the log stream
+        if not proxy.holding.wait(30):
+            proc.kill()
+            raise AssertionError(f"no status poll came: {proc.communicate()[0]}")
+        rest, _ = _cancel_run(proc, second_signal=False)
     assert proc.returncode == 130, rest
     assert _result(tmp_path) == "cancelled"
     assert "did not stop within" in rest
-    deadline = time.monotonic() + 20  # the slowed cancel request still reaches the server
+    deadline = time.monotonic() + 20  # the cancel request reaches the server
     while time.monotonic() < deadline:
         (build,) = emulator.state()["builds"]
         if build["build_status"] in {"cancelling", "cancelled"}:
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     assert build["build_status"] in {"cancelling", "cancelled"}
