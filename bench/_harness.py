@@ -56,3 +56,28 @@ def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of a non-empty list."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def small_files_tree(root: Path, count: int, size: int = 1024, per_folder: int = 100) -> None:
+    """`count` files of `size` bytes of source-like text, `per_folder` to a folder, plus a Dockerfile."""
+    (root / "src").mkdir(parents=True)
+    (root / "Dockerfile").write_text("FROM python:3.12-slim\nCOPY . /app\n")
+    line = b"    value = compute(items, config)  # "
+    for i in range(count):
+        folder = root / "src" / f"pkg{i // per_folder:05d}"
+        if i % per_folder == 0:
+            folder.mkdir()
+        text = b"".join(line + b"%d\n" % (i * 31 + j) for j in range(size // len(line) + 1))
+        (folder / f"mod{i % per_folder:03d}.py").write_bytes(text[:size])
+
+
+def spread(values: list[float], unit: str = "s", digits: int = 2) -> str:
+    """`median unit (min-max)` of some measurements."""
+    return f"{median(values):.{digits}f} {unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def median(values: list[float]) -> float:
+    """The median of a non-empty list."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

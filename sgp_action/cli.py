@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from typing import Protocol, cast
 
 from sgp_action import __version__
-from sgp_action.errors import EXIT_CANCELLED, EXIT_CONFIG, ActionError
+from sgp_action.errors import EXIT_CANCELLED, EXIT_CONFIG, ActionError, ConfigError
 
 COMMANDS: dict[str, str] = {
     "run": "what the action runs: reads INPUT_* variables (or the same names as --flags) and performs `command`",
@@ -28,6 +29,15 @@ COMMANDS: dict[str, str] = {
 }
 
 log = logging.getLogger("sgp_action")
+
+#: The runtime dependencies (module: the package that provides it), looked for before anything is imported: a
+#: missing one would otherwise surface mid-run (the upload imports requests_toolbelt) as an internal error.
+REQUIRED_MODULES = {
+    "requests": "requests",
+    "sseclient": "sseclient-py",
+    "yaml": "pyyaml",
+    "requests_toolbelt": "requests-toolbelt",
+}
 
 
 class CommandModule(Protocol):
@@ -42,19 +52,49 @@ def _load(name: str) -> CommandModule:
     return cast(CommandModule, importlib.import_module(f"sgp_action.commands.{name}"))
 
 
+def missing_dependencies() -> list[str]:
+    """The packages of REQUIRED_MODULES that this Python cannot import, by package name."""
+    missing = []
+    for module, package in REQUIRED_MODULES.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken install, or a module entry set to None
+            found = False
+        if not found:
+            missing.append(f"{package} (module {module})")
+    return missing
+
+
+def check_dependencies() -> None:
+    """Raise ConfigError (exit 2) naming what to install when a runtime dependency is missing."""
+    missing = missing_dependencies()
+    if missing:
+        raise ConfigError(
+            f"this Python ({sys.executable}) lacks {', '.join(missing)}. Install the action's requirements into "
+            "it: `python3 -m pip install -r requirements.txt` from the action's folder, or in a checkout "
+            "`python3 -m venv .venv && .venv/bin/pip install -e .` and run `.venv/bin/sgp-action`"
+        )
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Build the argument parser; with `only`, import and register just that command's flags."""
+    return _build_parsers(only)[0]
+
+
+def _build_parsers(only: str | None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each command's own (for a usage message about that command's flags)."""
     parser = argparse.ArgumentParser(
         prog="sgp-action",
         description="Build and deploy Agentex agents on the Scale GenAI Platform (SGP).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands: dict[str, argparse.ArgumentParser] = {}
     for name, help_text in COMMANDS.items():
-        cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
+        commands[name] = cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
         if only is None or only == name:
             _load(name).add_arguments(cmd_parser)
-    return parser
+    return parser, commands
 
 
 def _debug_enabled(argv: Sequence[str]) -> bool:
@@ -73,10 +113,17 @@ def _debug_enabled(argv: Sequence[str]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the process exit code (docs/architecture.md#errors-and-exit-codes)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    chosen = next((a for a in args_list if not a.startswith("-")), None)
-    parser = build_parser(only=chosen if chosen in COMMANDS else None)
     try:
-        args = parser.parse_args(args_list)
+        check_dependencies()
+    except ConfigError as exc:
+        _report(exc, False)
+        return exc.exit_code
+    chosen = next((a for a in args_list if not a.startswith("-")), None)
+    parser, commands = _build_parsers(only=chosen if chosen in COMMANDS else None)
+    try:
+        args, unknown = parser.parse_known_args(args_list)
+        if unknown:  # a mistyped flag of a command: show that command's usage, not the top-level one
+            commands.get(args.command or "", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_CONFIG
     if not args.command:

@@ -56,3 +56,15 @@ def format_duration(seconds: float) -> str:
         return f"{hours}h{minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d{hours}h"
+
+
+def format_elapsed(seconds: float) -> str:
+    """A measured time as the log and the summary both print it: `850ms`, `1.5s`, `42.0s`, then `3m05s` and up.
+
+    Tenths under a minute, so that phases shown beside their total add up (whole seconds made "2s + 2s" of a 3 s run).
+    """
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds < 59.95:
+        return f"{seconds:.1f}s"
+    return format_duration(seconds)

@@ -21,6 +21,8 @@ class ActionError(Exception):
 
     exit_code: int = EXIT_FAILED
     result: str = "failure"
+    #: The `title=` of the `::error` annotation.
+    title: str = "sgp-action failed"
 
 
 # --- the user must change an input, a file or the workflow (nothing was created) -------------------
@@ -30,6 +32,7 @@ class ConfigError(ActionError):
     """Bad input, manifest, environments file, event payload or build context."""
 
     exit_code = EXIT_CONFIG
+    title = "Bad input or configuration"
 
 
 class InputError(ConfigError):
@@ -56,15 +59,20 @@ class OperationFailed(ActionError):
 class BuildFailed(OperationFailed):
     """The remote build ended failed, cancelled, timed out or in error."""
 
+    title = "Build failed"
+
 
 class DeploymentFailed(OperationFailed):
     """The deployment ended in a state other than healthy."""
+
+    title = "Deployment failed"
 
 
 class OperationTimeout(ActionError):
     """`build-timeout` or `deploy-timeout` passed before a terminal state."""
 
     exit_code = EXIT_TIMEOUT
+    title = "Timed out"
 
 
 class RequestDeadlineError(OperationTimeout):
@@ -75,6 +83,7 @@ class Cancelled(ActionError):
     """The job was cancelled (SIGINT / SIGTERM) and remote work was stopped."""
 
     exit_code = EXIT_CANCELLED
+    title = "Cancelled"
     result = "cancelled"
 
 
@@ -85,6 +94,7 @@ class ApiError(ActionError):
     """The SGP API answered with an error, or could not be reached after retries."""
 
     exit_code = EXIT_API
+    title = "SGP API error"
 
     def __init__(
         self,

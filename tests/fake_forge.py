@@ -28,6 +28,9 @@ class FakeForge:
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # forced (status, headers), in order
     pulls: dict[int, str] = field(default_factory=dict)  # PR number -> state
     statuses_forbidden: bool = False  # a token without repository write access (Gitea)
+    deployments: dict[int, dict[str, Any]] = field(default_factory=dict)  # GitHub deployments: id -> created body
+    deployment_statuses: list[dict[str, Any]] = field(default_factory=list)  # {"deployment": id, **body}
+    deployments_forbidden: bool = False  # a token without `deployments: write` (GitHub answers 403)
     max_page: int = 50
     next_id: int = 1
     list_barrier: threading.Barrier | None = None  # the first lookups wait for each other (overlapping runs)
@@ -41,6 +44,12 @@ class FakeForge:
 
     def writes(self) -> list[tuple[str, str]]:
         return [(m, p) for m, p, _, _ in self.requests if m != "GET"]
+
+    def deployment_calls(self) -> list[tuple[str, str]]:
+        return [(m, p) for m, p, _, _ in self.requests if "/deployments" in p]
+
+    def states(self, deployment_id: int) -> list[str]:
+        return [s["state"] for s in self.deployment_statuses if s["deployment"] == deployment_id]
 
 
 def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
@@ -101,11 +110,30 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
                 self.send_response(204)
                 self.end_headers()
                 return None
+            if segments[0] == "deployments":
+                return self._deployments(segments, parse_qs(parts.query), body)
             if self.command == "POST" and segments[0] == "statuses":
                 if forge.statuses_forbidden:
                     return self._answer(403, {"message": "token does not have at least one of required scope(s)"})
                 forge.statuses.append({"sha": segments[1], **json.loads(body)})
                 return self._answer(201, {})
+            return self._answer(404, {"message": "not found"})
+
+        def _deployments(self, segments: list[str], query: dict[str, list[str]], body: str) -> None:
+            """GitHub's deployments: create, list by environment (newest first), add a status."""
+            if forge.deployments_forbidden:
+                return self._answer(403, {"message": "Resource not accessible by integration"})
+            if self.command == "GET" and segments == ["deployments"]:
+                wanted = query.get("environment", [""])[0]
+                found = [{"id": i, **d} for i, d in sorted(forge.deployments.items(), reverse=True)]
+                return self._answer(200, [d for d in found if d["environment"] == wanted])
+            if self.command == "POST" and segments == ["deployments"]:
+                deployment_id, forge.next_id = forge.next_id, forge.next_id + 1
+                forge.deployments[deployment_id] = json.loads(body)
+                return self._answer(201, {"id": deployment_id, **forge.deployments[deployment_id]})
+            if self.command == "POST" and segments[2:] == ["statuses"] and int(segments[1]) in forge.deployments:
+                forge.deployment_statuses.append({"deployment": int(segments[1]), **json.loads(body)})
+                return self._answer(201, {"id": len(forge.deployment_statuses)})
             return self._answer(404, {"message": "not found"})
 
         def _drip(self) -> None:

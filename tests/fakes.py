@@ -15,7 +15,8 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sgp_action.api.models import Build, DeployEvent, Deployment, LogLine, LogPage
+from sgp_action.api.client import SGPClient
+from sgp_action.api.models import Build, DeployEvent, Deployment, LogLine, LogPage, deploy_status_word
 from sgp_action.errors import NotFoundError, ValidationError
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -38,7 +39,8 @@ def build(status: str = "queued", **kw: Any) -> Build:
 def deployment(status: str = "pending", **kw: Any) -> Deployment:
     values: dict[str, Any] = dict(
         id="d-1",
-        status=status.lower(),
+        status=deploy_status_word(status) or status.lower(),
+        server_status=status.lower(),
         build_id="b-1",
         preview_label="pr-7",
         expires_at=T0 + timedelta(hours=8),
@@ -49,9 +51,12 @@ def deployment(status: str = "pending", **kw: Any) -> Deployment:
 
 
 class FakeStream:
-    """A LogStream: iterates lines, `close()` (thread-safe) ends the iteration; `error` breaks it after the lines."""
+    """A LogStream: iterates lines, `close()` (thread-safe) ends the iteration; `error` breaks it after the lines.
 
-    def __init__(self, lines: list[str], *, error: Exception | None = None, hold: threading.Event | None = None):
+    A line given as `(id, text)` carries an SSE event id.
+    """
+
+    def __init__(self, lines: list[Any], *, error: Exception | None = None, hold: threading.Event | None = None):
         self.lines = lines
         self.error = error
         self.hold = hold
@@ -67,10 +72,14 @@ class FakeStream:
         self.closed.set()
 
     def __iter__(self) -> Iterator[str]:
+        for _event_id, line in self.entries():
+            yield line
+
+    def entries(self) -> Iterator[tuple[str, str]]:
         for line in self.lines:
             if self.closed.is_set():
                 return
-            yield line
+            yield line if isinstance(line, tuple) else ("", line)
         if self.hold is not None:  # a stream that stays open until closed or released
             while not self.closed.is_set() and not self.hold.wait(0.01):
                 pass
@@ -87,6 +96,7 @@ class FakeClient:
         self.build_statuses: list[str] = ["running", "success"]
         self.streams: list[FakeStream] = []
         self.opened: list[FakeStream] = []
+        self.last_event_ids: list[str] = []
         self.refuse_agent_id = False
         self.create_errors: list[Exception] = []
         self.listed_builds_after_create: list[Build] | None = None
@@ -133,8 +143,9 @@ class FakeClient:
         self._record("cancel_build", build_id)
         return build("running", id=build_id)
 
-    def open_build_logs(self, build_id: str) -> FakeStream:
+    def open_build_logs(self, build_id: str, *, last_event_id: str = "") -> FakeStream:
         self._record("open_build_logs", build_id)
+        self.last_event_ids.append(last_event_id)
         if not self.streams:
             stream = FakeStream([])
         elif len(self.streams) > 1:
@@ -232,7 +243,7 @@ class FakeConsole:
             return [text for k, text in self.lines if k == kind]
 
 
-def phase_env(client: FakeClient, *, token: Any = None, clock: Any = None) -> Any:
+def phase_env(client: FakeClient | SGPClient, *, token: Any = None, clock: Any = None) -> Any:
     """A PhaseEnv over the fakes, polling fast."""
     from sgp_action.ci.report import Report
     from sgp_action.run.cancel import CancelToken, RemoteWork

@@ -93,6 +93,17 @@ class Workspace:
             self.head_sha = run_git(self.repo, "rev-parse", "HEAD")
 
 
+class ForgeWorkspace(Workspace):
+    """A Workspace whose runs see GITHUB_API_URL pointing at the local forge."""
+
+    api_url = ""
+
+    def environ(self, event_name: str, payload: dict[str, Any], **inputs: str) -> dict[str, str]:
+        env = super().environ(event_name, payload, **inputs)
+        env["GITHUB_API_URL"] = self.api_url
+        return env
+
+
 def build_log_lines(log: str) -> list[str]:
     """The lines printed inside the build-log group (stop-commands tokens left out)."""
     lines = log.splitlines()

@@ -37,6 +37,7 @@ PRODUCT_INPUTS = {
     "build-args": "",
     "platform": "",
     "build-id": "",
+    "agent-id": "",  # added for issue 13: the id of an agent made elsewhere, when nothing else tells it
     "preview-label": "",
     "preview-ttl": "8h",
     "expires-at": "",
@@ -49,6 +50,7 @@ PRODUCT_INPUTS = {
     "follow-symlinks": "false",
     "github-token": "",
     "comment": "auto",
+    "deployment-url": "",  # added for issue 15: the link on GitHub deployments and in the comment
     "dry-run": "false",
     "debug": "false",
 }

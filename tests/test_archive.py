@@ -576,3 +576,10 @@ def test_cancellation_check_stops_packaging_cleanly(large: Path, tmp_path: Path,
     assert check.calls == at  # nothing called the check after it raised
     assert list(out.parent.iterdir()) == []  # neither the archive nor its partial file
     assert _pgzip_threads() == []
+
+
+def test_the_summary_line_counts_one_file_in_the_singular(tmp_path: Path) -> None:
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM scratch\n", encoding="utf-8")
+    result = build_context(BuildContextSpec.plain(tmp_path / "ctx"), tmp_path / "o.tgz")
+    assert result.summary_lines()[0].startswith("Build context: 1 file, ")

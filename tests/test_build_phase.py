@@ -11,7 +11,17 @@ from typing import Any
 import pytest
 
 from sgp_action.api.models import Phase
-from sgp_action.errors import ApiConnectionError, BuildFailed, Cancelled, OperationTimeout, ServerError, ValidationError
+from sgp_action.errors import (
+    ApiConnectionError,
+    BuildFailed,
+    Cancelled,
+    ConflictError,
+    InputError,
+    OperationTimeout,
+    ServerError,
+    ValidationError,
+)
+from sgp_action.run.agents import id_from_conflict
 from sgp_action.run.build_phase import BuildPhase, BuildSpec, LogFollower, ProgressPrinter
 from sgp_action.run.cancel import CancelToken
 from tests.fakes import FakeClient, FakeConsole, FakeStream, build, phase_env, ticking_clock
@@ -138,6 +148,31 @@ def test_logs_are_printed_once_across_replaying_reconnects() -> None:
     assert console.lines[0] == ("group", "Build logs (b-1)")
 
 
+@pytest.mark.parametrize(
+    "connections",
+    [
+        # resumes after Last-Event-ID
+        [[1, 2], [3, 4], [5, 6]],
+        # starts at the live tail: lines sent while no connection was open are lost, nothing is repeated
+        [[1, 2], [4, 5], [6]],
+        # replays from the first line, with ids
+        [[1, 2], [1, 2, 3, 4], [1, 2, 3, 4, 5, 6]],
+        # resumes from further back than asked
+        [[1, 2, 3], [2, 3, 4, 5], [5, 6]],
+    ],
+)
+def test_with_event_ids_reconnects_send_the_last_id_and_drop_ids_already_printed(connections: list[list[int]]) -> None:
+    client = FakeClient()
+    client.streams = [FakeStream([(str(n), f"line {n}") for n in numbers]) for numbers in connections]
+    client.build_statuses = ["running"] * 8 + ["success"]
+    phase, console = _phase(client)
+    phase.wait(build("queued"))
+    expected = sorted({n for numbers in connections for n in numbers})
+    assert console.of("server") == [f"line {n}" for n in expected]
+    sent = client.last_event_ids[: len(connections)]
+    assert sent == ["", *[str(max(n for c in connections[:i] for n in c)) for i in range(1, len(connections))]]
+
+
 def test_a_stream_that_never_works_does_not_fail_a_good_build() -> None:
     client = FakeClient()
     client.streams = [FakeStream([], error=ConnectionRefusedError("refused"))]
@@ -208,7 +243,7 @@ def _real_phase(emulator: Any, token: CancelToken | None = None) -> Any:
     from sgp_action.api.client import SGPClient
 
     client = SGPClient(emulator.url, emulator.api_key, emulator.account_id)
-    env = phase_env(client, token=token)  # type: ignore[arg-type]
+    env = phase_env(client, token=token)
     return BuildPhase(env, timeout=30), env
 
 
@@ -362,4 +397,67 @@ def test_a_rerun_after_sigkill_follows_the_unfinished_build(
     assert f"Reusing build {build_id}, still " in run.log
     posts = [r for r in emulator.state()["requests"] if r["method"] == "POST" and r["path"] == "/v5/builds"]
     assert len(posts) == 1  # the killed run's; the rerun created none
+    assert len(emulator.state()["builds"]) == 1
+
+
+# --- an agent made elsewhere (docs/sgp-api.md#agents-made-elsewhere) ------------------------------------------------
+
+
+def test_an_agent_made_elsewhere_is_built_by_the_id_of_its_deployments_build(
+    emulator_factory: Any, tmp_path: Any
+) -> None:
+    emulator = emulator_factory(variants=["foreign-agent"], build_seconds=0.2)
+    phase, env = _real_phase(emulator)
+    created = phase.create(_spec(archive_path=_archive(tmp_path)))
+    creates = [r for r in emulator.state()["requests"] if r["method"] == "POST" and r["path"] == "/v5/builds"]
+    assert [r["status"] for r in creates] == [409, 200]
+    (foreign,) = [b for b in emulator.state()["builds"] if b["image_tag"] == "elsewhere"]
+    assert created.agent_id == foreign["agent_id"]
+    assert any("already exists (made elsewhere)" in line for line in env.console.of("info"))
+
+
+@pytest.mark.parametrize(
+    ("body", "text", "expected"),
+    [
+        ({"detail": "taken", "agent_id": "agt_1"}, "taken", "agt_1"),
+        ({"detail": {"msg": "taken", "agent_id": "agt_2"}}, "taken", "agt_2"),
+        ({"detail": "agent_name 'x' is already in use (agent_id agt-3); send agent_id"}, "", "agt-3"),
+        ({"detail": "exists as 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"}, "", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),
+        ({"detail": "an agent named 'x' already exists"}, "", None),
+        ("<html>conflict</html>", "", None),
+    ],
+)
+def test_the_id_a_conflict_names(body: Any, text: str, expected: str | None) -> None:
+    assert id_from_conflict(ConflictError(f"409 Conflict: {text}", status_code=409, body=body)) == expected
+
+
+def test_when_nothing_tells_the_agent_id_input_is_used_and_without_it_the_message_asks_for_it() -> None:
+    client = FakeClient()
+    client.create_errors = [ConflictError("409: an agent named 'echo-bot' already exists", status_code=409)]
+    phase, _ = _phase(client)
+    with pytest.raises(InputError, match="set the agent-id input"):
+        phase.create(_spec())
+    assert [c for c in client.names() if c == "create_build"] == ["create_build"]
+
+    client = FakeClient()
+    env = phase_env(client)
+    phase = BuildPhase(env, timeout=30, agent_id="agt-given")
+    phase.create(_spec())
+    (sent,) = [fields for name, fields in client.calls if name == "create_build"]
+    assert sent["agent_id"] == "agt-given" and sent["agent_name"] is None
+
+
+@pytest.mark.timeout(30)
+def test_a_build_only_run_without_wait_takes_up_an_unfinished_build_without_following_it(
+    tmp_path: Path, emulator_factory: Any
+) -> None:
+    """`wait: false` on a build-only run ends at once, also when it takes up a build an earlier run left running."""
+    emulator = emulator_factory(build_seconds=60)
+    workspace = Workspace(tmp_path, emulator)
+    first = workspace.run("push", workspace.push("feature"), wait="false")
+    assert (first.exit_code, first.outputs["reused-build"]) == (0, "false"), first.log
+    second = workspace.run("push", workspace.push("feature"), wait="false")
+    assert (second.exit_code, second.result) == (0, "success"), second.log
+    assert (second.outputs["build-id"], second.outputs["reused-build"]) == (first.outputs["build-id"], "true")
+    assert second.outputs["build-status"] in {"queued", "running"}
     assert len(emulator.state()["builds"]) == 1

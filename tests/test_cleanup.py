@@ -23,7 +23,7 @@ from sgp_action.run.cleanup import CLOSED, EXPIRED, REPLACED, fetch_pr_state, pl
 from sgp_action.run.pipeline import RunState
 from tests.fakes import T0, Forge, deployment, serve_pr_states
 from tests.hostile import cycling_pages, run_action, serve
-from tests.support import EmulatorHandle, create_deployment
+from tests.support import EmulatorHandle, agent_yaml, create_deployment
 
 REPO = "octo/mono"
 TOKEN = "forge-token-123"
@@ -323,3 +323,20 @@ def test_cleanup_against_cycling_cursors_exits_3_after_a_few_requests(tmp_path: 
     assert "GET /v5/agentex/deployments: the server's paging looped" in run.log
     assert len(server.requests) <= 5
     assert not [r for r in server.requests if r.startswith("DELETE")]
+
+
+def test_counts_are_in_words_and_no_pr_matching_is_announced_without_a_token(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    (tmp_path / "agent").mkdir()
+    (tmp_path / "agent" / "manifest.yaml").write_text(agent_yaml()[0], encoding="utf-8")
+    client = _client(emulator)
+    create_deployment(client, "pr-1")
+    create_deployment(client, "pr-1")  # replaces the first
+    ctx = _ctx(emulator, None, tmp_path)
+    sweep(ctx)
+    stream = ctx.runner.stream
+    assert isinstance(stream, io.StringIO)
+    log = stream.getvalue()
+    assert "Cleanup: 2 deployments listed, 1 preview to delete" in log
+    assert "closed PRs are matched" not in log

@@ -45,3 +45,21 @@ def test_each_command_has_help(name: str, capsys: pytest.CaptureFixture[str]) ->
 def test_module_and_entrypoint_are_the_same_program(argv: list[str]) -> None:
     out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.startswith("sgp-action ")
+
+
+def test_a_missing_dependency_is_exit_2_naming_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "requests_toolbelt", None)  # what a missing package looks like to an import
+    assert cli.main(["context", "--help"]) == EXIT_CONFIG
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "requests-toolbelt (module requests_toolbelt)" in text and "pip install -r requirements.txt" in text
+    assert "usage:" not in text  # checked before anything else
+
+
+def test_a_mistyped_flag_after_run_prints_runs_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "--comand", "preview"]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith("usage: sgp-action run ") and "--deployment-url" in err
+    assert "sgp-action run: error: unrecognized arguments: --comand preview" in err

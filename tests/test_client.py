@@ -663,3 +663,80 @@ def test_an_endless_sse_line_is_dropped_not_buffered(caplog: pytest.LogCaptureFi
             tracemalloc.stop()
     assert peak < 8 * 2**20  # the line was 16 MiB; at most 1 MiB of it is ever held
     assert "the build log stream sent a line over 1048576 bytes: it is dropped" in caplog.text
+
+
+# --- server variants (docs/sgp-api.md#assumptions-where-the-platforms-documents-are-silent)
+
+
+def _register_builds(emulator: Any, count: int) -> list[str]:
+    ids = []
+    for index in range(count):
+        form = {"image_name": "echo", "agent_name": f"agent-{index}", "image_url": f"registry.example/echo:{index}"}
+        answer = requests.post(
+            f"{emulator.url}/v5/builds", headers=emulator.headers, files={k: (None, v) for k, v in form.items()}
+        )
+        assert answer.status_code == 200, answer.text
+        ids.append(answer.json()["id"])
+    return ids
+
+
+def test_a_refused_sort_is_asked_again_without_it_and_ordered_here_for_the_rest_of_the_run(
+    emulator_factory: Callable[..., Any],
+) -> None:
+    emulator = emulator_factory(variants=["no-sort"])
+    made = _register_builds(emulator, 5)
+    with SGPClient(emulator.url, emulator.api_key, emulator.account_id, max_retries=0) as sgp:
+        newest_first = [b.id for b in sgp.list_builds(limit=2, sort_by="created_at", sort_order="desc")]
+        oldest_first = [b.id for b in sgp.list_builds(limit=2, sort_by="created_at", sort_order="asc")]
+        assert sgp.sort_refused
+    assert newest_first == made[::-1] and oldest_first == made
+    lists = [r for r in emulator.state()["requests"] if r["path"] == "/v5/builds" and r["method"] == "GET"]
+    assert lists[0]["status"] == 422 and "sort_by" in lists[0]["query"]
+    # asked again once without the sort, then never sent again in this run
+    assert all(r["status"] == 200 and "sort_by" not in r["query"] for r in lists[1:])
+    assert len(lists) == 3
+
+
+@responses.activate
+def test_a_refusal_that_names_no_sort_parameter_is_raised(client: SGPClient) -> None:
+    responses.get(f"{BASE}/v5/builds", status=422, json={"detail": [{"loc": ["query", "limit"], "msg": "too big"}]})
+    with pytest.raises(ValidationError, match="limit"):
+        list(client.list_builds(sort_by="created_at", sort_order="desc"))
+    assert not client.sort_refused and len(responses.calls) == 1
+
+
+@pytest.mark.parametrize("flag", [{}, {"has_more": None}])
+@responses.activate
+def test_paging_without_has_more_goes_on_while_pages_are_full(client: SGPClient, flag: dict[str, Any]) -> None:
+    pages = [
+        {"items": [{"id": "b1"}, {"id": "b2"}], "next_cursor": "b2", **flag},
+        {"items": [{"id": "b3"}, {"id": "b4"}], "next_cursor": "b4", **flag},
+        {"items": [{"id": "b5"}], "next_cursor": "b5", **flag},  # short: the end, whatever the cursor says
+    ]
+    for page in pages:
+        responses.get(f"{BASE}/v5/builds", json=page)
+    assert [b.id for b in client.list_builds(limit=2)] == ["b1", "b2", "b3", "b4", "b5"]
+    assert len(responses.calls) == 3 and query(2)["starting_after"] == ["b4"]
+
+
+@responses.activate
+def test_paging_without_has_more_reads_the_servers_own_smaller_limit(client: SGPClient) -> None:
+    responses.get(f"{BASE}/v5/builds", json={"items": [{"id": "b1"}, {"id": "b2"}], "limit": 2})
+    responses.get(f"{BASE}/v5/builds", json={"items": [{"id": "b3"}], "limit": 2})
+    assert [b.id for b in client.list_builds(limit=100)] == ["b1", "b2", "b3"]
+
+
+@responses.activate
+def test_paging_without_has_more_still_stops_on_a_cursor_seen_before(client: SGPClient) -> None:
+    responses.get(f"{BASE}/v5/builds", json={"items": [{"id": "b1"}, {"id": "b2"}], "next_cursor": "b2"})
+    responses.get(f"{BASE}/v5/builds", json={"items": [{"id": "b3"}, {"id": "b2"}], "next_cursor": "b2"})
+    with pytest.raises(BadAnswerError, match="paging looped"):
+        list(client.list_builds(limit=2))
+
+
+def test_paging_against_the_no_has_more_variant(emulator_factory: Callable[..., Any]) -> None:
+    emulator = emulator_factory(variants=["no-has-more"])
+    made = _register_builds(emulator, 5)
+    with SGPClient(emulator.url, emulator.api_key, emulator.account_id, max_retries=0) as sgp:
+        assert [b.id for b in sgp.list_builds(limit=2, sort_by="created_at", sort_order="asc")] == made
+        assert len(list(sgp.list_deployments(limit=2))) == 0

@@ -20,6 +20,9 @@ from sgp_action.errors import EXIT_OK, EXIT_TIMEOUT, RequestDeadlineError
 from tests.hostile import HostileServer
 from tests.run_helpers import Workspace, build_log_lines, server_build_log
 
+# Real time limits of one to a few seconds each: the slow tier.
+pytestmark = pytest.mark.e2e
+
 BUILD_STATUS = r"GET /v5/builds/(?!undeployed$)[^/]+"
 DEPLOYMENT_STATUS = r"GET /v5/agentex/deployments/[^/]+"
 
@@ -153,3 +156,27 @@ def test_a_log_stream_left_open_after_the_build_does_not_hold_the_run(tmp_path: 
     run = workspace.run("push", workspace.push("main"))
     assert run.exit_code == EXIT_OK, run.log
     assert build_log_lines(run.log) == server_build_log(emulator, run.outputs["build-id"])
+
+
+# --- calls outside any phase ---------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("behaviour", ["drip", "hang"])
+def test_teardown_calls_end_by_the_call_limit_outside_a_phase(behaviour: str) -> None:
+    """Teardown, cleanup and replace-previous run in no phase scope: each call still ends by the transport's limit."""
+    from sgp_action.api.client import SGPClient
+    from sgp_action.run.teardown import delete_quietly, previews_with_label
+
+    with HostileServer(
+        {"GET /v5/agentex/deployments": behaviour, "DELETE /v5/agentex/deployments/d-1": behaviour}
+    ) as s:
+        client = SGPClient(s.url, "test-api-key", "test-account", sleep=lambda _: None)
+        client.transport.call_limit = 1.0
+        assert current_deadline() is None
+        for call in (lambda: previews_with_label(client, "pr-7"), lambda: delete_quietly(client, "d-1")):
+            started = time.monotonic()
+            with pytest.raises(RequestDeadlineError, match="time limit"):
+                call()
+            assert time.monotonic() - started < 4.0
+        assert "DELETE /v5/agentex/deployments/d-1" in s.seen

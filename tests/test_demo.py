@@ -140,3 +140,6 @@ def test_demo_command_prints_outputs_and_summary() -> None:
     assert "== job summary" in out
     assert f"`pr-{PR_NUMBER}`" in out
     assert "kept " not in out
+    next_steps = out.split("== where to go next\n", 1)[1]  # the demo ends by saying where to go next
+    assert "examples/github/" in next_steps and "sgp-action doctor" in next_steps
+    assert "Trying it without credentials" in next_steps

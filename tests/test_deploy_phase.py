@@ -44,14 +44,42 @@ def test_create_sends_preview_fields_only_for_previews(preview: bool) -> None:
     assert phase.remote.deployment_id == created.id == "d-1"
 
 
-@pytest.mark.parametrize("final", ["healthy", "HEALTHY", "completed", "Completed"])
+@pytest.mark.parametrize(
+    "final", ["healthy", "HEALTHY", "completed", "Completed", "succeeded", "Ready", "ACTIVE", "deployed"]
+)
 def test_success_words_in_any_case(final: str) -> None:
     client = FakeClient()
-    client.deploy_statuses = ["PENDING", "in_progress", final]
-    phase, _console = _phase(client)
+    client.deploy_statuses = ["PENDING", "Running", "in_progress", final]
+    phase, console = _phase(client)
     result = phase.wait(deployment())
-    assert result.status == final.lower()
-    assert phase.report.deployment_status == final.lower() and phase.remote.deployment_id is None
+    # the output is the platform page's word, whatever the server's spelling (docs/sgp-api.md#deployment-statuses)
+    assert result.status == "healthy" and result.server_status == final.lower()
+    assert phase.report.deployment_status == "healthy" and phase.remote.deployment_id is None
+    assert console.of("warning") == []
+
+
+@pytest.mark.parametrize("final", ["error", "CrashLoopBackOff", "Failed", "ImagePullBackOff"])
+def test_failure_words_in_any_case(final: str) -> None:
+    client = FakeClient()
+    client.deploy_statuses = ["pending", "running", final]
+    phase, _ = _phase(client)
+    with pytest.raises(DeploymentFailed) as info:
+        phase.wait(deployment())
+    said = "" if final == "Failed" else f" (the server said '{final.lower()}')"
+    assert f"ended with status failed{said} after" in str(info.value)
+    assert phase.report.deployment_status == "failed"
+
+
+def test_an_unknown_word_is_warned_once_and_polled_until_the_deadline_naming_it() -> None:
+    client = FakeClient()
+    client.deploy_statuses = ["pending", "Warming_Up", "warming_up", "WARMING_UP"]
+    phase, console = _phase(client, timeout=6.0, clock=ticking_clock())
+    with pytest.raises(OperationTimeout) as info:
+        phase.wait(deployment())
+    (warning,) = console.of("warning")
+    assert "'warming_up'" in warning and "deploy-timeout" in warning
+    assert "last status seen warming_up" in str(info.value)
+    assert phase.report.deployment_status == "warming_up"
 
 
 def test_new_events_and_log_lines_are_printed_once_and_the_cursor_is_kept() -> None:

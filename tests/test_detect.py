@@ -10,7 +10,7 @@ import pytest
 
 from sgp_action.cli import main
 from sgp_action.demo import run_git
-from sgp_action.run.detect import changed_agents, find_manifests, repository_agents
+from sgp_action.run.detect import changed_agents, detect_changes, find_manifests, repository_agents, summary_markdown
 
 pytestmark = pytest.mark.skipif(not __import__("shutil").which("git"), reason="git is needed")
 
@@ -176,3 +176,19 @@ def test_repository_agents_from_anywhere_in_the_checkout(repo: tuple[Path, str],
     bare = tmp_path / "no-checkout"
     bare.mkdir()
     assert repository_agents(bare) == frozenset()
+
+
+def test_the_summary_names_each_agent_and_the_paths_that_changed(repo: tuple[Path, str]) -> None:
+    root, base = repo
+    head = _commit(root, {"agents/alpha/app.py": "x\n", "agents/alpha/more.py": "y\n"})
+    text = summary_markdown(detect_changes(root, base, head))
+    assert "#### Changed agents: 1" in text
+    assert "| `alpha` | `agents/alpha/manifest.yaml` | changed: `agents/alpha/app.py`, `agents/alpha/more.py` |" in text
+    everything = summary_markdown(detect_changes(root, None, head))
+    assert everything.count("no usable base commit") == 2
+
+
+def test_the_summary_of_no_change_says_so(repo: tuple[Path, str]) -> None:
+    root, base = repo
+    head = _commit(root, {"README.md": "changed\n"})
+    assert "No agent's build inputs changed" in summary_markdown(detect_changes(root, base, head))

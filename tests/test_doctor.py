@@ -349,5 +349,6 @@ def test_every_emulator_variant_still_passes(tmp_path: Path, project: Path, emul
     assert code == 0, text
     assert "doc-bot has deployments but no build lists it" in line(text, "agent")  # foreign-agent
     assert "agent_id" in line(text, "agent") and "set the agent-id input" in text
-    assert "completed" in line(text, "active deployments")  # status-words: the model keeps words lowercase
+    # status-words: `Completed` is read as the API page's `healthy` (docs/sgp-api.md#deployment-statuses)
+    assert "healthy" in line(text, "active deployments")
     assert {r["method"] for r in emulator.state()["requests"]} == {"GET"}

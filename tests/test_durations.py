@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sgp_action.durations import format_duration, parse_duration
+from sgp_action.durations import format_duration, format_elapsed, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,11 @@ def test_bad_durations(text: str, reason: str) -> None:
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.25, "250ms"), (1.5, "1.5s"), (1.449, "1.4s"), (42.0, "42.0s"), (59.96, "1m00s"), (185, "3m05s")],
+)
+def test_format_elapsed_keeps_tenths_under_a_minute(seconds: float, text: str) -> None:
+    assert format_elapsed(seconds) == text

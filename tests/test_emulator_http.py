@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from sgp_action.emulator import EmulatorConfig
+from sgp_action.emulator import EmulatorConfig, EmulatorServer
 
 DOCKERFILE = "FROM alpine\nRUN echo one\nRUN echo two\nRUN echo three\n"
 
@@ -205,3 +206,18 @@ def test_records_carry_realistic_ids_and_times(emulator: Any) -> None:
     assert build["created_by"]["object"] == "identity" and build["account_id"] == "test-account"
     created = datetime.fromisoformat(build["created_at"].replace("Z", "+00:00"))
     assert abs(datetime.now(timezone.utc) - created) < timedelta(minutes=1)
+
+
+def test_accepted_connections_have_nagle_off() -> None:
+    # Headers and body go out in two writes: with Nagle on, a kept-alive answer's body waits ~40 ms for an ACK.
+    server = EmulatorServer(EmulatorConfig(api_key="k", account_id="a"))
+    try:
+        host, port = server.server_address[:2]
+        assert isinstance(host, str)
+        with socket.create_connection((host, port), timeout=5):
+            accepted, _ = server.get_request()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        server.server_close()
+        shutil.rmtree(server.upload_dir, ignore_errors=True)

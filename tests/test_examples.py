@@ -99,7 +99,7 @@ def test_workflows_are_least_privilege_and_fork_safe(path: Path) -> None:
     assert isinstance(permissions, dict), "set minimal top-level permissions"
     assert set(permissions.values()) <= {"read", "write"}
     writable = {scope for scope, level in permissions.items() if level == "write"}
-    assert writable <= {"pull-requests"}
+    assert writable <= {"pull-requests", "deployments"}  # the sticky comment; GitHub deployments of previews
     for step in _action_steps(workflow):
         for value in (step.get("with") or {}).values():
             # Credentials come from secrets, never written into the workflow (the self-test's emulator keys aside).

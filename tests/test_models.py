@@ -15,9 +15,9 @@ from sgp_action.api.models import (
     LogPage,
     Phase,
     UndeployedAgent,
-    format_datetime,
-    parse_datetime,
+    deploy_status_word,
 )
+from sgp_action.api.times import format_datetime, parse_datetime
 from sgp_action.errors import ApiError, BadAnswerError
 
 UTC = timezone.utc
@@ -117,14 +117,23 @@ def test_build_phase(status: str, phase: Phase) -> None:
         # never success without confirmation (docs/sgp-api.md#deployment-status-spellings)
         ("running", Phase.IN_PROGRESS),
         ("deploying", Phase.IN_PROGRESS),
-        # the Agentex server's word, not SGP's (docs/sgp-api.md#two-different-deployment-apis)
-        ("Ready", Phase.IN_PROGRESS),
+        # other plausible words (docs/sgp-api.md#deployment-status-words)
+        ("Ready", Phase.SUCCEEDED),
+        ("succeeded", Phase.SUCCEEDED),
+        ("Active", Phase.SUCCEEDED),
+        ("DEPLOYED", Phase.SUCCEEDED),
+        ("CrashLoopBackOff", Phase.FAILED),
+        ("canceled", Phase.FAILED),
+        ("In-Progress", Phase.IN_PROGRESS),
+        ("warming_up", Phase.IN_PROGRESS),
     ],
 )
 def test_deployment_phase(status: str, phase: Phase) -> None:
     deployment = Deployment.from_api({"id": "d", "status": status})
-    assert deployment.status == status.lower()
+    assert deployment.server_status == status.lower()
+    assert deployment.status == (deploy_status_word(status) or status.lower())
     assert deployment.phase is phase
+    assert deployment.status_known is (status != "warming_up")
 
 
 def test_deployment_fields_and_events() -> None:
@@ -192,7 +201,7 @@ def test_deployment_without_id_is_an_api_error() -> None:
         ("not a date", None),
         ("", None),
         (None, None),
-        (12345, None),
+        (12345, datetime(1970, 1, 1, 3, 25, 45, tzinfo=UTC)),  # epoch seconds (docs/sgp-api.md#timestamp-formats)
     ],
 )
 def test_parse_datetime(text: object, expected: datetime | None) -> None:
@@ -295,3 +304,27 @@ def test_wrong_types_are_a_bad_answer_saying_what_was_sent(reader: Any, data: An
         reader(data)
     assert words in str(caught.value)
     assert caught.value.exit_code == 3
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2026-01-02T03:04:05+0000", "2026-01-02T03:04:05Z"),
+        ("2026-01-02T03:04:05.5-0130", "2026-01-02T04:34:05.500000Z"),
+        ("2026-01-02T08:04:05+05", "2026-01-02T03:04:05Z"),
+        ("2026-01-02 03:04:05Z", "2026-01-02T03:04:05Z"),
+        (1767323045, "2026-01-02T03:04:05Z"),
+        (1767323045.25, "2026-01-02T03:04:05.250000Z"),
+        (1767323045250, "2026-01-02T03:04:05.250000Z"),  # milliseconds
+        ("1767323045", "2026-01-02T03:04:05Z"),
+    ],
+)
+def test_timestamps_as_epoch_numbers_and_compact_offsets(written: object, expected: str) -> None:
+    # docs/sgp-api.md#timestamp-formats: the text handed to fromisoformat is one Python 3.10 reads too
+    parsed = parse_datetime(written)
+    assert parsed is not None and format_datetime(parsed) == expected
+
+
+@pytest.mark.parametrize("written", [True, 1e30, "2026-13-01T00:00:00+0000", "soon", {"t": 1}])
+def test_unreadable_timestamps_are_none(written: object) -> None:
+    assert parse_datetime(written) is None

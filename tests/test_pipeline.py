@@ -7,6 +7,7 @@ outputs and summary written to real files (the real-process runs are in tests/te
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -241,3 +242,58 @@ def test_without_a_commit_in_the_event_the_image_tag_is_the_checked_out_commit(
     assert run.outputs["image-tag"] == workspace.head_sha[:7]
     (build,) = emulator.state()["builds"]
     assert build["image_tag"] == workspace.head_sha[:7]
+
+
+# --- the job summary explains the run (issue 15) ----------------------------------------------------------------
+
+
+def _fenced_after(summary: str, heading: str) -> str:
+    """The text of the fenced block that follows `**heading**` in the summary."""
+    after = summary.split(f"**{heading}**\n\n", 1)[1]
+    fence, _, rest = after.partition("text\n")
+    return rest.split(f"\n{fence}\n", 1)[0]
+
+
+@pytest.mark.parametrize("emulator", [{"faults": ["deploy-fail"]}], indirect=True)
+def test_a_crashed_deployments_summary_shows_the_events_and_the_log_tail(workspace: Workspace) -> None:
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert run.result == "failure", run.log
+    assert "CrashLoopBackOff" in _fenced_after(run.summary, "Last Kubernetes events")
+    assert "ERROR" in _fenced_after(run.summary, "Last deploy log lines")
+    (error,) = [line for line in run.log.splitlines() if line.startswith("::error")]
+    assert error.startswith("::error title=Deployment failed::")
+
+
+def test_a_failed_builds_summary_shows_the_last_build_log_lines(workspace: Workspace) -> None:
+    workspace.set_dockerfile("FROM python:3.12-slim\nRUN echo about to fail\nRUN exit 3\n")
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert run.result == "failure", run.log
+    assert "about to fail" in _fenced_after(run.summary, "Last build log lines")
+    assert [line for line in run.log.splitlines() if line.startswith("::error title=Build failed::")]
+
+
+def test_a_dry_runs_summary_says_nothing_was_created(workspace: Workspace) -> None:
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha), dry_run="true")
+    heading, _, body = run.summary.partition("\n")
+    assert heading == "### 🧪 SGP preview: dry run, nothing created" and "success" not in heading
+    assert "nothing was sent to SGP" in body
+
+
+def test_the_log_and_the_summary_print_the_same_times(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sgp_action.ci.report.TIMELINE_SECONDS", 0.0)
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert run.result == "success", run.log
+    times = dict(re.findall(r"^\| Time: (\w+) \| (\S+) \|$", run.summary, flags=re.MULTILINE))
+    assert list(times) == ["packaging", "lookup", "upload", "build", "deploy", "health", "total"]
+    build_line = re.search(r"^Build \S+ success after (\S+):", run.log, flags=re.MULTILINE)
+    health_line = re.search(r"^Deployment \S+ healthy after (\S+) ", run.log, flags=re.MULTILINE)
+    assert build_line and health_line, run.log
+    assert (build_line.group(1), health_line.group(1)) == (times["build"], times["health"])
+    seconds = {
+        name: float(text.removesuffix("ms")) / 1000 if text.endswith("ms") else float(text[:-1])
+        for name, text in times.items()
+    }
+    assert sum(v for k, v in seconds.items() if k != "total") <= seconds["total"] + 0.05 * len(seconds)
+    gantt = run.summary.split("```mermaid\n", 1)[1].split("\n```", 1)[0].splitlines()
+    assert gantt[:2] == ["gantt", "    title Phases of the run"]
+    assert [line.split()[0] for line in gantt[4:]] == ["packaging", "lookup", "upload", "build", "deploy", "health"]

@@ -419,7 +419,10 @@ def test_report_error_in_a_runner_is_one_annotation_and_sets_result(tmp_path: Pa
     runner, stream = make(tmp_path, INPUT_API_KEY="sk-report-777")
     report_error(InputError("preview-ttl: '-5m' is not a duration\nuse 90m"), runner=runner, write_result=True)
     lines = stream.getvalue().splitlines()
-    assert lines == ["::add-mask::sk-report-777", "::error::preview-ttl: '-5m' is not a duration%0Ause 90m"]
+    assert lines == [
+        "::add-mask::sk-report-777",
+        "::error title=Bad input or configuration::preview-ttl: '-5m' is not a duration%0Ause 90m",
+    ]
     assert parse_github_file((tmp_path / "out").read_text()) == {"result": "failure"}
     runner.outputs_written["result"] = "cancelled"
     report_error(Cancelled("cancelled by the runner"), runner=runner, write_result=True)
@@ -465,7 +468,8 @@ def test_cli_run_input_error_is_masked_first_then_one_annotation_and_result(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "::add-mask::sk-cli-key-31337"
     assert lines[1:] == [
-        "::error::command: 'bogus' is not one of auto, preview, deploy, build, teardown, cleanup, detect, doctor"
+        "::error title=Bad input or configuration::command: 'bogus' is not one of auto, preview, deploy, build, "
+        "teardown, cleanup, detect, doctor"
     ]
     assert parse_github_file((actions_env / "out").read_text()) == {"result": "failure"}
 
@@ -499,7 +503,7 @@ def test_debug_switch(argv: list[str], env: dict[str, str], expected: bool, monk
 
 def test_other_commands_do_not_write_result(actions_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["context", "--root", str(actions_env / "missing")]) == 2
-    assert "::error::" in capsys.readouterr().out
+    assert "::error title=Bad input or configuration::" in capsys.readouterr().out
     assert not (actions_env / "out").exists()
 
 

@@ -7,6 +7,7 @@ import io
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,9 @@ from tests.runner_rules import (
     parse_act_file,
     parse_github_file,
 )
+
+# Thousands of generated cases, seconds of CPU per test: the slow tier.
+pytestmark = pytest.mark.e2e
 
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,20}", fullmatch=True)
 # Text biased towards the characters that matter to the two parsers.

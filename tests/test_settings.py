@@ -76,6 +76,7 @@ def test_every_value_set(tmp_path: Path) -> None:
         build_args="# comment\n\nA=1\nB = two=2\nEMPTY=\n",
         platform="linux/arm64",
         build_id="b-123",
+        agent_id=" agt-7 ",
         preview_label="Feature/Login!!",
         preview_ttl="1h30m",
         expires_at="2030-01-02T00:00:00Z",
@@ -100,6 +101,7 @@ def test_every_value_set(tmp_path: Path) -> None:
     assert (s.environment, s.image_name, s.image_tag) == ("prod", "team/my-agent", "v1.2.3")
     assert s.build_args == {"A": "1", "B": " two=2", "EMPTY": ""}
     assert (s.platform, s.build_id, s.preview_label) == ("linux/arm64", "b-123", "feature-login")
+    assert s.agent_id == "agt-7"
     assert s.preview_ttl == 5400
     assert s.expires_at == datetime(2030, 1, 2, tzinfo=timezone.utc)
     assert (s.wait, s.reuse_build, s.replace_previous, s.follow_symlinks) == (False, False, False, True)
@@ -130,6 +132,7 @@ def test_every_value_set(tmp_path: Path) -> None:
         ({"build_args": "=value"}, "build-args line 1"),
         ({"platform": "windows/amd64"}, "platform: 'windows/amd64' is not one of linux/amd64"),
         ({"build_id": "b 1"}, "build-id: the value contains white space"),
+        ({"agent_id": "a 1"}, "agent-id: the value contains white space"),
         ({"preview_label": "!!!"}, "sanitizes to nothing"),
         ({"preview_ttl": "-1h"}, "preview-ttl: '-1h' is not a usable duration: a duration cannot be negative"),
         ({"preview_ttl": "soon"}, "preview-ttl"),
@@ -362,3 +365,21 @@ def test_an_allowed_http_base_url_warns_once_in_a_whole_run(tmp_path: Path, emul
     assert proc.returncode == 0, proc.stdout + proc.stderr
     warnings = [line for line in proc.stdout.splitlines() if line.startswith("::warning")]
     assert len(warnings) == 1 and "http://sgp.invalid:9" in warnings[0] and "unencrypted" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("environ", "words"),
+    [
+        ({"INPUT_ACCOUNT_ID": "a"}, ["--api-key", "SGP_API_KEY"]),
+        ({"INPUT_API_KEY": KEY}, ["--account-id", "SGP_ACCOUNT_ID"]),
+        ({"INPUT_ACCOUNT_ID": "a", "GITHUB_ACTIONS": "true"}, ["api-key: ${{ secrets.SGP_API_KEY }}"]),
+    ],
+)
+def test_a_missing_key_names_the_flag_and_variable_outside_a_workflow(
+    tmp_path: Path, environ: dict[str, str], words: list[str]
+) -> None:
+    with pytest.raises(InputError) as info:
+        load_settings(environ, cwd=tmp_path)
+    assert all(word in str(info.value) for word in words), str(info.value)
+    if "GITHUB_ACTIONS" in environ:
+        assert "--api-key" not in str(info.value)

@@ -10,13 +10,23 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import requests
 
+from sgp_action.api.client import SGPClient
 from sgp_action.ci.report import Report
 from sgp_action.ci.runner import Runner
 from sgp_action.errors import NotFoundError, ValidationError
-from sgp_action.run.teardown import replace_previous, run_teardown, teardown
+from sgp_action.run.teardown import (
+    delete_all,
+    delete_quietly,
+    previews_with_label,
+    replace_previous,
+    run_teardown,
+    teardown,
+)
 from tests.fakes import T0, FakeClient, deployment, phase_env
 from tests.hostile import cycling_pages, run_action, serve
+from tests.support import agent_yaml
 
 
 def _env(client: FakeClient) -> Any:
@@ -141,3 +151,37 @@ def test_teardown_against_cycling_cursors_exits_3_after_a_few_requests(tmp_path:
     assert "GET /v5/agentex/deployments: the server's paging looped" in run.log
     assert len(server.requests) <= 5
     assert not [r for r in server.requests if r.startswith("DELETE")]  # nothing deleted from a broken listing
+
+
+def _live_previews(emulator: Any, count: int, label: str = "pr-7") -> list[str]:
+    form = {"image_name": "echo-bot", "agent_name": "echo-bot", "image_url": "registry.example/echo-bot:1"}
+    build = requests.post(
+        f"{emulator.url}/v5/builds", headers=emulator.headers, files={k: (None, v) for k, v in form.items()}
+    )
+    manifest, environments = agent_yaml("echo-bot")
+    body = {"manifest_file": manifest, "environment_config": environments, "build_id": build.json()["id"]}
+    made = []
+    for _ in range(count):
+        preview = {**body, "preview": True, "preview_label": label}
+        answer = requests.post(f"{emulator.url}/v5/agentex/deployments", headers=emulator.headers, json=preview)
+        assert answer.status_code == 200, answer.text
+        made.append(str(answer.json()["id"]))
+    return made
+
+
+@pytest.mark.parametrize("variant", ["", "delete-ended-404", "delete-ended-409"])
+def test_a_preview_deleted_meanwhile_is_reported_gone_whatever_the_server_answers(
+    emulator_factory: Any, variant: str
+) -> None:
+    emulator = emulator_factory(variants=[variant] if variant else [])
+    gone, live = _live_previews(emulator, 2)
+    with SGPClient(emulator.url, emulator.api_key, emulator.account_id, max_retries=0) as sgp:
+        listed = previews_with_label(sgp, "pr-7")  # then a parallel job deletes one of them
+        sgp.delete_deployment(gone)
+        env = phase_env(sgp)
+        assert delete_all(env, listed) == [live]
+        assert f"Deployment {gone} (pr-7) was already gone" in env.console.of("info")
+        assert delete_quietly(sgp, gone) is False
+    codes = [r["status"] for r in emulator.state()["requests"] if r["method"] == "DELETE" and gone in r["path"]]
+    refused = {"": 400, "delete-ended-404": 404, "delete-ended-409": 409}[variant]
+    assert codes == [200, refused, refused]

@@ -10,10 +10,11 @@ import logging
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zlib
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -143,7 +144,9 @@ def test_status_errors(sleeps: Sleeps, status: int, body: object, cls: type[ApiE
 def test_redirects_are_not_followed(sleeps: Sleeps) -> None:
     """Following would resend x-api-key to whatever host the Location names."""
     responses.get(f"{BASE}/v5/builds/b1", status=302, headers={"Location": "https://elsewhere.test/v5/builds/b1"})
-    with pytest.raises(ApiError, match=r"redirects to https://elsewhere\.test/v5/builds/b1; set base-url") as caught:
+    with pytest.raises(
+        ApiError, match=r"redirects to the host elsewhere\.test \(https://elsewhere\.test/v5/builds/b1\)"
+    ) as caught:
         transport(sleeps).request("GET", "/v5/builds/b1", idempotent=True)
     assert len(responses.calls) == 1
     assert caught.value.status_code == 302
@@ -516,3 +519,100 @@ def test_an_answer_in_an_encoding_never_asked_for_is_exit_3() -> None:
         pytest.raises(BadAnswerError, match=r"GET /v5/builds/b1: the answer could not be decoded \(Content-Encoding"),
     ):
         client.get_build("b1")
+
+
+@pytest.mark.parametrize(
+    ("status", "location", "host"),
+    [
+        (301, "https://api.example.test/public/v5/builds", "api.example.test"),
+        (302, "https://sso.corp.example/login?next=%2Fv5%2Fbuilds", "sso.corp.example"),
+        (307, "/other/v5/builds", "127.0.0.1"),  # relative: the same host, another path
+        (308, "https://user:secret@api.example.test/v5/builds", "api.example.test"),
+    ],
+)
+def test_a_redirect_names_its_host_says_to_fix_base_url_and_is_not_followed(
+    status: int, location: str, host: str
+) -> None:
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        handler.send_header("Location", location)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    with serve(respond) as server, SGPClient(server.url, KEY, "acct", max_retries=0) as client:
+        with pytest.raises(ApiError) as caught:
+            list(client.list_builds())
+        assert server.requests == ["GET /v5/builds?limit=100"]  # one request, nothing followed
+    message = str(caught.value)
+    assert f"redirects to the host {host} (" in message and "fix base-url" in message
+    assert caught.value.exit_code == 3 and "secret" not in message and KEY not in message
+
+
+class Answering(BaseHTTPRequestHandler):
+    """Answers every GET with the server's name and the request target (absolute when sent to a proxy)."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"via": self.server.name, "target": self.path}).encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def answering() -> Iterator[Callable[[str], str]]:
+    """Starts named answering servers on 127.0.0.1; yields a factory returning each one's URL."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(name: str) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Answering)
+        server.name = name  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_a_proxy_from_the_environment_is_used(
+    answering: Callable[[str], str], monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
+) -> None:
+    _no_proxy_environment(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", answering("proxy"))
+    api = Transport("http://sgp.invalid/public", KEY, "a", max_retries=0, sleep=sleeps)
+    answer = api.request("GET", "/v5/builds", idempotent=True).json()
+    assert answer == {"via": "proxy", "target": "http://sgp.invalid/public/v5/builds"}
+
+
+def test_no_proxy_naming_the_host_goes_direct(
+    answering: Callable[[str], str], monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
+) -> None:
+    _no_proxy_environment(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", answering("proxy"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    api = Transport(answering("api"), KEY, "a", max_retries=0, sleep=sleeps)
+    assert api.request("GET", "/v5/builds", idempotent=True).json()["via"] == "api"
+
+
+def test_the_environment_is_read_once_per_transport(
+    answering: Callable[[str], str], monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
+) -> None:
+    # Proxies were looked up (with no_proxy and .netrc) for every request: 7% of a sweep. Read once, at the start.
+    _no_proxy_environment(monkeypatch)
+    api = Transport(answering("api"), KEY, "a", max_retries=0, sleep=sleeps)
+    monkeypatch.setenv("HTTP_PROXY", answering("proxy"))
+    assert api.request("GET", "/v5/builds", idempotent=True).json()["via"] == "api"
+    assert api.session.trust_env is False

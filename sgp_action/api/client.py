@@ -23,14 +23,17 @@ from urllib.parse import quote
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
-from sgp_action.api.models import Build, Deployment, LogPage, UndeployedAgent, format_datetime
+from sgp_action.api.models import Build, Deployment, LogPage, UndeployedAgent
 from sgp_action.api.paging import about as _about
-from sgp_action.api.paging import walk_pages
-from sgp_action.api.sse import EventStream, log_lines
+from sgp_action.api.paging import names_sort, sort_by_created_at, walk_pages
+from sgp_action.api.recorder import Recorder
+from sgp_action.api.sse import EventStream, SSEEvent, log_entries
+from sgp_action.api.times import format_datetime
 from sgp_action.api.transport import Transport
 from sgp_action.errors import (
     ApiConnectionError,
     BadAnswerError,
+    ConflictError,
     ContextError,
     InputError,
     ValidationError,
@@ -67,11 +70,14 @@ def _shutdown_socket(raw: Any) -> None:
 class LogStream:
     """An open build log stream (SSE): iterate it for log lines; `close()` ends the iteration from any thread."""
 
-    def __init__(self, response: requests.Response, path: str) -> None:
+    def __init__(self, response: requests.Response, path: str, recorder: Recorder | None = None) -> None:
         self._response = response
         self._path = path
         self._closed = threading.Event()
         self._events = EventStream(self._chunks())
+        self._recorder = recorder
+        self.events = 0  # events the server sent, log lines or not
+        self.lines = 0
 
     def _chunks(self) -> Iterator[bytes]:
         # Raw reads (not iter_lines, docs/sgp-api.md#where-sseclient-py-departs) that return whatever has arrived, so a
@@ -97,13 +103,29 @@ class LogStream:
 
     def __iter__(self) -> Iterator[str]:
         """The log lines, in order, until the server closes the stream or `close()` is called."""
-        for line in log_lines(self._events):
+        for _event_id, line in self.entries():
+            yield line
+
+    def entries(self) -> Iterator[tuple[str, str]]:
+        """`(event id, line)` pairs, in order; the id is empty when the server gives none
+        (docs/sgp-api.md#build-log-reconnects)."""
+        for entry in log_entries(self._counted()):
             if self._closed.is_set():
                 return
-            yield line
+            self.lines += 1
+            yield entry
+
+    def _counted(self) -> Iterator[SSEEvent]:
+        for event in self._events:
+            self.events += 1
+            yield event
 
     def close(self) -> None:
         """End the stream; safe from another thread or a signal handler (a blocked read returns at once)."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None and not self._closed.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                recorder.stream_end(self._path, events=self.events, lines=self.lines, last_event_id=self.last_event_id)
         self._closed.set()
         # Shut the socket down first: that wakes a read blocked in another thread, whereas closing the response
         # alone neither wakes it nor returns (the reader holds the buffer's lock) on a close-delimited body.
@@ -134,8 +156,10 @@ class SGPClient:
         backoff_cap: float = 8.0,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
-        """`base_url` may carry a path prefix (`http://127.0.0.1:5003/public`); `sleep` is a seam for tests."""
+        """`base_url` may carry a path prefix (`http://127.0.0.1:5003/public`); `sleep` is a seam for tests;
+        `recorder` writes every request and answer (`debug: true`, sgp_action.api.recorder)."""
         self.transport = Transport(
             base_url,
             api_key,
@@ -149,6 +173,10 @@ class SGPClient:
         )
         if sleep is not None:
             self.transport.sleep = sleep
+        self.transport.recorder = recorder
+        #: Set once a list refused `sort_by` / `sort_order` (docs/sgp-api.md#sorting-parameters): from then on, lists
+        #: are asked for without them and ordered here, for the rest of the run.
+        self.sort_refused = False
 
     def __repr__(self) -> str:
         return f"SGPClient({self.transport!r})"
@@ -180,7 +208,38 @@ class SGPClient:
     def _records(
         self, reader: Callable[[Mapping[str, Any]], _Record], path: str, params: Mapping[str, Any]
     ) -> Iterator[_Record]:
-        """Every item of a paged list, read by `reader`; an unreadable one names the endpoint."""
+        """Every item of a paged list, read by `reader`; an unreadable one names the endpoint.
+
+        A server that refuses the sort parameters (400/422 naming one, docs/sgp-api.md#sorting-parameters) is asked
+        once more without them, and the whole list is ordered here by `created_at`; the client remembers it.
+        """
+        order = params.get("sort_order")
+        sorted_here = params.get("sort_by") is not None or order is not None
+        if sorted_here and not self.sort_refused:
+            items = self._walk(reader, path, params)
+            try:
+                first = next(items, None)
+            except ValidationError as exc:
+                if not names_sort(exc):
+                    raise
+                self.sort_refused = True
+                logger.info("GET %s refused the sort parameters (%s); ordering lists here from now on", path, exc)
+            else:
+                if first is not None:
+                    yield first
+                    yield from items
+                return
+        if not sorted_here:
+            yield from self._walk(reader, path, params)
+            return
+        unsorted = {key: value for key, value in params.items() if key not in ("sort_by", "sort_order")}
+        unsorted["limit"] = max(int(unsorted.get("limit") or 0), 100)  # the whole list is read: full pages
+        records = list(self._walk(reader, path, unsorted))
+        yield from sort_by_created_at(records, descending=order == "desc")
+
+    def _walk(
+        self, reader: Callable[[Mapping[str, Any]], _Record], path: str, params: Mapping[str, Any]
+    ) -> Iterator[_Record]:
         for item in walk_pages(lambda query: self._call("GET", path, params=query), path, params):
             with _about("GET", path):
                 yield reader(item)
@@ -324,8 +383,9 @@ class SGPClient:
         """`GET /v5/builds/{id}/logs` as SSE, with no read timeout (docs/sgp-api.md#build-log-stream-quirks); it may
         close before the build ends.
 
-        SGP documents no resume cursor and may replay from the first line; a non-empty `last_event_id` is still
-        sent as `Last-Event-ID`, as the SSE standard has a reconnecting client do.
+        SGP documents no resume cursor (docs/sgp-api.md#build-log-reconnects): a server may replay from the first
+        line, resume after `Last-Event-ID`, or start at the live tail. A non-empty `last_event_id` is sent as
+        `Last-Event-ID`, as the SSE standard has a reconnecting client do.
         """
         path = f"/v5/builds/{_segment(build_id)}/logs"
         extra = {"Last-Event-ID": last_event_id} if last_event_id else None
@@ -335,7 +395,7 @@ class SGPClient:
         content_type = response.headers.get("Content-Type", "")
         if "text/event-stream" not in content_type:
             logger.debug("GET %s answered %r, not text/event-stream; parsing it as SSE anyway", path, content_type)
-        return LogStream(response, path)
+        return LogStream(response, path, self.transport.recorder)
 
     # --- deployments (docs/sgp-api.md#deployments) --------------------------------------------------------
 
@@ -402,15 +462,15 @@ class SGPClient:
         Retried like a read (a failed teardown leaves the record unchanged, docs/sgp-api.md#delete-a-deployment). When a
         retry then meets the 400 for an already-deleted record, an earlier attempt did the work: the deleted record is
         returned.
-        Without a retry, deleting a DELETED, CANCELLED or SUPERSEDED record raises ValidationError
-        (docs/sgp-api.md#ended-deployments-cannot-be-deleted).
+        Without a retry, deleting a DELETED, CANCELLED or SUPERSEDED record raises ValidationError, NotFoundError or
+        ConflictError, as the server chooses (docs/sgp-api.md#deleting-an-ended-deployment).
         """
         path = f"/v5/agentex/deployments/{_segment(deployment_id)}"
         retried: list[str] = []
         try:
             with _about("DELETE", path):
                 return Deployment.from_api(self._call("DELETE", path, retry_log=retried))
-        except ValidationError:
+        except (ValidationError, ConflictError):
             if not retried:
                 raise
             current = self.get_deployment(deployment_id)

@@ -3,7 +3,8 @@
 Every `from_api` accepts both API generations (docs/sgp-api.md#the-two-dialects): `id` or `build_id`
 (docs/sgp-api.md#build-id-field), `build_status` or
 `status` (docs/sgp-api.md#build-status-field), status words in any case (docs/sgp-api.md#deployment-status-spellings).
-Status words are kept lowercase; `phase` classifies them. Unknown
+Build status words are kept lowercase; deployment status words are read as the platform page's words (`status`,
+with the server's own in `server_status`); `phase` classifies them. Unknown
 fields are ignored and the whole record stays available in `raw`.
 """
 
@@ -16,9 +17,10 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
+from sgp_action.api.times import parse_datetime
 from sgp_action.errors import BadAnswerError
 
 logger = logging.getLogger(__name__)
@@ -38,42 +40,56 @@ class Phase(enum.Enum):
 BUILD_SUCCEEDED = frozenset({"success"})
 BUILD_FAILED = frozenset({"failed", "cancelled", "timed_out", "error", "delete_failed", "deleting"})
 
-# docs/sgp-api.md#deployment-statuses: the deploy status is a free string seen in several spellings; `running` is NOT
-# success.
-DEPLOY_SUCCEEDED = frozenset({"healthy", "completed"})
-DEPLOY_FAILED = frozenset({"failed", "cancelled", "error", "timed_out", "deleted", "superseded"})
+# docs/sgp-api.md#deployment-statuses: the deploy status is a free string seen in several spellings, so each word the
+# action knows is read as one of the platform page's words (`running` is under way, NOT success). The key is the
+# server's word lowercased with `-` and spaces as `_`.
+DEPLOY_WORDS: Mapping[str, str] = {
+    **dict.fromkeys(
+        ("healthy", "completed", "complete", "succeeded", "success", "ready", "active", "deployed"), "healthy"
+    ),
+    **dict.fromkeys(("pending", "queued", "scheduled", "waiting", "created"), "pending"),
+    **dict.fromkeys(
+        (
+            "in_progress",
+            "inprogress",
+            "running",
+            "deploying",
+            "starting",
+            "creating",
+            "updating",
+            "progressing",
+            "provisioning",
+            "rolling_out",
+        ),
+        "in_progress",
+    ),
+    **dict.fromkeys(
+        (
+            "failed",
+            "failure",
+            "error",
+            "errored",
+            "crashloopbackoff",
+            "imagepullbackoff",
+            "errimagepull",
+            "backoff",
+            "timed_out",
+            "timeout",
+            "unhealthy",
+        ),
+        "failed",
+    ),
+    **dict.fromkeys(("cancelled", "canceled"), "cancelled"),
+    **dict.fromkeys(("deleted", "deleting", "expired"), "deleted"),
+    **dict.fromkeys(("superseded", "replaced"), "superseded"),
+}
+DEPLOY_SUCCEEDED = frozenset({"healthy"})
+DEPLOY_FAILED = frozenset({"failed", "cancelled", "deleted", "superseded"})
 
-_FRACTION = re.compile(r"(\.\d+)")
 
-
-def parse_datetime(value: Any) -> datetime | None:
-    """Parse an ISO 8601 timestamp as the API writes it; None when absent or unreadable.
-
-    Python 3.10's `fromisoformat` accepts neither a trailing `Z` nor fractions other than 3 or 6 digits, so both are
-    normalised first. A timestamp without an offset is taken as UTC, so every result can be compared with any other.
-    """
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        if text[-1] in "Zz":
-            text = text[:-1] + "+00:00"
-        text = _FRACTION.sub(lambda m: (m.group(1) + "000000")[:7], text, count=1)
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            logger.debug("ignoring unreadable timestamp %r", value)
-            return None
-    else:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
-
-
-def format_datetime(value: datetime) -> str:
-    """UTC ISO 8601 with a `Z` suffix (docs/sgp-api.md#timestamps); a naive datetime is taken as UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+def deploy_status_word(status: str) -> str | None:
+    """The platform page's word for a deployment status in any spelling and case; None for a word never seen."""
+    return DEPLOY_WORDS.get(re.sub(r"[\s-]+", "_", status.strip().lower()))
 
 
 _Reader = TypeVar("_Reader", bound=Callable[..., Any])
@@ -266,6 +282,7 @@ class Deployment:
     created_at: datetime | None = None
     events: tuple[DeployEvent, ...] = ()
     agent_name: str | None = None
+    server_status: str = ""  # the server's own word, lowercased (`status` is the normalised one)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -279,9 +296,11 @@ class Deployment:
         events = _array(
             data, "deploy_events" if data.get("deploy_events") is not None else "events", Mapping, skip_others=True
         )
+        said = _status(data, "status", "deploy_status")
         return cls(
             id=deployment_id,
-            status=_status(data, "status", "deploy_status"),
+            status=deploy_status_word(said) or said,
+            server_status=said,
             build_id=_text(data, "build_id"),
             preview_label=_text(data, "preview_label"),
             expires_at=parse_datetime(data.get("expires_at")),
@@ -294,8 +313,20 @@ class Deployment:
         )
 
     @property
+    def status_known(self) -> bool:
+        """False for a status word this action has never seen (it is polled as under way)."""
+        return deploy_status_word(self.server_status or self.status) is not None
+
+    @property
+    def status_shown(self) -> str:
+        """The status for a message: the normalised word, and the server's own when it differs."""
+        if self.server_status and self.server_status != self.status:
+            return f"{self.status} (the server said {self.server_status!r})"
+        return self.status or "unknown"
+
+    @property
     def phase(self) -> Phase:
-        """SUCCEEDED for healthy/completed, FAILED for the terminal failures, IN_PROGRESS for anything else."""
+        """SUCCEEDED for healthy and its synonyms, FAILED for the terminal failures, IN_PROGRESS for anything else."""
         if self.status in DEPLOY_SUCCEEDED:
             return Phase.SUCCEEDED
         if self.status in DEPLOY_FAILED:

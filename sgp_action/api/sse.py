@@ -178,7 +178,14 @@ class EventStream:
 
 
 def log_lines(events: Iterable[SSEEvent]) -> Iterator[str]:
-    """The build log lines of SGP's log stream (docs/sgp-api.md#build-logs).
+    """The build log lines of SGP's log stream (docs/sgp-api.md#build-logs), without their event ids."""
+    for _event_id, line in log_entries(events):
+        yield line
+
+
+def log_entries(events: Iterable[SSEEvent]) -> Iterator[tuple[str, str]]:
+    """`(event id, line)` for each build log line of SGP's log stream (docs/sgp-api.md#build-logs); the id is the
+    stream's last-event-ID at that event, empty when the server sends none.
 
     Only unnamed (`message`) events count; the SDK drops named ones too. A `data` that is JSON must be an object with
     a string `line`, which is yielded without its line ending; other JSON (a heartbeat, a status object) is skipped
@@ -192,10 +199,10 @@ def log_lines(events: Iterable[SSEEvent]) -> Iterator[str]:
         try:
             payload = json.loads(event.data)
         except ValueError:
-            yield event.data.rstrip("\r\n")
+            yield event.last_event_id, event.data.rstrip("\r\n")
             continue
         line = payload.get("line") if isinstance(payload, dict) else None
         if isinstance(line, str):
-            yield line.rstrip("\r\n")
+            yield event.last_event_id, line.rstrip("\r\n")
         else:
             logger.debug("ignoring SSE data without a string 'line': %.200s", event.data)

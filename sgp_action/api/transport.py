@@ -25,8 +25,10 @@ names. A 3xx becomes an error asking for the final base URL. The API key never a
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
+import os
 import random
 import re
 import time
@@ -34,7 +36,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timezone
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from urllib3.exceptions import NewConnectionError
@@ -42,6 +44,7 @@ from urllib3.exceptions import NewConnectionError
 from sgp_action import USER_AGENT
 from sgp_action.api.body import AnswerTooLarge, body_text, read_answer
 from sgp_action.api.deadlines import Watchdog, WatchedAdapter, current_deadline
+from sgp_action.api.recorder import Recorder
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
@@ -67,6 +70,8 @@ BodyFactory = Callable[[], tuple[Any, str]]
 MIN_ATTEMPT_SECONDS = 1.0
 #: A failure this close to the deadline counts as caused by it (timeouts capped to the time left end just before).
 DEADLINE_SLACK = 0.05
+#: The end of a call made outside any deadline scope, retries included (seconds).
+DEFAULT_CALL_LIMIT = 300.0
 
 
 #: The most a JSON answer may hold, decompressed; real answers are a few hundred KB at most.
@@ -114,6 +119,22 @@ def _redacted_url(url: str) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def redirect_hint(response: requests.Response) -> str:
+    """What a 3xx answer means for the user: where it points (its host first), and that base-url needs fixing.
+
+    Redirects are never followed (the key would travel to the named host, docs/sgp-api.md#redirects).
+    """
+    location = response.headers.get("Location", "").strip()[:500]
+    if not location:
+        return "the server answers with a redirect that names no Location; fix base-url: it is not the SGP API"
+    target = _redacted_url(urljoin(response.url or "", location))
+    host = urlsplit(target).hostname or "?"
+    return (
+        f"the server redirects to the host {host} ({target}); redirects are not followed, so the API key is never "
+        "sent there: fix base-url, setting it to the address the SGP API answers at directly"
+    )
 
 
 def backoff_delay(attempt: int, base: float, cap: float, jitter: Callable[[], float] = random.random) -> float:
@@ -211,6 +232,21 @@ def _capped(timeout: float, left: float | None) -> float:
     return timeout if left is None else max(min(timeout, left), 0.001)
 
 
+def environment_session(base_url: str) -> requests.Session:
+    """A session whose proxies and CA bundle come from the environment as it is now, for requests to `base_url`.
+
+    With `trust_env` requests looks up proxies, `no_proxy` and `.netrc` again for every request (about 7% of a
+    cleanup sweep); every request of a transport goes to one host, so the answer is read once here.
+    """
+    session = requests.Session()
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))  # empty when no_proxy names the host
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+    return session
+
+
 class Transport:
     """A `requests` session bound to one SGP base URL and one set of credentials."""
 
@@ -226,6 +262,7 @@ class Transport:
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         retry_after_cap: float = 60.0,
+        call_limit: float = DEFAULT_CALL_LIMIT,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
@@ -245,22 +282,27 @@ class Transport:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.retry_after_cap = retry_after_cap
+        self.call_limit = call_limit
         self._owns_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else environment_session(self.base_url)
         if session is None:
             adapter = WatchedAdapter()
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
         self.sleep: Callable[[float], None] = sleep
         self.jitter: Callable[[], float] = jitter
+        #: With `debug: true`, every attempt is written here (sgp_action.api.recorder); None otherwise.
+        self.recorder: Recorder | None = None
 
     def __repr__(self) -> str:
         return f"Transport({_redacted_url(self.base_url)!r}, account_id={self._account_id!r}, api_key=<hidden>)"
 
     def close(self) -> None:
-        """Close the session when this transport created it."""
+        """Close the session when this transport created it, and the record."""
         if self._owns_session:
             self.session.close()
+        if self.recorder is not None:
+            self.recorder.close()
 
     def url(self, path: str) -> str:
         """The full URL of an API path such as `/v5/builds`."""
@@ -310,7 +352,9 @@ class Transport:
         if stream:
             deadline = None
         elif deadline is None:
-            deadline = current_deadline()
+            # Outside a phase (teardown, cleanup, replace-previous, doctor) a call still has an end: a server that
+            # drips its answer must not hold the run for ever.
+            deadline = current_deadline() or time.monotonic() + self.call_limit
         attempt = 0
         while True:
             left = None if deadline is None else deadline - time.monotonic()
@@ -324,6 +368,8 @@ class Transport:
             error: ApiError
             retry_after: float | None = None
             answered = False
+            record = functools.partial(self._record, method, path, clean, headers, json, data, time.monotonic(), stream)
+
             watch: AbstractContextManager[Any] = Watchdog(deadline) if deadline is not None else nullcontext()
             try:
                 with watch:
@@ -341,16 +387,19 @@ class Transport:
                     if not stream and response.status_code < 300:
                         load_body(method, path, response)
             except requests.exceptions.ConnectTimeout as exc:
+                record(None, f"connect timeout: {short_reason(exc)}")
                 reason, retryable = "connect timeout", True
                 error = self._transport_error(
                     ApiTimeoutError, method, path, url, f"connect timed out ({short_reason(exc)})"
                 )
             except requests.exceptions.Timeout as exc:
+                record(None, f"read timeout: {short_reason(exc)}")
                 reason, retryable = "read timeout", idempotent
                 error = self._transport_error(
                     ApiTimeoutError, method, path, url, f"no answer in time ({short_reason(exc)})"
                 )
             except requests.exceptions.RequestException as exc:
+                record(None, f"connection error: {short_reason(exc)}")
                 unsent = never_sent(exc)
                 reason, retryable = "connection error", idempotent or unsent
                 if unsent:
@@ -364,12 +413,14 @@ class Transport:
                 error = self._transport_error(ApiConnectionError, method, path, url, what)
             else:
                 if response.status_code < 300:
+                    record(response)
                     return response
                 answered = True
                 reason = f"HTTP {response.status_code}"
                 retryable = response.status_code == 429 or (idempotent and response.status_code >= 500)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 error = self.status_error(method, path, response, retries=attempt)
+                record(response)
                 response.close()
             if getattr(watch, "fired", False) and not answered:
                 raise self._deadline_error(method, path, url, "no complete answer when the time limit passed")
@@ -387,6 +438,14 @@ class Transport:
                 retry_log.append(reason)
             self.sleep(delay)
             attempt += 1
+
+    def _record(self, *attempt: Any) -> None:
+        """Write one attempt to the record (with `debug: true`); a failure to write never fails the call."""
+        if self.recorder is not None:
+            try:
+                self.recorder.attempt(*attempt)
+            except (OSError, ValueError) as exc:
+                logger.debug("could not write the API record: %s", exc)
 
     def _deadline_error(self, method: str, path: str, url: str, what: str) -> RequestDeadlineError:
         where = _redacted_url(self.base_url)
@@ -428,8 +487,7 @@ class Transport:
         elif status >= 500:
             cls, hint = ServerError, f"{head}{said}: server error{after}; try again later"
         elif 300 <= status < 400:
-            location = _redacted_url(response.headers.get("Location", "?"))
-            hint = f"{head}: the API redirects to {location}; set base-url to the final address (redirects are off)"
+            hint = f"{head}: {redirect_hint(response)}"
         else:
             hint = f"{head}{said}: unexpected answer"
         text = self.redact(body_text(response))

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from sgp_action.ci.forge import Comment, ForgeClient
-from sgp_action.ci.report import Report, format_timestamp, md_code
+from sgp_action.ci.forge import FORGE_BUDGET, FORGE_GRACE, Comment, ForgeClient
+from sgp_action.ci.report import Report, format_timestamp, md_code, plural
 from sgp_action.errors import ActionError
 from sgp_action.run.cancel import call_with_deadline
 
@@ -27,14 +27,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_GRACE = FORGE_GRACE
+
 MARKER_PREFIX = "<!-- sgp-agentex-action:"
 _MARKER = re.compile(r"<!-- sgp-agentex-action:(?P<agent>[^\s>]+)(?: sha=(?P<sha>\w*))?(?: at=(?P<at>\S+))? -->")
 #: Commands whose outcome the comment describes.
 COMMENT_COMMANDS = ("preview", "teardown")
-#: Seconds for all forge calls of one run (lookup, create or edit, duplicates, commit status), and the extra
-#: wait for a stuck request before the run stops waiting for it.
-FORGE_BUDGET = 10.0
-_GRACE = 1.0
 _URL_SAFE = "/:?=&%#.,~+-_"
 
 
@@ -105,9 +103,13 @@ def render_body(marker: Marker, report: Report, command: str, run_url: str) -> s
     ]
     lines = [marker.render(), f"### SGP Agentex preview: {md_code(marker.agent)}", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
-    if run_url.startswith(("https://", "http://")):
-        # Percent-encoded so that nothing in it can end the link destination or start markup.
-        lines += ["", f"[Workflow run]({quote(run_url, safe=_URL_SAFE)})"]
+    links = [("Open the deployment", report.deployment_url), ("Workflow run", run_url)]
+    # Percent-encoded so that nothing in a URL can end the link destination or start markup.
+    shown = [
+        f"[{text}]({quote(url, safe=_URL_SAFE)})" for text, url in links if url.startswith(("https://", "http://"))
+    ]
+    if shown:
+        lines += ["", " · ".join(shown)]
     return "\n".join(lines) + "\n"
 
 
@@ -203,7 +205,7 @@ def _settle(ctx: RunState, forge: ForgeClient, number: int, ours: Marker, body: 
     for comment, _ in newer:
         forge.delete_comment(comment.id)
     if newer:
-        ctx.runner.info(f"removed {len(newer)} duplicate PR comment(s) of a run that overlapped this one")
+        ctx.runner.info(f"removed {plural(len(newer), 'duplicate PR comment')} of a run that overlapped this one")
     if oldest.id != created and not is_superseded(marker, ours):
         forge.edit_comment(oldest.id, body)
 

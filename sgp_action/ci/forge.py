@@ -1,4 +1,4 @@
-"""A small REST client for the forge's issue comments and commit statuses (GitHub, Gitea, Forgejo).
+"""A small REST client for the forge's issue comments, commit statuses and (GitHub only) deployments.
 
 The three forges share the paths used here (`/repos/{o}/{r}/issues/{n}/comments`, `/issues/comments/{id}`,
 `/statuses/{sha}`) and accept `Authorization: token <t>` (docs/runner.md#github-gitea-and-forgejo). Paging differs:
@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds per forge request: a slow forge must not hold a deploy up for long.
 TIMEOUT = 15.0
+#: Seconds for one group of forge calls (the PR comment and its status; a GitHub deployment's start or end), and
+#: the extra wait for a stuck request before the run stops waiting for it.
+FORGE_BUDGET = 10.0
+FORGE_GRACE = 1.0
 CONNECT_TIMEOUT = 5.0
 #: The most bytes read from one forge answer (a page of 50 comments of GitHub's largest size fits).
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
@@ -193,9 +197,10 @@ class ForgeClient:
     @staticmethod
     def _result(method: str, path: str, response: requests.Response, content: bytes) -> Any:
         if response.status_code >= 300:
+            what = "deployments" if "/deployments" in path else "issues and statuses"
             raise ForgeError(
-                f"{method} {path}: HTTP {response.status_code}; check that github-token may write issues "
-                "and statuses of this repository",
+                f"{method} {path}: HTTP {response.status_code}; check that github-token may write {what} "
+                "of this repository",
                 status_code=response.status_code,
             )
         try:
@@ -252,3 +257,20 @@ class ForgeClient:
         if target_url:
             payload["target_url"] = target_url
         self._request("POST", f"/statuses/{sha}", json=payload)
+
+    def create_deployment(self, payload: dict[str, Any]) -> int:
+        """Create a GitHub deployment (`POST /deployments`); its id (0 when the answer has none)."""
+        item = self._request("POST", "/deployments", idempotent=False, json=payload)
+        value = item.get("id") if isinstance(item, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    def create_deployment_status(self, deployment_id: int, payload: dict[str, Any]) -> None:
+        """Add a status (`in_progress`, `success`, `failure`, `error`, `inactive`) to deployment `deployment_id`."""
+        self._request("POST", f"/deployments/{deployment_id}/statuses", json=payload)
+
+    def list_deployments(self, environment: str) -> list[dict[str, Any]]:
+        """The newest GitHub deployments of `environment` (one page: older ones were made inactive by newer ones)."""
+        items = self._request("GET", "/deployments", params={"environment": environment, "per_page": PAGE_SIZE})
+        if not isinstance(items, list):
+            raise ForgeError("GET /deployments: expected a list")
+        return [item for item in items[:PAGE_SIZE] if isinstance(item, dict) and isinstance(item.get("id"), int)]

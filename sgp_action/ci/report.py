@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sgp_action.api.models import format_datetime
-from sgp_action.durations import format_duration
+from sgp_action.api.times import format_datetime
+from sgp_action.durations import format_duration, format_elapsed
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,18 @@ OUTPUT_NAMES = (
 )
 
 _RESULT_ICONS = {"success": "✅", "failure": "❌", "cancelled": "⏹️", "skipped": "⏭️"}
+#: A run at least this long gets a timeline of its phases (a Mermaid gantt chart, which GitHub renders).
+TIMELINE_SECONDS = 5.0
+#: The headings a failure message's details start with (the deploy phase's events and log tail, the build's tail).
+_DETAIL_HEADINGS = {
+    "Last events:": "Last Kubernetes events",
+    "Last log lines:": "Last deploy log lines",
+}
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 preview`, `2 previews` (`many` for an irregular plural)."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
 
 
 class ReportSink(Protocol):
@@ -106,10 +118,16 @@ class Report:
     expires_at: str = ""
     helm_release_name: str = ""
     namespace: str = ""
+    deployment_url: str = ""  # the filled-in `deployment-url` template, once the deployment is up
     deleted: list[str] | None = None
+    dry_run: bool = False
     durations: dict[str, float] = field(default_factory=dict)
+    #: (phase, start, end) on time.monotonic, in the order the phases ended: the timeline of the summary.
+    spans: list[tuple[str, float, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _written: bool = field(default=False, repr=False, compare=False)
+    _deleted_seen: set[str] = field(default_factory=set, repr=False, compare=False)
+    _deleted_for: list[str] | None = field(default=None, repr=False, compare=False)
 
     def record_build(self, build: Any, *, reused: bool | None = None) -> None:
         """Copy what a `models.Build` says (id, status, image) into the report."""
@@ -126,9 +144,8 @@ class Report:
         """Copy what a `models.Deployment` says (id, status, preview details) into the report."""
         self.deployment_id = str(deployment.id or self.deployment_id)
         self.deployment_status = str(deployment.status or "").lower()
-        raw = getattr(deployment, "raw", None) or {}
-        expires = raw.get("expires_at") if isinstance(raw, dict) else None
-        self.expires_at = format_timestamp(expires or getattr(deployment, "expires_at", None)) or self.expires_at
+        # Always ISO 8601 UTC (docs/sgp-api.md#timestamp-formats): the server may write epoch numbers or `+0000`.
+        self.expires_at = format_timestamp(getattr(deployment, "expires_at", None)) or self.expires_at
         for name in ("preview_label", "helm_release_name", "namespace"):
             value = getattr(deployment, name, None)
             if value:
@@ -138,17 +155,32 @@ class Report:
         """Remember a deployment this run deleted (output `deleted`)."""
         if self.deleted is None:
             self.deleted = []
-        if deployment_id not in self.deleted:
+        # A set beside the list: a sweep adds tens of thousands of ids, and `in list` made that quadratic. The
+        # list may be replaced by callers (`report.deleted = []`), so the set follows the list it was built for.
+        if self._deleted_for is not self.deleted:
+            self._deleted_seen = set(self.deleted)
+            self._deleted_for = self.deleted
+        if deployment_id not in self._deleted_seen:
+            self._deleted_seen.add(deployment_id)
             self.deleted.append(deployment_id)
+
+    def record_span(self, phase: str, start: float, end: float) -> float:
+        """Record a phase measured by its own code (time.monotonic values); its seconds, to print the same figure."""
+        seconds = max(end - start, 0.0)
+        self.spans.append((phase, start, start + seconds))
+        self.durations[phase] = self.durations.get(phase, 0.0) + seconds
+        return seconds
 
     @contextlib.contextmanager
     def timed(self, phase: str) -> Iterator[None]:
-        """Measure a phase's wall-clock duration into `durations` (also when it fails)."""
+        """Measure a phase's wall-clock duration (also when it fails), unless the code inside recorded it itself."""
         start = time.monotonic()
+        before = len(self.spans)
         try:
             yield
         finally:
-            self.durations[phase] = self.durations.get(phase, 0.0) + time.monotonic() - start
+            if not any(name == phase for name, _, _ in self.spans[before:]):
+                self.record_span(phase, start, time.monotonic())
 
     def outputs(self) -> dict[str, str]:
         """The step outputs: every known value (empty ones are left out, `result` is always there)."""
@@ -177,6 +209,8 @@ class Report:
         """The job summary: a heading and a two-column table of build, image, deployment, label, expiry, times."""
         result = self.result or "failure"
         title = f"{_RESULT_ICONS.get(result, '')} SGP {self.command or 'run'}: {result}".strip()
+        if self.dry_run and result == "success":
+            title = f"🧪 SGP {self.command or 'run'}: dry run, nothing created"
         rows: list[tuple[str, str]] = []
         head, _, details = self.message.partition("\n")
         if head:
@@ -195,6 +229,7 @@ class Report:
             status = md_code(self.deployment_status or "unknown")
             rows.append(("Deployment", f"{md_code(self.deployment_id)} ({status})"))
         for label, value in (
+            ("URL", self.deployment_url),
             ("Preview label", self.preview_label),
             ("Expires at", self.expires_at),
             ("Helm release", self.helm_release_name),
@@ -206,24 +241,32 @@ class Report:
             deleted = ", ".join(md_code(d) for d in self.deleted) or "none"
             rows.append(("Deleted", deleted))
         for phase, seconds in self.durations.items():
-            rows.append((f"Time: {phase}", format_duration(seconds)))
+            rows.append((f"Time: {phase}", format_elapsed(seconds)))
         lines = [f"### {title}", ""]
+        if self.dry_run:
+            lines += ["Dry run: the inputs were checked and the build context packaged; nothing was sent to SGP.", ""]
         if rows:
             lines += ["| | |", "| --- | --- |"] + [f"| {name} | {value} |" for name, value in rows]
         if details.strip():
-            # A failure's log tail and events, verbatim in a fence longer than any backtick run they hold, so
-            # server text can neither close it nor render as markdown or HTML.
-            fence = "`" * max(3, _longest_backtick_run(details) + 1)
-            lines += [
-                "",
-                "<details><summary>Details</summary>",
-                "",
-                f"{fence}text",
-                details.rstrip(),
-                fence,
-                "</details>",
-            ]
+            lines += _details_markdown(head, details)
+        lines += self.timeline_markdown()
         return "\n".join(lines) + "\n"
+
+    def timeline_markdown(self) -> list[str]:
+        """A Mermaid gantt chart of the phases (packaging, upload, build, deploy, health), for a run that took a while.
+
+        Phase names are ours (never server text); times are milliseconds from the run's start.
+        """
+        total = next((span for span in self.spans if span[0] == "total"), None)
+        phases = [span for span in self.spans if span[0] != "total"]
+        if total is None or not phases or total[2] - total[1] < TIMELINE_SECONDS:
+            return []
+        origin = total[1]
+        lines = ["", "```mermaid", "gantt", "    title Phases of the run", "    dateFormat x", "    axisFormat %M:%S"]
+        for name, start, end in sorted(phases, key=lambda span: span[1]):
+            first, last = round((start - origin) * 1000), round((end - origin) * 1000)
+            lines.append(f"    {name} {format_elapsed(end - start)} : {first}, {max(last, first + 1)}")
+        return [*lines, "```"]
 
     def write(self, sink: ReportSink) -> bool:
         """Write the outputs and the summary once (later calls do nothing and return False)."""
@@ -241,3 +284,28 @@ class Report:
         except Exception as exc:
             log.warning("job summary not written: %s", exc)
         return True
+
+
+def fenced(text: str, info: str = "text") -> list[str]:
+    """Server text verbatim in a fence longer than any backtick run it holds: it can neither close the fence nor
+    render as markdown or HTML."""
+    fence = "`" * max(3, _longest_backtick_run(text) + 1)
+    return [f"{fence}{info}", text.rstrip(), fence]
+
+
+def _details_markdown(head: str, details: str) -> list[str]:
+    """A failure's details: each known part (Kubernetes events, deploy or build log tail) in a fence of its own."""
+    first = "Last build log lines" if head.rstrip().endswith("last log lines:") else "Details"
+    sections: list[tuple[str, list[str]]] = [(first, [])]
+    for line in details.splitlines():
+        heading = _DETAIL_HEADINGS.get(line.strip())
+        if heading is not None:
+            sections.append((heading, []))
+        else:
+            sections[-1][1].append(line)
+    lines: list[str] = []
+    for heading, body in sections:
+        text = "\n".join(body).strip("\n")
+        if text.strip():
+            lines += ["", f"**{heading}**", "", *fenced(text)]
+    return lines

@@ -410,7 +410,7 @@ def report_error(
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         runner.info(text.rstrip("\n"))
     if runner.in_actions:
-        runner.error(message)
+        runner.error(message, title=exc.title)
     else:
         runner.flush()
         print(f"Error: {runner._redact(message)}", file=sys.stderr, flush=True)

@@ -72,7 +72,8 @@ def execute(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="sgp-context-") as scratch:
         output = args.output or Path(scratch) / "context.tar.gz"
-        result = build_context(spec, output, level=args.level, threads=args.threads)
+        keep = bool(args.list) and not listed
+        result = build_context(spec, output, level=args.level, threads=args.threads, keep_names=keep)
         if args.list and not listed:
             _print_list(result.members)
         for line in result.summary_lines():

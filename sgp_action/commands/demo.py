@@ -8,6 +8,15 @@ import sys
 
 from sgp_action.demo import run_demo
 
+NEXT_STEPS = """
+== where to go next
+* Ready-to-copy workflows: examples/github/ (preview, deploy, cleanup, rollback, monorepo) and examples/gitea/
+  in this repository; point their manifest: at your agent's manifest.yaml.
+* Check your real setup before the first deploy, read-only (GET requests only):
+    SGP_API_KEY=... SGP_ACCOUNT_ID=... sgp-action doctor --manifest path/to/manifest.yaml
+* Try your own agent or workflow against a local emulator: README.md, section
+  "Trying it without credentials: the emulator and the demo"."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the demo (all optional)."""
@@ -36,6 +45,7 @@ def execute(args: argparse.Namespace) -> int:
         print(result.summary.rstrip() or "(empty)")
         if args.keep:
             print(f"\nkept {result.workdir}")
+        print(NEXT_STEPS)
     finally:
         if not args.keep:
             shutil.rmtree(result.workdir, ignore_errors=True)

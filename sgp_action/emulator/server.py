@@ -65,6 +65,16 @@ class EmulatorServer(ThreadingHTTPServer):
         self._thread: threading.Thread | None = None
         super().__init__((config.host, config.port), EmulatorHandler)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection with Nagle's algorithm off.
+
+        The handler writes headers and body separately; with Nagle on, the body of an answer on a kept-alive
+        connection waits for the client's delayed ACK of the headers (about 40 ms a request).
+        """
+        connection, address = super().get_request()
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
+
     @property
     def url(self) -> str:
         """The base URL clients use, e.g. http://127.0.0.1:41234."""

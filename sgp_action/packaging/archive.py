@@ -31,7 +31,7 @@ import re
 import stat
 import struct
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -186,7 +186,8 @@ class BuildContextResult:
     def summary_lines(self) -> list[str]:
         """What the CLI prints to stderr (and the action to the log) about the archive."""
         lines = [
-            f"Build context: {self.file_count} files, {human_size(self.raw_bytes)} raw, "
+            f"Build context: {self.file_count} file{'' if self.file_count == 1 else 's'}, "
+            f"{human_size(self.raw_bytes)} raw, "
             f"{human_size(self.compressed_bytes)} compressed",
             f"Working-tree hash: {self.working_tree_hash}",
         ]
@@ -212,93 +213,213 @@ def is_secret_like(name: str) -> bool:
     return name in SECRET_NAMES or (not name.endswith(".pub") and _SECRET_RE.match(name) is not None)
 
 
-class _TarWriter:
-    """Streams members as tar into `out`, feeding the working-tree hash as it goes (module docstring)."""
+_REGTYPE, _DIRTYPE, _SYMTYPE = b"0", b"5", b"2"
+_KIND = {"file": (_REGTYPE, b"f"), "dir": (_DIRTYPE, b"d"), "symlink": (_SYMTYPE, b"l")}
+_IDS = b"0000000\x000000000\x00"  # uid and gid 0
+_MTIME = b"00000000000\x00"
+# magic "ustar\0" version "00", empty uname and gname, empty device numbers and prefix, padding to 512 bytes.
+_USTAR_TAIL = b"ustar\x0000" + bytes(32 + 32 + 8 + 8 + 155 + 12)
+# Type flag, empty link name and the rest, with the sum of their bytes (for the checksum), per member type.
+_TAILS = {kind: (kind + bytes(100) + _USTAR_TAIL, sum(kind + bytes(100) + _USTAR_TAIL)) for kind in (b"0", b"2", b"5")}
+_U64 = struct.Struct(">Q").pack
+_U32_U64 = struct.Struct(">IQ").pack
+_FILE_TAIL = _TAILS[b"0"][0]
+# A file header's bytes besides its name and octal digits: ids, mtime, the checksum field as spaces, the tail.
+_FILE_FIXED_SUM = sum(_IDS) + sum(_MTIME) + 256 + _TAILS[b"0"][1]
+_PADDING = [bytes(-n % 512) for n in range(512)]
+_MAX_USTAR_SIZE = 8**11 - 1
+_BATCH = 256 * 1024
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
-    def __init__(self, out: ParallelGzipWriter, limit: int, check: Callable[[], None]) -> None:
+
+def tar_header(name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") -> bytes:
+    """The tar header of one member with uid/gid 0, no owner names and mtime 0: the bytes `tarfile` writes in
+    PAX format (`TarInfo.tobuf`), built directly when the name and link fit USTAR as ASCII (the common case,
+    several times faster); otherwise by `tarfile` itself, with its PAX records. Directory names get their `/` here.
+    """
+    stored = name + "/" if kind == _DIRTYPE and not name.endswith("/") else name
+    fits = len(stored) <= 100 and len(linkname) <= 100 and 0 <= size <= _MAX_USTAR_SIZE
+    if fits and stored.isascii() and linkname.isascii():
+        head = b"%s%07o\x00%s%011o\x00%s" % (
+            stored.encode("ascii").ljust(100, b"\x00"),
+            mode & 0o7777,
+            _IDS,
+            size,
+            _MTIME,
+        )
+        if linkname:
+            block = kind + linkname.encode("ascii").ljust(100, b"\x00") + _USTAR_TAIL
+            tail = (block, sum(block))
+        else:
+            tail = _TAILS[kind]
+        # The checksum counts its own field as eight spaces (256).
+        return b"%s%06o\x00 %s" % (head, sum(head) + tail[1] + 256, tail[0])
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.size, info.linkname = kind, mode, size, linkname
+    info.mtime = info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+class _TarWriter:
+    """Streams members as tar into `out`, feeding the working-tree hash as it goes (module docstring).
+
+    Small members are gathered and handed to the compressor in batches of about 256 KiB.
+    """
+
+    def __init__(self, out: ParallelGzipWriter, limit: int, check: Callable[[], None], keep_names: bool) -> None:
         self.out = out
         self.limit = limit
         self.check = check
         self.hash = hashlib.sha256(HASH_PREFIX)
         self.raw_bytes = 0
         self.file_count = 0
-        self.sizes: list[tuple[int, str]] = []
+        self.regular_files = 0
+        self.member_count = 0
+        self.largest: list[tuple[int, str]] = []  # a min-heap of the five largest (size, name)
+        self.secret_like: list[str] = []
+        self.names: list[str] | None = [] if keep_names else None
         self.tar_bytes = 0
+        self._batch = bytearray()
+        self._hashed = bytearray()
 
-    def _write(self, data: bytes) -> None:
-        self.out.write(data)
-        self.tar_bytes += len(data)
+    def _flush(self) -> None:
+        # The hash input is gathered like the tar bytes (never more of it): one update per batch, not two a file.
+        if self._hashed:
+            self.hash.update(self._hashed)
+            self._hashed = bytearray()
+        if self._batch:
+            self.out.write(self._batch)
+            self._batch = bytearray()
 
     def add(self, member: Member) -> None:
         self.check()
-        info = tarfile.TarInfo(member.name)
-        info.mode = member.mode
-        info.mtime = 0
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        kind = {"file": b"f", "dir": b"d", "symlink": b"l"}[member.kind]
-        name = member.name.encode("utf-8", "surrogateescape")
-        self.hash.update(struct.pack(">Q", len(name)) + name + kind + struct.pack(">I", member.mode))
-        if member.kind == "dir":
-            info.type = tarfile.DIRTYPE
-            self.hash.update(struct.pack(">Q", 0))
-            self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-        elif member.kind == "symlink":
-            info.type = tarfile.SYMTYPE
-            info.linkname = member.target
-            target = member.target.encode("utf-8", "surrogateescape")
-            self.hash.update(struct.pack(">Q", len(target)) + target)
-            self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-            self.file_count += 1
+        self.member_count += 1
+        if member.kind == "file":
+            self._add_file(member)
         else:
-            self._add_file(member, info)
-        if self.out.bytes_out > self.limit:
-            raise ContextError(
-                f"the build context is over the {human_size(self.limit)} upload limit once compressed; leave out "
-                "large files with .dockerignore"
+            kind, letter = _KIND[member.kind]
+            name = member.name.encode("utf-8", "surrogateescape")
+            payload = member.target.encode("utf-8", "surrogateescape")
+            self._hashed += b"%s%s%s%s%s" % (
+                _U64(len(name)),
+                name,
+                letter,
+                _U32_U64(member.mode, len(payload)),
+                payload,
             )
+            self._batch += tar_header(member.name, kind, member.mode, 0, member.target)
+            if member.kind == "symlink":
+                self.file_count += 1
+                if self.names is not None:
+                    self.names.append(member.name)
+        if len(self._batch) >= _BATCH:
+            self._flush()
+            if self.out.bytes_out > self.limit:
+                raise ContextError(
+                    f"the build context is over the {human_size(self.limit)} upload limit once compressed; leave out "
+                    "large files with .dockerignore"
+                )
 
-    def _add_file(self, member: Member, info: tarfile.TarInfo) -> None:
-        assert member.source is not None
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    def _add_file(self, member: Member) -> None:
+        path = member.source
+        assert path is not None
         try:
-            fd = os.open(member.source, flags)
+            fd = os.open(path, _OPEN_FLAGS)
         except OSError as exc:
-            raise ContextError(f"cannot read {member.name} ({member.source}): {exc.strerror or exc}") from None
+            raise ContextError(f"cannot read {member.name} ({path}): {exc.strerror or exc}") from None
         try:
-            # Size and type from the open file: a path swapped for a FIFO or link since the walk must not block us.
+            # Size, mode and type from the open file (its only stat): a path swapped for a FIFO or a link since the
+            # walk must not block us.
             opened = os.fstat(fd)
             if not stat.S_ISREG(opened.st_mode):
                 raise ContextError(f"{member.name} stopped being a regular file while it was packaged; retry")
-            size = opened.st_size
-            info.size = size
-            self.hash.update(struct.pack(">Q", size))
-            self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-            remaining = size
-            while remaining:
-                self.check()  # per 1 MiB read: a large file stops within milliseconds of a cancellation
+            size, mode = opened.st_size, opened.st_mode & 0o7777
+            name = member.name.encode("utf-8", "surrogateescape")
+            if len(name) <= 100 and size <= _MAX_USTAR_SIZE and name.isascii():
+                # tar_header's fast path, inlined: this runs once per file.
+                digits = b"%07o%011o" % (mode, size)
+                self._batch += b"%s%s\x00%s%s\x00%s%06o\x00 %s" % (
+                    name.ljust(100, b"\x00"),
+                    digits[:7],
+                    _IDS,
+                    digits[7:],
+                    _MTIME,
+                    sum(name) + sum(digits) + _FILE_FIXED_SUM,  # the checksum: the sum of every other byte
+                    _FILE_TAIL,
+                )
+            else:
+                self._batch += tar_header(member.name, _REGTYPE, mode, size)
+            entry = b"%s%sf%s" % (_U64(len(name)), name, _U32_U64(mode, size))
+            if 0 < size < _BATCH:
+                self.check()
                 try:
-                    chunk = os.read(fd, min(_READ_CHUNK, remaining))
+                    chunk = os.read(fd, size)
                 except OSError as exc:
-                    raise ContextError(f"cannot read {member.name} ({member.source}): {exc.strerror or exc}") from None
-                if not chunk:
-                    raise ContextError(f"{member.name} shrank while it was packaged; retry when nothing writes to it")
-                self.hash.update(chunk)
-                self._write(chunk)
-                remaining -= len(chunk)
+                    raise ContextError(f"cannot read {member.name} ({path}): {exc.strerror or exc}") from None
+                if len(chunk) == size:
+                    self._hashed += entry
+                    self._hashed += chunk
+                    self._batch += chunk
+                else:
+                    self._hashed += entry
+                    self._copy(fd, member, size, chunk)
+            else:
+                self._hashed += entry
+                if size:
+                    self._copy(fd, member, size, b"")
         finally:
             os.close(fd)
-        if size % _BLOCK:
-            self._write(bytes(_BLOCK - size % _BLOCK))
+        self._batch += _PADDING[size % _BLOCK]
         self.raw_bytes += size
         self.file_count += 1
-        self.sizes.append((size, member.name))
+        self.regular_files += 1
+        if self.names is not None:
+            self.names.append(member.name)
+        largest = self.largest
+        if len(largest) < 5:
+            heapq.heappush(largest, (size, member.name))
+        elif size >= largest[0][0] and (size, member.name) > largest[0]:
+            heapq.heapreplace(largest, (size, member.name))
+        if is_secret_like(member.name.rpartition("/")[2]):
+            self.secret_like.append(member.name)
+
+    @staticmethod
+    def _read(fd: int, member: Member, size: int) -> bytes:
+        try:
+            chunk = os.read(fd, size)
+        except OSError as exc:
+            raise ContextError(f"cannot read {member.name} ({member.source}): {exc.strerror or exc}") from None
+        if not chunk:
+            raise ContextError(f"{member.name} shrank while it was packaged; retry when nothing writes to it")
+        return chunk
+
+    def _copy(self, fd: int, member: Member, size: int, first: bytes) -> None:
+        """The rest of a file from `fd` after `first`, checking for a cancellation before each 1 MiB read."""
+        if first:
+            self._hashed += first
+            self._batch += first
+        remaining = size - len(first)
+        while remaining:
+            self.check()  # per 1 MiB read: a large file stops within milliseconds of a cancellation
+            chunk = self._read(fd, member, min(_READ_CHUNK, remaining))
+            if len(chunk) < _BATCH:
+                self._hashed += chunk
+                self._batch += chunk
+            else:
+                self._flush()
+                self.hash.update(chunk)
+                self.out.write(chunk)
+            remaining -= len(chunk)
 
     def finish(self) -> None:
         # End-of-archive marker (two zero blocks), padded to a full record as GNU tar and tarfile do.
-        self._write(bytes(2 * _BLOCK))
-        if self.tar_bytes % tarfile.RECORDSIZE:
-            self._write(bytes(tarfile.RECORDSIZE - self.tar_bytes % tarfile.RECORDSIZE))
+        self._batch += bytes(2 * _BLOCK)
+        total = self.out.bytes_in + len(self._batch)
+        if total % tarfile.RECORDSIZE:
+            self._batch += bytes(tarfile.RECORDSIZE - total % tarfile.RECORDSIZE)
+        self.tar_bytes = self.out.bytes_in + len(self._batch)
+        self._flush()
 
 
 def build_context(
@@ -309,6 +430,7 @@ def build_context(
     threads: int | None = None,
     max_bytes: int = MAX_CONTEXT_BYTES,
     check: Callable[[], None] | None = None,
+    keep_names: bool = True,
 ) -> BuildContextResult:
     """Package `spec` into the tar.gz `output` (written atomically) and describe it.
 
@@ -316,11 +438,12 @@ def build_context(
     file or followed symlink outside the workspace or inside `.git`, an empty context or one over `max_bytes`
     compressed.
     `check` (e.g. a `CancelToken.check`) is called often and cheaply while the walk and the archive go on; what it
-    raises propagates once the compressor threads are stopped and the partial archive is removed.
+    raises propagates once the compressor threads are stopped and the partial archive is removed. Members stream
+    from the walk into the archive; `keep_names=False` leaves `members` empty, so memory stays flat however many
+    files the context holds.
     """
-    members = Walker(spec, check).walk()
-    if not any(m.kind == "file" for m in members):
-        raise ContextError(f"the build context under {spec.root} holds no files; check include_paths and .dockerignore")
+    check = check or _never_cancelled
+    walker = Walker(spec, check)
     output = Path(output)
     partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
     try:
@@ -329,31 +452,44 @@ def build_context(
         raise ContextError(f"cannot write the archive {output}: {exc.strerror or exc}") from None
     try:
         with sink:
-            writer = _write_archive(members, sink, level, threads, max_bytes, check or (lambda: None))
+            writer = _write_archive(walker.iter_members(), sink, level, threads, max_bytes, check, keep_names)
+        if not writer.regular_files:
+            raise ContextError(
+                f"the build context under {spec.root} holds no files; check include_paths and .dockerignore"
+            )
         os.replace(partial, output)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    files = tuple(m.name for m in members if m.kind != "dir")
     result = BuildContextResult(
         path=output,
         file_count=writer.file_count,
         raw_bytes=writer.raw_bytes,
         compressed_bytes=writer.out.bytes_out,
         working_tree_hash=writer.hash.hexdigest(),
-        secret_like=tuple(m.name for m in members if m.kind == "file" and is_secret_like(m.name.rsplit("/", 1)[-1])),
-        largest=tuple((name, size) for size, name in heapq.nlargest(5, writer.sizes, key=lambda s: (s[0], s[1]))),
-        members=files,
+        secret_like=tuple(writer.secret_like),
+        largest=tuple((name, size) for size, name in sorted(writer.largest, reverse=True)),
+        members=tuple(writer.names or ()),
     )
-    log.debug("packaged %s: %d members, %d tar bytes", output, len(members), writer.tar_bytes)
+    log.debug("packaged %s: %d members, %d tar bytes", output, writer.member_count, writer.tar_bytes)
     return result
 
 
+def _never_cancelled() -> None:
+    """The default cancellation check."""
+
+
 def _write_archive(
-    members: list[Member], sink: BinaryIO, level: int, threads: int | None, max_bytes: int, check: Callable[[], None]
+    members: Iterator[Member],
+    sink: BinaryIO,
+    level: int,
+    threads: int | None,
+    max_bytes: int,
+    check: Callable[[], None],
+    keep_names: bool,
 ) -> _TarWriter:
     gz = ParallelGzipWriter(sink, level=level, threads=threads)
-    writer = _TarWriter(gz, max_bytes, check)
+    writer = _TarWriter(gz, max_bytes, check, keep_names)
     try:
         for member in members:
             writer.add(member)

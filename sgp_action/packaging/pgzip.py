@@ -119,11 +119,21 @@ class ParallelGzipWriter:
         # crc32 releases the GIL on large buffers too, so it overlaps with the compressor threads.
         self._crc = zlib.crc32(view, self._crc)
         self.bytes_in += size
-        self._buffer += view
-        while len(self._buffer) >= self._block_size:
-            block = bytes(self._buffer[: self._block_size])
-            del self._buffer[: self._block_size]
-            self._submit(block, last=False)
+        # Blocks are cut at the same offsets whatever the writes' sizes; whole blocks are copied once, straight from
+        # `data`, and only a partial block waits in the buffer.
+        block_size = self._block_size
+        start = 0
+        if self._buffer:
+            start = min(size, block_size - len(self._buffer))
+            self._buffer += view[:start]
+            if len(self._buffer) < block_size:
+                return size
+            self._submit(bytes(self._buffer), last=False)
+            self._buffer = bytearray()
+        while size - start >= block_size:
+            self._submit(bytes(view[start : start + block_size]), last=False)
+            start += block_size
+        self._buffer += view[start:]
         return size
 
     def flush(self) -> None:

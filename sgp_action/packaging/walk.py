@@ -19,11 +19,12 @@ sorted byte-lexically, directories ending with `/` (each follows its parent).
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import logging
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,7 +82,6 @@ class Walker:
         self.check = check or _no_check
         self.root = str(spec.root)
         self.bound = os.path.realpath(spec.workspace or spec.root)
-        self.members: dict[str, Member] = {}
         self._confine(self.root, "the context root")
         text, source = "", ".dockerignore"
         if spec.dockerignore:
@@ -103,20 +103,30 @@ class Walker:
 
     def walk(self) -> list[Member]:
         """The members to archive, in archive order."""
-        spec = self.spec
-        if spec.mode == "manifest":
-            self._root_file("Dockerfile", spec.dockerfile)
-            if spec.dockerignore:
-                self._root_file(".dockerignore", spec.dockerignore)
-        seen = frozenset({os.path.realpath(self.root)}) if spec.follow_symlinks else frozenset()
-        self._walk(self.root, "", False, "." in self.includes, seen)
-        return sorted(self.members.values(), key=lambda m: m.sort_key)
+        return list(self.iter_members())
 
-    def _root_file(self, name: str, rel: str) -> None:
+    def iter_members(self) -> Iterator[Member]:
+        """The members in archive order, each as soon as the walk reaches it (memory flat in the member count).
+
+        Each folder's entries are sorted by their stored names (folders with their trailing `/`) and folders are
+        walked depth-first, which is the byte-lexical order of the whole paths. A folder's entry comes before its
+        contents but only once something below it is kept (or it is itself in scope and not excluded).
+        A file's mode and size are read when the archive opens it (0 here, except the manifest's root files).
+        """
+        spec = self.spec
+        root_files: dict[str, Member] = {}
+        if spec.mode == "manifest":
+            root_files["Dockerfile"] = self._root_file("Dockerfile", spec.dockerfile)
+            if spec.dockerignore:
+                root_files[".dockerignore"] = self._root_file(".dockerignore", spec.dockerignore)
+        seen = frozenset({os.path.realpath(self.root)}) if spec.follow_symlinks else frozenset()
+        yield from self._walk(self.root, "", False, "." in self.includes, seen, root_files)
+
+    def _root_file(self, name: str, rel: str) -> Member:
         # The agentex CLI copies these two files' content to the archive root, whatever they are links to.
         real = self._confine(os.path.join(self.root, rel), f"the {name} {rel}")
         info = _stat(real, rel)
-        self.members[name] = Member(name, "file", stat.S_IMODE(info.st_mode), info.st_size, real)
+        return Member(name, "file", stat.S_IMODE(info.st_mode), info.st_size, real)
 
     def _confine(self, path: str, what: str) -> str:
         """The real path of `path`, read for the archive; ContextError when it resolves outside the bound."""
@@ -125,14 +135,24 @@ class Walker:
             raise ContextError(f"{what} {why}; {CONFINE_HINT}")
         return real
 
-    def _walk(self, path: str, rel: str, excluded: bool, in_scope: bool, seen: frozenset[str]) -> bool:
-        """Walk the directory `path` (archive path `rel`); True when a member was added below it."""
+    def _walk(
+        self,
+        path: str,
+        rel: str,
+        excluded: bool,
+        in_scope: bool,
+        seen: frozenset[str],
+        root_files: dict[str, Member] | None = None,
+    ) -> Iterator[Member]:
+        """The members below the directory `path` (archive path `rel`), in archive order."""
         self.check()
         try:
             entries = list(os.scandir(path))
         except OSError as exc:
             raise ContextError(f"cannot read the folder {rel or '.'} ({path}): {exc.strerror or exc}") from None
-        added = False
+        found: list[tuple[bytes, Member | _Folder | _Started]] = [
+            (_key(m.name), m) for m in (root_files or {}).values()
+        ]
         for entry in entries:
             name = entry.name
             if name == ".git":  # may hold the checkout token; never uploaded, at any level
@@ -152,39 +172,73 @@ class Walker:
                 # While following links every walked path is a real path (the root is resolved and followed
                 # folders are walked through their target), so `seen` holds the real folders of this branch.
                 inner = seen | {entry.path} if seen else seen
-                added |= self._dir(entry.path, child, info, child_excluded, child_in_scope, inner)
+                found.append(
+                    (_key(name + "/"), _Folder(entry.path, child, info, child_excluded, child_in_scope, inner))
+                )
                 continue
             if child_excluded or not child_in_scope or (not rel and child in self.reserved):
                 continue
-            added |= self._other(entry.path, child, _stat(entry.path, child, follow=False), child_excluded, seen)
-        return added
+            if entry.is_file(follow_symlinks=False):  # the type from the folder listing: no stat until it is read
+                found.append((_key(name), Member(child, "file", 0, 0, entry.path)))
+                continue
+            item = self._other(entry.path, child, _stat(entry.path, child, follow=False), child_excluded, seen)
+            if item is not None:
+                found.append((_key(name + "/" if isinstance(item, _Folder) else name), item))
+        if root_files:
+            found = self._root_files_or_folders(found, root_files)
+        found.sort(key=_first)
+        for _, kept in found:
+            if isinstance(kept, Member):
+                yield kept
+            elif isinstance(kept, _Started):
+                yield from kept.members
+            else:
+                yield from self._dir(kept)
 
-    def _dir(
-        self, path: str, rel: str, info: os.stat_result, excluded: bool, in_scope: bool, seen: frozenset[str]
-    ) -> bool:
-        below = self._walk(path, rel, excluded, in_scope, seen)
-        if below or (in_scope and not excluded):
-            self.members[rel] = Member(rel, "dir", stat.S_IMODE(info.st_mode))
-            return True
-        return False
+    def _root_files_or_folders(
+        self, found: list[tuple[bytes, Member | _Folder | _Started]], root_files: dict[str, Member]
+    ) -> list[tuple[bytes, Member | _Folder | _Started]]:
+        # A walked folder with a root file's name replaces that file when it keeps anything (one entry per name).
+        for key, item in list(found):
+            if isinstance(item, _Folder) and item.rel in root_files:
+                members = self._dir(item)
+                first = next(members, None)
+                found.remove((key, item))
+                if first is not None:
+                    found.remove((_key(item.rel), root_files[item.rel]))
+                    found.append((key, _Started(itertools.chain((first,), members))))
+        return found
 
-    def _other(self, path: str, rel: str, info: os.stat_result, excluded: bool, seen: frozenset[str]) -> bool:
+    def _dir(self, folder: _Folder) -> Iterator[Member]:
+        member = Member(folder.rel, "dir", stat.S_IMODE(folder.info.st_mode))
+        below = self._walk(folder.path, folder.rel, folder.excluded, folder.in_scope, folder.seen)
+        if folder.in_scope and not folder.excluded:
+            yield member
+            yield from below
+            return
+        first = next(below, None)
+        if first is not None:
+            yield member
+            yield first
+            yield from below
+
+    def _other(
+        self, path: str, rel: str, info: os.stat_result, excluded: bool, seen: frozenset[str]
+    ) -> Member | _Folder | None:
         mode = info.st_mode
         if stat.S_ISLNK(mode):
             if not self.spec.follow_symlinks:
-                self.members[rel] = Member(rel, "symlink", 0o777, target=os.readlink(path))
-                return True
+                return Member(rel, "symlink", 0o777, target=os.readlink(path))
             return self._follow(path, rel, excluded, seen)
         if stat.S_ISREG(mode):
-            self.members[rel] = Member(rel, "file", stat.S_IMODE(mode), info.st_size, path)
-            return True
+            return Member(rel, "file", stat.S_IMODE(mode), info.st_size, path)
         if stat.S_ISSOCK(mode):
             log.info("skipped the socket %s (a tar cannot hold sockets)", rel)
         else:
             log.warning("skipped %s: a FIFO or device file cannot be packaged", rel)
-        return False
+        return None
 
-    def _follow(self, path: str, rel: str, excluded: bool, seen: frozenset[str]) -> bool:
+    def _follow(self, path: str, rel: str, excluded: bool, seen: frozenset[str]) -> Member | _Folder | None:
         target = os.readlink(path)
         real, why = resolve_confined(path, self.bound)
         if why:
@@ -196,8 +250,35 @@ class Walker:
         if stat.S_ISDIR(info.st_mode):
             if real in seen:
                 raise ContextError(f"symlink {rel} -> {target} makes a loop; remove it or turn follow-symlinks off")
-            return self._dir(real, rel, info, excluded, True, seen | {real})
+            return _Folder(real, rel, info, excluded, True, seen | {real})
         return self._other(real, rel, info, excluded, seen)
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """A folder found in a listing, walked when its turn in archive order comes."""
+
+    path: str
+    rel: str
+    info: os.stat_result
+    excluded: bool
+    in_scope: bool
+    seen: frozenset[str]
+
+
+class _Started:
+    """A folder whose walk has started: its members, lazily."""
+
+    def __init__(self, members: Iterator[Member]) -> None:
+        self.members = members
+
+
+def _key(stored: str) -> bytes:
+    return stored.encode("utf-8", "surrogateescape")
+
+
+def _first(pair: tuple[bytes, object]) -> bytes:
+    return pair[0]
 
 
 def _no_check() -> None:

@@ -3,9 +3,11 @@
 
 Threads: a `LogFollower` thread reads the SSE log stream and prints each line through `Runner.server_line`; the
 calling thread polls `get_build` every `poll-interval`, and wakes at once when the stream ends or the run is
-cancelled (an `Event`, never a fixed sleep). The stream has no resume cursor and a reconnect replays from the first
-line (docs/sgp-api.md#build-log-reconnects), so the follower counts the lines it printed and skips that many on every
-reconnect: no line is printed twice, and a closed or broken stream never fails a good build.
+cancelled (an `Event`, never a fixed sleep). No resume cursor is documented (docs/sgp-api.md#build-log-reconnects): a
+reconnect may replay from the first line, resume after `Last-Event-ID` or start at the live tail. When the events
+carry ids, the follower sends the last one on reconnect and drops any event whose id it already printed; without ids
+it counts the lines it printed and skips that many on every reconnect. Either way no line is printed twice, and a
+closed or broken stream never fails a good build.
 """
 
 from __future__ import annotations
@@ -23,18 +25,21 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from sgp_action.api.deadlines import within
 from sgp_action.api.models import Build, Phase
-from sgp_action.durations import format_duration
+from sgp_action.durations import format_duration, format_elapsed
 from sgp_action.errors import (
     ApiError,
     BuildFailed,
+    ConflictError,
+    InputError,
     NotFoundError,
     OperationTimeout,
     RequestDeadlineError,
     ValidationError,
 )
 from sgp_action.packaging.archive import human_size
+from sgp_action.run.agents import id_from_conflict, id_from_deployments
 from sgp_action.run.cancel import CancelToken
-from sgp_action.run.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, STOP_SECONDS, TAIL_LINES, Console, PhaseBase
+from sgp_action.run.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, STOP_SECONDS, TAIL_LINES, Console, PhaseBase, PhaseEnv
 
 if TYPE_CHECKING:
     from sgp_action.api.client import SGPClient
@@ -105,6 +110,9 @@ class LogFollower:
         self.console = console
         self.wake = wake
         self.printed = 0
+        self.last_event_id = ""  # sent as Last-Event-ID on reconnect
+        self._printed_ids: set[str] = set()
+        self._counted = 0  # lines printed that came without an id: a reconnect without ids replays them
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.connections = 0
         self.last_line_at = 0.0  # time.monotonic() of the last line received, replayed ones included
@@ -129,17 +137,24 @@ class LogFollower:
         self.connections += 1
         seen = 0
         try:
-            stream = self.client.open_build_logs(self.build_id)
+            stream = self.client.open_build_logs(self.build_id, last_event_id=self.last_event_id)
             with self._lock:
                 self._stream = stream
             if self._stop.is_set():
                 return
             with stream:
-                for line in stream:
+                for event_id, line in stream.entries():
                     self.last_line_at = time.monotonic()
-                    seen += 1
-                    if seen <= self.printed:  # a reconnect replays from the first line
-                        continue
+                    if event_id:
+                        if event_id in self._printed_ids:  # replayed, or resumed from further back
+                            continue
+                        self._printed_ids.add(event_id)
+                        self.last_event_id = event_id
+                    else:
+                        seen += 1
+                        if seen <= self._counted:  # a reconnect without ids replays from the first line
+                            continue
+                        self._counted += 1
                     self.console.server_line(line)
                     self.tail.append(line)
                     self.printed += 1
@@ -192,6 +207,11 @@ class BuildPhase(PhaseBase):
 
     timeout_name = "build-timeout"
 
+    def __init__(self, env: PhaseEnv, *, timeout: float, agent_id: str | None = None) -> None:
+        """`agent_id` is the `agent-id` input: used when the agent's builds do not tell its id."""
+        super().__init__(env, timeout=timeout)
+        self.agent_id = agent_id
+
     # --- agent and reuse --------------------------------------------------------------------------------------
 
     def resolve_agent_id(self, agent_name: str) -> str | None:
@@ -206,13 +226,14 @@ class BuildPhase(PhaseBase):
                 return str(build.agent_id)
         return None
 
-    def find_reusable(self, agent_name: str, working_tree_hash: str) -> Build | None:
+    def find_reusable(self, agent_name: str, working_tree_hash: str, *, follow: bool = True) -> Build | None:
         """A successful build of this agent with the same working-tree hash, checked client-side
         (docs/sgp-api.md#older-servers-ignore-unknown-filters).
 
         Failing that, a build of the same tree still unfinished (a run killed mid-build leaves one behind) is
         followed to its end instead of starting a second one: the successful build is returned, a failed one raises
-        BuildFailed as `wait` does. A failed or cancelled build is never reused.
+        BuildFailed as `wait` does; without `follow` (a build-only run with `wait: false`) it is returned as it is.
+        A failed or cancelled build is never reused.
         """
         builds = self.client.list_builds(
             agent_name=agent_name, working_tree_hash=working_tree_hash, sort_by="created_at", sort_order="desc"
@@ -233,18 +254,27 @@ class BuildPhase(PhaseBase):
         )
         self.remote.building(unfinished.id)  # from now on a cancelled run cancels it, as it would its own
         self.report.record_build(unfinished, reused=True)
-        return self.wait(unfinished)
+        return self.wait(unfinished) if follow else unfinished
 
     # --- create ------------------------------------------------------------------------------------------------
 
     def create(self, spec: BuildSpec) -> Build:
-        """Create the build: with the agent's id when it exists, else with its name; legacy servers fall back."""
+        """Create the build: with the agent's id when it is known, else with its name; legacy servers fall back.
+
+        An agent made elsewhere answers a create by name with 409: its id is then found another way and the build
+        sent again with it (docs/sgp-api.md#agents-made-elsewhere); an existing agent never fails the run.
+        """
         with self.limited("looking up the agent"):
-            agent_id = self.resolve_agent_id(spec.agent_name)
+            agent_id = self.resolve_agent_id(spec.agent_name) or self.agent_id
         with self.bounded():
             self.token.check()
             try:
                 return self._send(spec, agent_id=agent_id)
+            except ConflictError as exc:
+                if agent_id is not None:
+                    raise
+                found = self.agent_after_conflict(spec.agent_name, exc)
+                return self._send(spec, agent_id=found)
             except (ValidationError, NotFoundError) as exc:
                 if agent_id is None:
                     raise
@@ -252,6 +282,24 @@ class BuildPhase(PhaseBase):
                 # the agent every time.
                 log.info("the server refused agent_id (%s); sending agent_name %s instead", exc, spec.agent_name)
                 return self._send(spec, agent_id=None)
+
+    def agent_after_conflict(self, agent_name: str, conflict: ConflictError) -> str:
+        """The id of an agent that exists but that no listed build names: from the 409 itself, else from its
+        deployments' builds. InputError (nothing was created) asking for `agent-id` when neither tells."""
+        found = id_from_conflict(conflict)
+        where = "the conflict answer"
+        if found is None:
+            found, where = id_from_deployments(self.client, agent_name), "the build of one of its deployments"
+        if found is None:
+            raise InputError(
+                f"the agent {agent_name} already exists (made elsewhere: the UI, sgpctl or another CI), but neither "
+                f"the server's answer ({conflict}) nor its builds or deployments tell its id; set the agent-id input "
+                "to the agent's id (shown by SGP's UI or sgpctl)"
+            ) from conflict
+        self.console.info(
+            f"The agent {agent_name} already exists (made elsewhere); building it by its id {found} (from {where})"
+        )
+        return found
 
     def _send(self, spec: BuildSpec, *, agent_id: str | None) -> Build:
         since = datetime.now(timezone.utc)
@@ -332,7 +380,7 @@ class BuildPhase(PhaseBase):
             unregister()
             follower.stop()
         self.report.record_build(build)
-        elapsed = format_duration(self.clock() - started)
+        elapsed = format_elapsed(self.report.record_span("build", started, self.clock()))
         if build.phase is Phase.SUCCEEDED:
             self.remote.building(None)
             self.console.info(f"Build {build.id} {build.status} after {elapsed}: {build.image_url or build.image_name}")

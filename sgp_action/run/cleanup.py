@@ -8,7 +8,7 @@ oldest first), then a delete for each active preview that is
 * replaced: an active preview with the same label was created after it (the newest one per label is kept).
 
 Terminal records (DELETED, CANCELLED, SUPERSEDED) are skipped, since deleting them is a 400
-(docs/sgp-api.md#ended-deployments-cannot-be-deleted); a 400/404 on delete
+(docs/sgp-api.md#ended-deployments-cannot-be-deleted); a 400, 404 or 409 on delete
 means someone got there first and counts as done. Deletes run on a small thread pool; 429 and `Retry-After` are
 the transport's retries. No request is sent beyond the list pages, the deletes and one PR lookup per distinct PR.
 """
@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from sgp_action.ci.forge import ForgeClient, ForgeError
-from sgp_action.ci.report import md_code
+from sgp_action.ci.report import md_code, plural
+from sgp_action.run.github import deactivate_previews
 from sgp_action.run.teardown import delete_quietly, is_deletable
 
 if TYPE_CHECKING:
@@ -179,7 +180,8 @@ def sweep(ctx: RunState, *, now: datetime | None = None) -> list[str]:
     numbers = [n for n in (pr_number(d.preview_label) for d in undecided) if n is not None]
     doomed = plan(deployments, now, _pr_states(ctx, numbers), own_agents=own) if numbers else first
     ctx.report.deleted = []
-    ctx.runner.info(f"Cleanup: {len(deployments)} deployments listed, {len(doomed)} previews to delete")
+    listed, deleting = plural(len(deployments), "deployment"), plural(len(doomed), "preview")
+    ctx.runner.info(f"Cleanup: {listed} listed, {deleting} to delete")
     if ctx.settings.dry_run:
         for item in doomed:
             ctx.runner.info(f"Would delete {item.deployment.id} ({item.deployment.preview_label}): {item.detail}")
@@ -191,6 +193,9 @@ def sweep(ctx: RunState, *, now: datetime | None = None) -> list[str]:
             list(pool.map(lambda item: _delete(ctx, item), doomed))
     finally:
         ctx.runner.append_summary(summary_markdown(doomed, set(ctx.report.deleted), dry_run=False))
+    deleted = set(ctx.report.deleted)
+    gone = [(d.deployment.preview_label, d.deployment.agent_name) for d in doomed if d.deployment.id in deleted]
+    deactivate_previews(ctx, [(label, agent) for label, agent in gone if label])
     return list(ctx.report.deleted)
 
 
@@ -199,6 +204,8 @@ def _own_agents(ctx: RunState) -> frozenset[str] | None:
     from sgp_action.run.detect import repository_agents
 
     agents = repository_agents(ctx.settings.working_directory)
+    if not ctx.settings.github_token:  # no PR state is asked for, so no closed PR is matched against anything
+        return agents or None
     if not agents:
         ctx.runner.info(
             "Cleanup: no agent manifest in the checkout, so a closed PR's number is matched against every agent's "

@@ -1,11 +1,10 @@
 """The deploy phase: create the deployment, then poll it, printing new events and log lines
 (docs/architecture.md#phases).
 
-Success is `healthy` or `completed` in any case (docs/sgp-api.md#deployment-statuses; the classification lives in
-`models`); any other terminal status is a failure that shows the events and the log tail. Deploy logs are cursor-paged:
-the last
-non-empty `next_cursor` is kept, because an empty one would replay the whole log
-(docs/sgp-api.md#deployment-log-cursor).
+Success is `healthy` or one of its synonyms in any case (docs/sgp-api.md#deployment-statuses; the classification lives
+in `models`); a word never seen is warned about once and polled until the deadline; any other terminal status is a
+failure that shows the events and the log tail. Deploy logs are cursor-paged: the last non-empty `next_cursor` is
+kept, because an empty one would replay the whole log (docs/sgp-api.md#deployment-log-cursor).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import NoReturn
 
 from sgp_action.api.models import DeployEvent, Deployment, LogLine, Phase
 from sgp_action.ci.report import format_timestamp
-from sgp_action.durations import format_duration
+from sgp_action.durations import format_duration, format_elapsed
 from sgp_action.errors import DeploymentFailed, OperationTimeout, RequestDeadlineError
 from sgp_action.run.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, TAIL_LINES, PhaseBase, PhaseEnv
 from sgp_action.run.teardown import is_deletable
@@ -75,6 +74,7 @@ class DeployPhase(PhaseBase):
         self._seen_lines: set[str] = set()
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._cursor = ""
+        self._unknown_words: set[str] = set()
 
     def create(self, spec: DeploySpec) -> Deployment:
         """Send the create request; the new deployment is registered for cancellation at once."""
@@ -132,6 +132,7 @@ class DeployPhase(PhaseBase):
                     with self.bounded():
                         deployment = self.client.get_deployment(deployment.id)
                         self.report.record_deployment(deployment)
+                        self._warn_unknown(deployment)
                         self._print_events(deployment)
                         if deployment.phase is not Phase.IN_PROGRESS:
                             break
@@ -148,14 +149,27 @@ class DeployPhase(PhaseBase):
             # stop when has_more is false and the status is terminal).
             self._print_logs(deployment.id)
         self.remote.deploying(None)
-        elapsed = format_duration(self.clock() - started)
+        elapsed = format_elapsed(self.report.record_span("health", started, self.clock()))
         if deployment.phase is Phase.SUCCEEDED:
             where = f" (release {deployment.helm_release_name or '?'}, namespace {deployment.namespace or '?'})"
-            self.console.info(f"Deployment {deployment.id} {deployment.status} after {elapsed}{where}")
+            self.console.info(f"Deployment {deployment.id} {deployment.status_shown} after {elapsed}{where}")
             return deployment
         raise DeploymentFailed(
-            f"deployment {deployment.id} ended with status {deployment.status or 'unknown'} after {elapsed}.\n"
+            f"deployment {deployment.id} ended with status {deployment.status_shown} after {elapsed}.\n"
             + self._diagnostics()
+        )
+
+    def _warn_unknown(self, deployment: Deployment) -> None:
+        """One warning per status word never seen before: it is polled as under way until deploy-timeout."""
+        word = deployment.server_status
+        if deployment.status_known or not word or word in self._unknown_words:
+            return
+        self._unknown_words.add(word)
+        self.console.warning(
+            f"deployment {deployment.id} has the status {word[:60]!r}, a word this action does not know; it is "
+            f"polled as still under way until deploy-timeout ({format_duration(self.timeout)}). Please report the "
+            "word so the action can learn it",
+            title="Unknown deployment status",
         )
 
     def _print_events(self, deployment: Deployment) -> None:
@@ -192,7 +206,7 @@ class DeployPhase(PhaseBase):
     def _timeout(self, deployment: Deployment, *, cut: RequestDeadlineError | None = None) -> NoReturn:
         # The deployment is left as it is: it may still turn healthy, and deleting it is the user's call.
         self.remote.deploying(None)
-        status = f"status {deployment.status or 'unknown'}"
+        status = f"last status seen {deployment.status_shown}"
         if cut is not None:
             status += "; the last status request got no answer in time"
         raise OperationTimeout(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from sgp_action.ci.report import md_code
 from sgp_action.errors import InputError, ManifestError
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.yaml"
 #: Folders never searched for manifests: VCS data and dependency trees hold vendored copies, not agents.
 SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv"})
+#: Changed paths named per agent in the summary and the log.
+SHOWN_PATHS = 5
 
 
 @dataclass(frozen=True)
@@ -139,27 +142,56 @@ def _usable_base(repo_root: Path, base: str | None) -> bool:
     return True
 
 
+def detect_changes(repo_root: Path, base: str | None, head: str | None) -> list[tuple[Agent, list[str] | None]]:
+    """Each agent whose build inputs changed between `base` and `head`, with the changed paths that touched it
+    (None: no usable base, so every agent is listed). Sorted by manifest path, then name."""
+    repo_root = repository_root(repo_root)
+    agents = _load_agents(repo_root)
+    found: list[tuple[Agent, list[str] | None]] = [(agent, None) for agent in agents]
+    if _usable_base(repo_root, base):
+        diff = _git(repo_root, "diff", "--name-only", "-z", base or "", head or "HEAD", "--")
+        changed = [p for p in diff.split("\0") if p]
+        touched = [(a, [p for p in changed if a.touched_by(p)]) for a in agents]
+        found = [(agent, paths) for agent, paths in touched if paths]
+    return sorted(found, key=lambda item: (item[0].manifest, item[0].name))
+
+
 def changed_agents(repo_root: Path, base: str | None, head: str | None) -> list[dict[str, str]]:
     """The agents whose build inputs changed between `base` and `head` (every agent without a usable base).
 
     Returns `[{"manifest": <repo-relative path>, "agent": <agent name>}]` sorted by manifest path.
     """
-    repo_root = repository_root(repo_root)
-    agents = _load_agents(repo_root)
-    if _usable_base(repo_root, base):
-        diff = _git(repo_root, "diff", "--name-only", "-z", base or "", head or "HEAD", "--")
-        changed = [p for p in diff.split("\0") if p]
-        agents = [a for a in agents if any(a.touched_by(p) for p in changed)]
-    return sorted((a.as_matrix_entry() for a in agents), key=lambda e: (e["manifest"], e["agent"]))
+    return [agent.as_matrix_entry() for agent, _ in detect_changes(repo_root, base, head)]
+
+
+def summary_markdown(found: list[tuple[Agent, list[str] | None]]) -> str:
+    """The detect section of the job summary: each agent found and why (the changed paths that touched it)."""
+    lines = [f"#### Changed agents: {len(found)}", ""]
+    if not found:
+        return "\n".join([*lines, "No agent's build inputs changed: nothing to build.", ""])
+    lines += ["| Agent | Manifest | Why |", "| --- | --- | --- |"]
+    for agent, paths in found:
+        if paths is None:
+            why = "no usable base commit (a first push, or a shallow clone): every agent is listed"
+        else:
+            shown = ", ".join(md_code(path) for path in paths[:SHOWN_PATHS])
+            more = f" and {len(paths) - SHOWN_PATHS} more" if len(paths) > SHOWN_PATHS else ""
+            why = f"changed: {shown}{more}"
+        lines.append(f"| {md_code(agent.name)} | {md_code(agent.manifest)} | {why} |")
+    return "\n".join(lines) + "\n"
 
 
 def run(ctx: RunState) -> None:
     """`command: detect`: base and head from the event; the JSON matrix goes to the `matrix` output."""
     event = ctx.event
     head = event.head_sha or event.sha or "HEAD"
-    matrix = changed_agents(ctx.settings.working_directory, event.base_sha or None, head)
-    text = json.dumps(matrix)
-    ctx.runner.set_output("matrix", text)
+    found = detect_changes(ctx.settings.working_directory, event.base_sha or None, head)
+    matrix = [agent.as_matrix_entry() for agent, _ in found]
+    ctx.runner.set_output("matrix", json.dumps(matrix))
+    for agent, paths in found:
+        why = "no usable base commit" if paths is None else f"changed: {', '.join(paths[:SHOWN_PATHS])}"
+        ctx.runner.info(f"Changed agent {agent.name} ({agent.manifest}): {why}")
     names = ", ".join(entry["agent"] for entry in matrix) or "none"
     ctx.runner.info(f"Changed agents: {names}")
+    ctx.runner.append_summary(summary_markdown(found))
     ctx.report.result = "success"

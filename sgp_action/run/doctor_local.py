@@ -14,6 +14,7 @@ import requests
 
 from sgp_action import USER_AGENT
 from sgp_action.api.transport import short_reason
+from sgp_action.ci.report import plural
 from sgp_action.errors import ActionError, InputError, ManifestError
 from sgp_action.packaging.archive import BuildContextSpec, build_context, human_size
 
@@ -76,8 +77,8 @@ def check_context(checks: Checklist, settings: Settings, manifest: Manifest, max
             return
     checks.ok(
         "build context",
-        f"{result.file_count} files, {human_size(result.raw_bytes)} raw, {human_size(result.compressed_bytes)} "
-        f"compressed of the {human_size(max_bytes)} limit",
+        f"{plural(result.file_count, 'file')}, {human_size(result.raw_bytes)} raw, "
+        f"{human_size(result.compressed_bytes)} compressed of the {human_size(max_bytes)} limit",
     )
     if result.secret_like:
         listed = ", ".join(inert(name, 60) for name in result.secret_like[:5])

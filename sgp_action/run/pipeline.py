@@ -30,11 +30,13 @@ from sgp_action.errors import EXIT_OK, ActionError, BuildFailed, Cancelled, Inpu
 from sgp_action.run.build_phase import BuildPhase, BuildSpec
 from sgp_action.run.cancel import CANCEL_BUDGET_SECONDS, WORKER_GRACE_SECONDS, CancelToken, RemoteWork
 from sgp_action.run.deploy_phase import DeployPhase, DeploySpec
+from sgp_action.run.github import deployment_url, finish_deployment, start_deployment
 from sgp_action.run.phase import PhaseEnv
 from sgp_action.run.teardown import replace_previous
 
 if TYPE_CHECKING:
     from sgp_action.api.client import SGPClient
+    from sgp_action.ci.deployments import GitHubDeployments
     from sgp_action.ci.event import WorkflowEvent
     from sgp_action.ci.runner import Runner
     from sgp_action.run.settings import Settings
@@ -57,10 +59,15 @@ ABANDON_BUDGET_SECONDS = CANCEL_BUDGET_SECONDS - WORKER_GRACE_SECONDS - 0.5
 
 
 def default_client_factory(settings: Settings) -> SGPClient:
-    """An `SGPClient` for the settings' base URL, key and account."""
+    """An `SGPClient` for the settings' base URL, key and account; with `debug`, recording every request and answer
+    to a JSON Lines file under RUNNER_TEMP (sgp_action.api.recorder), which `RunState.client` names in the log."""
     from sgp_action.api.client import SGPClient
+    from sgp_action.api.recorder import Recorder, record_path
 
-    return SGPClient(settings.base_url, settings.api_key, settings.account_id)
+    recorder = None
+    if settings.debug:
+        recorder = Recorder(record_path(settings.temp_dir), secrets=(settings.api_key, settings.github_token))
+    return SGPClient(settings.base_url, settings.api_key, settings.account_id, recorder=recorder)
 
 
 @dataclass
@@ -94,6 +101,12 @@ class RunState:
         """The API client, created on first use (no command that needs no API ever creates one)."""
         if self._client is None:
             self._client = self.client_factory(self.settings)
+            recorder = getattr(getattr(self._client, "transport", None), "recorder", None)
+            if recorder is not None:
+                self.runner.info(
+                    f"debug: every API request and answer of this run is recorded in {recorder.path} (the API key, "
+                    "tokens, authorization headers and cookies left out); attach it to an issue when reporting one"
+                )
         return self._client
 
     def phase_env(self) -> PhaseEnv:
@@ -152,6 +165,7 @@ class Pipeline:
             client_factory=client_factory,
         )
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self._github: GitHubDeployments | None = None
 
     # --- entry points -------------------------------------------------------------------------------------------
 
@@ -177,6 +191,7 @@ class Pipeline:
         finally:
             self._cleanup_local()
             ctx.close()
+        finish_deployment(ctx, self._github, outcome.exit_code)  # never raises: a forge failure is a warning
         from sgp_action.ci.comment import update_pr_comment
 
         update_pr_comment(ctx)  # never raises: a forge failure is a warning
@@ -198,7 +213,8 @@ class Pipeline:
 
         report = self.ctx.report
         report.result = exc.result
-        report.message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # The whole message: the summary shows the first line in its table and the rest (log tail, events) fenced.
+        report.message = str(exc) or type(exc).__name__
         report_error(exc, debug=self.ctx.settings.debug, runner=self.ctx.runner)
         return Outcome(exc.result, exc.exit_code, report, exc)
 
@@ -233,13 +249,19 @@ class Pipeline:
             return run_teardown(ctx)
         plan = self._plan(command)
         if ctx.settings.dry_run:
+            ctx.report.dry_run = True
             self._print_plan(command, plan)
             return "success"
         ctx.token.check()
+        if command != "build":
+            label = plan.preview_label if command == "preview" else None
+            self._github = start_deployment(ctx, agent=plan.agent_name, label=label, environment=plan.environment_key)
         build = self._build(plan)
         if command == "build":
             return "success"
         self._deploy(command, plan, build)
+        if ctx.settings.wait:  # a deployment not waited for may not be up yet: nothing to open
+            ctx.report.deployment_url = deployment_url(ctx, plan.agent_name)
         return "success"
 
     def _describe_event(self) -> str:
@@ -309,7 +331,8 @@ class Pipeline:
             spec = BuildContextSpec.from_manifest(
                 manifest, follow_symlinks=settings.follow_symlinks, workspace=workspace
             )
-            result = build_context(spec, output, check=ctx.token.check)  # a cancel stops packaging at once
+            # A cancel stops packaging at once; the member names are not kept (memory flat in the file count).
+            result = build_context(spec, output, check=ctx.token.check, keep_names=False)
             for line in result.summary_lines():
                 ctx.runner.info(line)
             for path in result.secret_like:
@@ -359,28 +382,32 @@ class Pipeline:
 
     def _build(self, plan: Plan) -> Build:
         ctx, settings = self.ctx, self.ctx.settings
-        phase = BuildPhase(ctx.phase_env(), timeout=settings.build_timeout)
-        with ctx.report.timed("build"):
-            if settings.build_id:
-                with phase.limited(f"reading build {settings.build_id}"):
-                    build = ctx.client.get_build(settings.build_id)
-                ctx.report.record_build(build, reused=True)
-                if build.phase is not Phase.SUCCEEDED:
-                    raise BuildFailed(f"build {build.id} is {build.status}, not success: it cannot be deployed")
-                ctx.runner.info(f"Deploying the existing build {build.id} ({build.image_name}:{build.image_tag})")
-                return build
-            assert plan.build is not None
-            spec = plan.build
-            if settings.reuse_build and spec.working_tree_hash:
-                with phase.limited("looking for a build to reuse"):  # build-timeout counts from here
-                    reused = phase.find_reusable(spec.agent_name, spec.working_tree_hash)
-                if reused is not None:
-                    ctx.report.record_build(reused, reused=True)
-                    ctx.runner.info(f"Reusing build {reused.id}: same agent and working-tree hash, status success")
-                    return reused
+        phase = BuildPhase(ctx.phase_env(), timeout=settings.build_timeout, agent_id=settings.agent_id)
+        # Each phase is measured once (the waits measure themselves, so their log line and the summary agree).
+        timed = ctx.report.timed
+        if settings.build_id:
+            with timed("build"), phase.limited(f"reading build {settings.build_id}"):
+                build = ctx.client.get_build(settings.build_id)
+            ctx.report.record_build(build, reused=True)
+            if build.phase is not Phase.SUCCEEDED:
+                raise BuildFailed(f"build {build.id} is {build.status}, not success: it cannot be deployed")
+            ctx.runner.info(f"Deploying the existing build {build.id} ({build.image_name}:{build.image_tag})")
+            return build
+        assert plan.build is not None
+        spec = plan.build
+        follow = settings.wait or ctx.command != "build"
+        if settings.reuse_build and spec.working_tree_hash:
+            with timed("lookup"), phase.limited("looking for a build to reuse"):  # build-timeout counts from here
+                reused = phase.find_reusable(spec.agent_name, spec.working_tree_hash, follow=follow)
+            if reused is not None:
+                ctx.report.record_build(reused, reused=True)
+                ctx.runner.info(f"Reusing build {reused.id}: same agent and working-tree hash, status {reused.status}")
+                return reused
+        with timed("upload"):
             build = phase.create(spec)
-            if not settings.wait and ctx.command == "build":
-                return build
+        if not follow:
+            return build
+        with timed("build"):
             return phase.wait(build)
 
     def _deploy(self, command: str, plan: Plan, build: Build) -> None:
@@ -397,9 +424,10 @@ class Pipeline:
         )
         with ctx.report.timed("deploy"):
             deployment = phase.create(spec)
-            if not settings.wait:
-                ctx.remote.deploying(None)
-                return
+        if not settings.wait:
+            ctx.remote.deploying(None)
+            return
+        with ctx.report.timed("health"):
             deployment = phase.wait(deployment)
         if preview and settings.replace_previous:
             replace_previous(ctx.phase_env(), deployment, agent_name=plan.agent_name)

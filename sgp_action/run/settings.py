@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from sgp_action.ci.deployments import validate_url_template
 from sgp_action.durations import parse_duration
 from sgp_action.errors import InputError
 
@@ -82,6 +83,7 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("build-args", "", "build arguments, one KEY=VALUE a line"),
     InputSpec("platform", "", "linux/amd64, linux/arm64 or linux/arm/v7"),
     InputSpec("build-id", "", "deploy this existing build instead of building"),
+    InputSpec("agent-id", "", "the agent's id, when the action cannot find it (an agent made elsewhere)"),
     InputSpec("preview-label", "", "preview label; default pr-<number>; sanitized as the server does"),
     InputSpec("preview-ttl", "8h", "lifetime of a preview: 90m, 8h, 2d, ..."),
     InputSpec("expires-at", "", "ISO 8601 expiry of a preview (UTC when no offset is given); overrides preview-ttl"),
@@ -92,8 +94,14 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("reuse-build", "true", "reuse a successful build with the same working-tree hash", boolean=True),
     InputSpec("replace-previous", "true", "delete older active previews with the same label", boolean=True),
     InputSpec("follow-symlinks", "false", "follow symlinks that stay inside the repository", boolean=True),
-    InputSpec("github-token", "", "forge token: PR comment, and PR state during cleanup"),
+    InputSpec("github-token", "", "forge token: PR comment, GitHub deployments, and PR state during cleanup"),
     InputSpec("comment", "auto", "post/update one PR comment: auto, true or false"),
+    InputSpec(
+        "deployment-url",
+        "",
+        "URL shown on GitHub deployments and in the PR comment; a template with {label}, {deployment_id}, {agent}, "
+        "{sha}, {environment}, {namespace}, {release}",
+    ),
     InputSpec("dry-run", "false", "validate, package and print the plan; create nothing", boolean=True),
     InputSpec("debug", "false", "verbose logs (also on when RUNNER_DEBUG=1)", boolean=True),
 )
@@ -136,6 +144,8 @@ class Settings:
     debug: bool
     temp_dir: str | None = None  # $RUNNER_TEMP: where packaging writes the archive
     allow_insecure_http: bool = False
+    agent_id: str | None = None  # for an agent made elsewhere whose id nothing else tells
+    deployment_url: str = ""  # a template (sgp_action.ci.deployments.URL_FIELDS), validated
 
     def require_credentials(self, what: str) -> None:
         """Raise InputError when api-key or account-id is missing: a dry run that reads the server needs both."""
@@ -144,7 +154,8 @@ class Settings:
             raise InputError(
                 f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required: {what} reads the "
                 "deployments on SGP even with dry-run. Pass them from secrets/variables, "
-                "e.g. api-key: ${{ secrets.SGP_API_KEY }}"
+                "e.g. api-key: ${{ secrets.SGP_API_KEY }}; on a command line, --api-key and --account-id "
+                "(or SGP_API_KEY and SGP_ACCOUNT_ID)"
             )
 
     def should_comment(self, is_pull_request: bool) -> bool:
@@ -325,11 +336,19 @@ def load_settings(
     api_key = _token("api-key", raw["api-key"]) if "api-key" in raw else ""
     account_id = _token("account-id", raw["account-id"]) if "account-id" in raw else ""
     if command != "detect" and not dry_run:
+        # In a workflow the fix is the step's input; on a command line, the flag or the SDK's variable.
+        in_workflow = environ.get("GITHUB_ACTIONS") == "true"
         if not api_key:
-            raise InputError("api-key is required: pass it from a secret, e.g. api-key: ${{ secrets.SGP_API_KEY }}")
+            raise InputError(
+                "api-key is required: pass it from a secret, e.g. api-key: ${{ secrets.SGP_API_KEY }}"
+                if in_workflow
+                else "api-key is required: pass --api-key KEY, or set SGP_API_KEY (INPUT_API_KEY also works)"
+            )
         if not account_id:
             raise InputError(
                 "account-id is required: pass your SGP account id, e.g. account-id: ${{ vars.SGP_ACCOUNT_ID }}"
+                if in_workflow
+                else "account-id is required: pass --account-id ID, or set SGP_ACCOUNT_ID (INPUT_ACCOUNT_ID also works)"
             )
     base_url = parse_base_url(raw.get("base-url", DEFAULT_BASE_URL))
     allow_insecure_http = parse_bool("allow-insecure-http", get("allow-insecure-http"))
@@ -359,6 +378,7 @@ def load_settings(
         raise InputError(f"image-tag: {image_tag!r} is not a valid tag; use up to 128 of letters, digits, _, . and -")
     platform = _choice("platform", raw["platform"], PLATFORMS) if "platform" in raw else None
     build_id = _token("build-id", raw["build-id"]) if "build-id" in raw else None
+    agent_id = _token("agent-id", raw["agent-id"]) if "agent-id" in raw else None
 
     label_text = optional("preview-label")
     if label_text is not None:
@@ -375,6 +395,10 @@ def load_settings(
         raise InputError(f"comment: {get('comment').strip()!r} is not a choice; use auto, true or false") from None
     token = _token("github-token", raw["github-token"]) if "github-token" in raw else None
     expires_text = optional("expires-at")
+    try:
+        deployment_url = validate_url_template(raw.get("deployment-url", ""))
+    except ValueError as exc:
+        raise InputError(f"deployment-url: {exc}") from None
     return Settings(
         command=command,
         api_key=api_key,
@@ -389,6 +413,7 @@ def load_settings(
         build_args=parse_build_args(raw.get("build-args", "")),
         platform=platform,
         build_id=build_id,
+        agent_id=agent_id,
         preview_label=preview_label,
         preview_ttl=parse_seconds("preview-ttl", get("preview-ttl")),
         expires_at=parse_expires_at(expires_text, now) if expires_text else None,
@@ -405,6 +430,7 @@ def load_settings(
         debug=parse_bool("debug", get("debug")) or environ.get("RUNNER_DEBUG") == "1",
         temp_dir=environ.get("RUNNER_TEMP") or None,
         allow_insecure_http=allow_insecure_http,
+        deployment_url=deployment_url,
     )
 
 

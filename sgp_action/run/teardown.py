@@ -4,7 +4,8 @@ The list filter is an exact match on `preview_label`, but an older server ignore
 everything (docs/sgp-api.md#older-servers-ignore-unknown-filters), so the label is checked again on each record before
 anything is deleted. Deleting a record that
 is already DELETED, CANCELLED or SUPERSEDED is a client error (docs/sgp-api.md#ended-deployments-cannot-be-deleted):
-such records are skipped, and a 400/404 on delete means someone (the server's expiry, a parallel job) got there first.
+such records are skipped, and a 400, 404 or 409 on delete means someone (the server's expiry, a parallel job) got there
+first (docs/sgp-api.md#deleting-an-ended-deployment): reported as already gone, never a failure.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from sgp_action.api.models import Deployment
-from sgp_action.errors import ActionError, InputError, NotFoundError, ValidationError
+from sgp_action.errors import ActionError, ConflictError, InputError, NotFoundError, ValidationError
+from sgp_action.run.github import deactivate_previews
 from sgp_action.run.phase import PhaseEnv
 
 if TYPE_CHECKING:
@@ -52,10 +54,10 @@ def previews_with_label(client: SGPClient, label: str, *, agent_name: str | None
 
 
 def delete_quietly(client: SGPClient, deployment_id: str) -> bool:
-    """Delete one deployment; False when the server says it is already gone (400/404), True when deleted."""
+    """Delete one deployment; False when the server says it is already gone (400, 404 or 409), True when deleted."""
     try:
         client.delete_deployment(deployment_id)
-    except (ValidationError, NotFoundError) as exc:
+    except (ValidationError, NotFoundError, ConflictError) as exc:
         log.info("deployment %s is already gone (%s)", deployment_id, exc)
         return False
     return True
@@ -70,11 +72,13 @@ def delete_all(
         if keep(deployment) or not is_deletable(deployment):
             continue
         env.token.check()
+        label = deployment.preview_label or "production"
         if delete_quietly(env.client, deployment.id):
             deleted.append(deployment.id)
             env.report.add_deleted(deployment.id)
-            label = deployment.preview_label or "production"
             env.console.info(f"Deleted deployment {deployment.id} ({label}, was {deployment.status or 'unknown'})")
+        else:
+            env.console.info(f"Deployment {deployment.id} ({label}) was already gone")
     return deleted
 
 
@@ -126,6 +130,8 @@ def run_teardown(ctx: RunState) -> str:
         return "success"
     with ctx.report.timed("teardown"):
         teardown(ctx.phase_env(), label, agent_name=agent_name)
+    # Also when nothing was left to delete on SGP (it expired): the PR is closed, its "View deployment" is dead.
+    deactivate_previews(ctx, [(label, agent_name)])
     return "success"
 
 
