@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sgp_action.api.times import format_datetime
-from sgp_action.durations import format_duration, format_elapsed
+from sgp_action.durations import format_elapsed
 
 log = logging.getLogger(__name__)
 
