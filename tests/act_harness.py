@@ -17,14 +17,17 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from action_env import seed_environment
-
+from sgp_action.api.client import SGPClient
 from sgp_action.demo import run_git
+from tests.action_env import seed_environment
+from tests.support import create_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION_REF = "owner/sgp-action@v1"
@@ -342,3 +345,38 @@ class ActHarness:
             stderr=(run_dir / "act.err").read_text(encoding="utf-8", errors="replace"),
             outputs=outputs,
         )
+
+
+def assert_secret_never_shown(result: ActResult, secret: str) -> None:
+    """The secret is in no log line and no record, except the raw text of the `::add-mask::` command itself."""
+    assert secret not in result.stderr
+    for record in result.records:
+        if record.get("command") == "add-mask":
+            assert secret not in str(record.get("msg", ""))
+            continue
+        assert secret not in json.dumps(record, ensure_ascii=False), record
+
+
+def seed_previews(url: str, out: Path) -> None:
+    """Seed the emulator at `url` and write {role: deployment id} to `out` (run inside the session, see `_seed_line`).
+
+    Roles: `open` (pr-1, PR open: kept), `closed` (pr-2, PR closed), `replaced` and `replacer` (two pr-3 previews,
+    PR open: the older goes), `unknown` (pr-5, the forge answers 404: kept), `foreign` (pr-2 of another
+    repository's agent: kept), `expired` (pr-4, expiring a moment after
+    it is made; this waits until it has) and `production` (untouched).
+    """
+    soon = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+    ours = "sample-agent"  # the consumer repository's agent: its closed PRs condemn only its previews
+    with SGPClient.for_url(url, API_KEY, ACCOUNT_ID) as client:
+        ids = {
+            "expired": create_deployment(client, "pr-4", soon, ours),
+            "production": create_deployment(client, None, agent=ours),
+        }
+        for role, label in [("open", "pr-1"), ("closed", "pr-2"), ("replaced", "pr-3"), ("replacer", "pr-3")]:
+            ids[role] = create_deployment(client, label, agent=ours)
+        ids["unknown"] = create_deployment(client, "pr-5", agent=ours)
+        # Another repository sharing the account has a PR #2 too, still open there: its preview is not ours to judge.
+        ids["foreign"] = create_deployment(client, "pr-2", agent="echo-bot")
+    # The emulator expires a preview at its `expires_at` by itself: let that moment pass before the sweeps.
+    time.sleep(max(0.0, (soon - datetime.now(timezone.utc)).total_seconds()) + 0.2)
+    out.write_text(json.dumps(ids), encoding="utf-8")

@@ -1,12 +1,51 @@
-"""Shared fixtures."""
+"""Shared fixtures (helpers that test modules import live in tests/support.py and the other helper modules)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import signal
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import EMULATOR_ACCOUNT_ID, EMULATOR_API_KEY, ROOT, EmulatorHandle, agent_yaml, start_emulator
+
+#: A test using one of these talks to a live emulator and waits for its emulated builds and deployments.
+LIVE_EMULATOR_FIXTURES = frozenset({"emulator", "emulator_factory", "emulator_process"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test against a live emulator `e2e` too, so that `-m "not e2e"` leaves the fast tier."""
+    for item in items:
+        if LIVE_EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+#: Modules whose tests share expensive module-scoped fixtures (act sessions): each goes whole to one xdist worker.
+WHOLE_MODULE_PREFIX = "tests/test_e2e_"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist load`, except that each tests/test_e2e_*.py module runs on one worker, its act sessions made once.
+
+    (`--dist loadgroup` with `xdist_group` marks would say the same, but pytest-xdist 3.8 tags the node id through an
+    attribute pytest 9 no longer reads, so the groups are silently ignored.)
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WholeE2EModules(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no type information
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid.split("::", 1)[0] if nodeid.startswith(WHOLE_MODULE_PREFIX) else nodeid
+
+    return WholeE2EModules(config, log)
 
 
 @pytest.fixture
@@ -20,75 +59,6 @@ def project_root() -> Path:
 # dialect name or a dict of EmulatorConfig overrides: @pytest.mark.parametrize("emulator", ["legacy"], indirect=True).
 # `emulator_factory(**overrides)` starts more; `emulator_process(*flags)` runs the real CLI as a subprocess.
 
-import contextlib  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
-
-import requests  # noqa: E402
-
-EMULATOR_API_KEY = "test-api-key"
-EMULATOR_ACCOUNT_ID = "test-account"
-
-
-@dataclass
-class EmulatorHandle:
-    """A running emulator as tests see it."""
-
-    url: str
-    api_key: str = EMULATOR_API_KEY
-    account_id: str = EMULATOR_ACCOUNT_ID
-    dialect: str = "current"
-    server: Any = None  # the EmulatorServer when it runs in this process
-    process: subprocess.Popen[str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The two auth headers SGP wants."""
-        return {"x-api-key": self.api_key, "x-selected-account-id": self.account_id}
-
-    def state(self) -> dict[str, Any]:
-        """GET /_emulator/state."""
-        response = requests.get(f"{self.url}/_emulator/state", timeout=10)
-        response.raise_for_status()
-        return dict(response.json())
-
-    def set_faults(self, specs: list[str]) -> None:
-        """POST /_emulator/faults ([] clears)."""
-        requests.post(f"{self.url}/_emulator/faults", json=specs, timeout=10).raise_for_status()
-
-    def sdk(self, **kwargs: Any) -> Any:
-        """The official SDK's client pointed at this emulator, without retries unless asked."""
-        from scale_gp_beta import SGPClient
-
-        options = {"api_key": self.api_key, "account_id": self.account_id, "base_url": self.url, "max_retries": 0}
-        return SGPClient(**{**options, **kwargs})
-
-
-def _start_emulator(overrides: dict[str, Any]) -> EmulatorHandle:
-    from sgp_action.emulator import EmulatorConfig, EmulatorServer
-
-    options: dict[str, Any] = {
-        "api_key": EMULATOR_API_KEY,
-        "account_id": EMULATOR_ACCOUNT_ID,
-        "build_seconds": 0.6,
-        "deploy_seconds": 0.6,
-        "seed": 7,
-    }
-    options.update(overrides)
-    server = EmulatorServer(EmulatorConfig(**options)).start()
-    return EmulatorHandle(
-        url=server.url,
-        api_key=options["api_key"] or EMULATOR_API_KEY,
-        account_id=options["account_id"] or EMULATOR_ACCOUNT_ID,
-        dialect=options.get("dialect", "current"),
-        server=server,
-    )
-
 
 @pytest.fixture
 def emulator_factory() -> Iterator[Callable[..., EmulatorHandle]]:
@@ -96,7 +66,7 @@ def emulator_factory() -> Iterator[Callable[..., EmulatorHandle]]:
     started: list[EmulatorHandle] = []
 
     def start(**overrides: Any) -> EmulatorHandle:
-        handle = _start_emulator(overrides)
+        handle = start_emulator(overrides)
         started.append(handle)
         return handle
 
@@ -154,9 +124,6 @@ def emulator_process() -> Iterator[Callable[..., contextlib.AbstractContextManag
 @pytest.fixture
 def make_context(tmp_path: Path) -> Callable[..., Path]:
     """Write a build context: `make_context({"Dockerfile": "FROM alpine\\n"})` gives a tar.gz path."""
-    import io
-    import tarfile
-
     counter = iter(range(1_000_000))
 
     def make(files: dict[str, str | bytes] | None = None, *, raw: bytes | None = None) -> Path:
@@ -175,36 +142,7 @@ def make_context(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-def agent_yaml(agent: str = "echo-bot", namespace: str | None = "team-echo", **principal: str) -> tuple[str, str]:
-    """(manifest.yaml text, environments.yaml text) for a deploy request."""
-    manifest = (
-        "build:\n  context:\n    root: .\n    dockerfile: Dockerfile\n"
-        f"agent:\n  name: {agent}\n  acp_type: sync\n  description: test agent\n"
-    )
-    who = principal or {"service_account_id": "00000000-0000-0000-0000-000000000000"}
-    lines = ["schema_version: v1", "environments:", "  prod:"]
-    if namespace is not None:
-        lines += ["    kubernetes:", f"      namespace: {namespace}"]
-    lines += ["    auth:", "      principal:"] + [f"        {k}: {v}" for k, v in who.items()]
-    return manifest, "\n".join(lines) + "\n"
-
-
 @pytest.fixture
 def deploy_yaml() -> Callable[..., tuple[str, str]]:
     """`deploy_yaml(agent="echo-bot", namespace="team-echo")` -> (manifest text, environment config text)."""
     return agent_yaml
-
-
-# --- a checkout that keeps its credentials (actions/checkout's default) -------------------------------------------
-
-CHECKOUT_TOKEN = "c2dwLWFjdGlvbi10ZXN0LXRva2VuLTAwMDA="  # base64 of a fake `x-access-token:...`
-
-
-def keep_checkout_credentials(repo: Path) -> str:
-    """Add the `extraheader` line actions/checkout writes to `repo/.git/config`; return the token text it holds."""
-    config = repo / ".git" / "config"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    text = config.read_text(encoding="utf-8") if config.exists() else "[core]\n\trepositoryformatversion = 0\n"
-    text += f'[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic {CHECKOUT_TOKEN}\n'
-    config.write_text(text, encoding="utf-8")
-    return CHECKOUT_TOKEN

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from sgp_action.api.client import SGPClient
 from sgp_action.api.models import Build, DeployEvent, Deployment, LogLine, LogPage, deploy_status_word
 from sgp_action.errors import NotFoundError, ValidationError
 
@@ -242,14 +243,14 @@ class FakeConsole:
             return [text for k, text in self.lines if k == kind]
 
 
-def phase_env(client: FakeClient, *, token: Any = None, clock: Any = None) -> Any:
+def phase_env(client: FakeClient | SGPClient, *, token: Any = None, clock: Any = None) -> Any:
     """A PhaseEnv over the fakes, polling fast."""
     from sgp_action.ci.report import Report
     from sgp_action.run.cancel import CancelToken, RemoteWork
     from sgp_action.run.phase import PhaseEnv
 
     env = PhaseEnv(
-        client=client,
+        client=client,  # the fake satisfies the ApiClient Protocol the phases are typed with
         console=FakeConsole(),
         token=token or CancelToken(),
         report=Report(),

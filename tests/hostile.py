@@ -64,13 +64,19 @@ def serve(respond: Respond) -> Iterator[Hostile]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with listening(Handler) as hostile.url:
+        yield hostile
+
+
+@contextmanager
+def listening(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on an ephemeral 127.0.0.1 port in a background thread until the block ends; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    hostile.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        yield hostile
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -6,6 +6,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from sgp_action.demo import AGENT_FOLDER, demo_environment, parse_output_file, p
 from sgp_action.run.forks import skip_fork_pull_request
 from sgp_action.run.pipeline import run_pipeline
 from sgp_action.run.settings import load_settings
-from tests.conftest import EmulatorHandle
+from tests.support import ROOT, EmulatorHandle
 
 HAS_GIT = shutil.which("git") is not None
 
@@ -91,6 +93,17 @@ class Workspace:
             self.head_sha = run_git(self.repo, "rev-parse", "HEAD")
 
 
+class ForgeWorkspace(Workspace):
+    """A Workspace whose runs see GITHUB_API_URL pointing at the local forge."""
+
+    api_url = ""
+
+    def environ(self, event_name: str, payload: dict[str, Any], **inputs: str) -> dict[str, str]:
+        env = super().environ(event_name, payload, **inputs)
+        env["GITHUB_API_URL"] = self.api_url
+        return env
+
+
 def build_log_lines(log: str) -> list[str]:
     """The lines printed inside the build-log group (stop-commands tokens left out)."""
     lines = log.splitlines()
@@ -115,3 +128,37 @@ def server_build_log(emulator: EmulatorHandle, build_id: str) -> list[str]:
             for raw in response.iter_lines(decode_unicode=True)
             if raw.startswith("data: ")
         ]
+
+
+def run_action_process(ws: Workspace, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m sgp_action run` in the consumer repository, as action.yml runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "sgp_action", "run"],
+        env=env,
+        cwd=ws.repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def start_run(env: dict[str, str]) -> subprocess.Popen[str]:
+    """`python -m sgp_action run` started in the background, stdout and stderr merged into one text pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sgp_action", "run"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_line(proc: subprocess.Popen[str], marker: str, *, anywhere: bool = False) -> None:
+    """Read the run's output until a line starts with `marker` (holds it, with `anywhere`); fails if the run ends."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if (marker in line) if anywhere else line.startswith(marker):
+            return
+    raise AssertionError(f"the run ended (exit {proc.wait()}) without printing a line with {marker!r}")

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from action_env import environment_key, seed_environment
 
 from sgp_action.run.settings import INPUTS
 from sgp_action.toolcache import READY_MARKER
+from tests.action_env import environment_key, seed_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,6 +159,7 @@ def outputs(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines())
 
 
+@pytest.mark.e2e
 def test_guard_accepts_this_machine(action: dict[str, Any], tmp_path: Path) -> None:
     done = run_step(action, 0, {"SGP_ACTION_OS": "Linux"}, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -205,6 +206,7 @@ def env_for(action_path: Path, tool_cache: Path, out: Path, **extra: str) -> dic
     }
 
 
+@pytest.mark.e2e
 def test_environment_is_created_once_then_reused(action: dict[str, Any], tmp_path: Path) -> None:
     action_path, cache = fake_action(tmp_path), tmp_path / "tool-cache"
     pip_args = {"SGP_ACTION_PIP_ARGS": "--no-index --no-cache-dir"}  # offline; also checks the extra arguments pass
@@ -231,6 +233,7 @@ def test_key_changes_with_the_requirements(tmp_path: Path) -> None:
     assert one != two and re.fullmatch(r"[0-9a-f]{16}", one)
 
 
+@pytest.mark.e2e
 def test_two_jobs_at_once_end_with_one_environment(action: dict[str, Any], tmp_path: Path) -> None:
     action_path, cache = fake_action(tmp_path), tmp_path / "tool-cache"
     results: list[subprocess.CompletedProcess[str]] = []
@@ -248,6 +251,7 @@ def test_two_jobs_at_once_end_with_one_environment(action: dict[str, Any], tmp_p
     assert len(list((cache / "sgp-action").iterdir())) == 1
 
 
+@pytest.mark.e2e
 def test_unusable_tool_cache_falls_back_to_runner_temp_and_replaces_a_broken_leftover(
     action: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -264,6 +268,7 @@ def test_unusable_tool_cache_falls_back_to_runner_temp_and_replaces_a_broken_lef
     assert [p.name for p in venv.parent.iterdir()] == [venv.name]
 
 
+@pytest.mark.e2e
 def test_a_failed_build_fails_the_step_and_leaves_nothing(action: dict[str, Any], tmp_path: Path) -> None:
     # An interpreter whose venv module dies half-way (as pip would without network): real python otherwise.
     python = tmp_path / "python3"
@@ -279,6 +284,7 @@ def test_a_failed_build_fails_the_step_and_leaves_nothing(action: dict[str, Any]
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.e2e
 def test_seeded_environment_is_reused_offline_with_the_real_requirements(
     action: dict[str, Any], tmp_path: Path
 ) -> None:

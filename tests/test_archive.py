@@ -12,13 +12,13 @@ import stat
 import struct
 import tarfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sgp_action.errors import Cancelled, ContextError
-from sgp_action.packaging import archive as context_module
 from sgp_action.packaging.archive import (
     BuildContextSpec,
     build_context,
@@ -83,13 +83,21 @@ TREE = {
 }
 
 
-def make_tree(root: Path, files: dict[str, str | bytes], *, order: Callable[[list[str]], list[str]] = sorted) -> Path:
+def make_tree(
+    root: Path, files: Mapping[str, str | bytes], *, order: Callable[[list[str]], list[str]] = sorted
+) -> Path:
     for name in order(list(files)):
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         content = files[name]
         path.write_bytes(content.encode() if isinstance(content, str) else content)
     return root
+
+
+def relink(link: Path, target: str) -> None:
+    """Point the symbolic link `link` at `target` instead."""
+    os.remove(link)
+    os.symlink(target, link)
 
 
 @pytest.fixture
@@ -205,7 +213,7 @@ def test_plain_mode_is_exactly_docker(repo: Path) -> None:
         ),
     ],
 )
-def test_plain_mode_table(tmp_path: Path, files: dict[str, str], kwargs: dict[str, str], expected: list[str]) -> None:
+def test_plain_mode_table(tmp_path: Path, files: dict[str, str], kwargs: dict[str, Any], expected: list[str]) -> None:
     make_tree(tmp_path, files)
     assert list_members(BuildContextSpec.plain(tmp_path, **kwargs)) == expected
 
@@ -225,7 +233,7 @@ def test_excluded_folders_are_not_walked(tmp_path: Path, monkeypatch: pytest.Mon
         walked.append(os.path.relpath(path, tmp_path))
         return real_scandir(path)
 
-    monkeypatch.setattr(context_module.os, "scandir", spy)
+    monkeypatch.setattr(os, "scandir", spy)  # the one `os` module the file walk uses
     (tmp_path / ".dockerignore").write_text("node_modules\n")
     assert list_members(BuildContextSpec.plain(tmp_path)) == [".dockerignore", "Dockerfile", "src/a.py"]
     assert sorted(walked) == [".", "src"]
@@ -402,7 +410,7 @@ def test_size_limit(tmp_path: Path) -> None:
         ({"dockerignore": "nope.ignore"}, "dockerignore file .*nope.ignore not found"),
     ],
 )
-def test_plain_spec_errors(tmp_path: Path, kwargs: dict[str, str], message: str) -> None:
+def test_plain_spec_errors(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
     (tmp_path / "Dockerfile").write_text("")
     with pytest.raises(ContextError, match=message):
         BuildContextSpec.plain(tmp_path, **kwargs)
@@ -484,7 +492,7 @@ def test_hash_matches_its_definition(special: Path, tmp_path: Path) -> None:
         lambda root: (root / "a.txt").rename(root / "b.txt"),
         lambda root: (root / "d").rename(root / "e"),
         lambda root: (root / "d" / "empty").mkdir(),
-        lambda root: (os.remove(root / "link"), os.symlink("b.txt", root / "link")),
+        lambda root: relink(root / "link", "b.txt"),
         lambda root: (root / "d" / "x").write_bytes(b"x" * 10 + b"\0"),
     ],
     ids=["mode", "content", "rename", "folder-rename", "new-empty-folder", "link-target", "content-length"],

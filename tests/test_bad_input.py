@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,8 +18,8 @@ import pytest
 from sgp_action.demo import AGENT_FOLDER, pull_request_event
 from sgp_action.errors import EXIT_CONFIG, ContextError
 from sgp_action.packaging import archive as context_module
-from tests.conftest import CHECKOUT_TOKEN, ROOT, EmulatorHandle, keep_checkout_credentials
-from tests.run_helpers import Workspace
+from tests.run_helpers import Workspace, run_action_process
+from tests.support import CHECKOUT_TOKEN, ROOT, EmulatorHandle, keep_checkout_credentials
 
 Setup = Callable[[Workspace, dict[str, str]], None]
 
@@ -198,19 +197,6 @@ CASES: list[tuple[str, dict[str, str], Setup | None, tuple[str, ...]]] = [
 ]
 
 
-def run_action(ws: Workspace, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`python -m sgp_action run` as action.yml runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "sgp_action", "run"],
-        env=env,
-        cwd=ws.repo,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def error_lines(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if line.startswith("::error")]
 
@@ -242,7 +228,7 @@ def test_bad_input_is_refused_before_any_request(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     if setup is not None:
         setup(ws, env)
-    proc = run_action(ws, env)
+    proc = run_action_process(ws, env)
     assert_refused(proc, emulator, words)
     assert CHECKOUT_TOKEN not in proc.stdout + proc.stderr
 

@@ -24,10 +24,9 @@ from sgp_action.errors import (
 from sgp_action.run.agents import id_from_conflict
 from sgp_action.run.build_phase import BuildPhase, BuildSpec, LogFollower, ProgressPrinter
 from sgp_action.run.cancel import CancelToken
-from tests.conftest import EmulatorHandle
 from tests.fakes import FakeClient, FakeConsole, FakeStream, build, phase_env, ticking_clock
-from tests.run_helpers import Workspace
-from tests.test_cancel import _start_run, _wait_for_line
+from tests.run_helpers import Workspace, start_run, wait_for_line
+from tests.support import EmulatorHandle
 
 
 def _phase(client: FakeClient, *, timeout: float = 30.0, token: CancelToken | None = None, clock: Any = None) -> Any:
@@ -114,7 +113,7 @@ def test_reuse_checks_hash_agent_and_status_client_side() -> None:
 
 def test_progress_lines_every_ten_percent_and_the_last_one() -> None:
     console = FakeConsole()
-    printer = ProgressPrinter(console, CancelToken(), clock=lambda: 0.0)  # type: ignore[arg-type]
+    printer = ProgressPrinter(console, CancelToken(), clock=lambda: 0.0)
     for sent in range(0, 1001, 1):
         printer(sent, 1000)
     percents = [line.split(":")[1].split("%")[0].strip() for line in console.of("info")]
@@ -123,7 +122,7 @@ def test_progress_lines_every_ten_percent_and_the_last_one() -> None:
 
 def test_progress_is_the_cancellation_point_of_an_upload() -> None:
     token = CancelToken()
-    printer = ProgressPrinter(FakeConsole(), token)  # type: ignore[arg-type]
+    printer = ProgressPrinter(FakeConsole(), token)
     printer(1, 10)
     token.cancel()
     with pytest.raises(Cancelled):
@@ -229,7 +228,7 @@ def test_follower_counts_printed_lines() -> None:
     client.streams = [FakeStream(["a", "b"]), FakeStream(["a", "b", "c"])]
     wake = threading.Event()
     console = FakeConsole()
-    follower = LogFollower(client, "b-1", console, wake)  # type: ignore[arg-type]
+    follower = LogFollower(client, "b-1", console, wake)
     follower.start()
     assert follower.join(5) and wake.is_set()
     follower.start()
@@ -244,7 +243,7 @@ def _real_phase(emulator: Any, token: CancelToken | None = None) -> Any:
     from sgp_action.api.client import SGPClient
 
     client = SGPClient.for_url(emulator.url, emulator.api_key, emulator.account_id)
-    env = phase_env(client, token=token)  # type: ignore[arg-type]
+    env = phase_env(client, token=token)
     return BuildPhase(env, timeout=30), env
 
 
@@ -370,9 +369,9 @@ def test_a_rerun_after_sigkill_follows_the_unfinished_build(
     """The first run is killed (SIGKILL) mid-build; the rerun of the same tree follows that build, creating none."""
     emulator = emulator_factory(build_seconds=60, dialect=dialect)
     workspace = Workspace(tmp_path, emulator)
-    first = _start_run(workspace.environ("push", workspace.push("main")))
+    first = start_run(workspace.environ("push", workspace.push("main")))
     try:
-        _wait_for_line(first, "::group::Build logs")
+        wait_for_line(first, "::group::Build logs")
     finally:
         first.kill()
         first.wait()

@@ -8,7 +8,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,8 +19,7 @@ from sgp_action.api.deadlines import call_with_deadline
 from sgp_action.demo import AGENT_FOLDER, parse_output_file
 from sgp_action.errors import ApiError, Cancelled
 from sgp_action.run.cancel import CancelToken, RemoteWork, supervise
-from tests.conftest import ROOT
-from tests.run_helpers import Workspace
+from tests.run_helpers import Workspace, start_run, wait_for_line
 from tests.throttle import ThrottleProxy
 
 
@@ -218,25 +216,6 @@ def test_a_refused_cancel_is_reported_as_failed_not_as_no_answer() -> None:
 RUNNER_KILL_SECONDS = 10.0
 
 
-def _start_run(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "sgp_action", "run"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _wait_for_line(proc: subprocess.Popen[str], marker: str) -> None:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith(marker):
-            return
-    raise AssertionError(f"the run ended (exit {proc.wait()}) without printing a line starting {marker!r}")
-
-
 def _cancel_run(proc: subprocess.Popen[str], *, second_signal: bool = True) -> tuple[str, float]:
     """SIGINT (and SIGTERM right after, which must not abort the cleanup); (the rest of the output, exit seconds)."""
     proc.send_signal(signal.SIGINT)
@@ -265,8 +244,8 @@ def test_sigint_to_a_real_run_stops_the_remote_work(
     """SIGINT mid-phase: the build is cancelled, or the deployment being created deleted."""
     emulator = emulator_factory(**overrides)
     workspace = Workspace(tmp_path, emulator)
-    proc = _start_run(workspace.environ("push", workspace.push("main")))
-    _wait_for_line(proc, marker)  # the phase is under way
+    proc = start_run(workspace.environ("push", workspace.push("main")))
+    wait_for_line(proc, marker)  # the phase is under way
     rest, elapsed = _cancel_run(proc)
     assert proc.returncode == 130, rest
     assert _result(tmp_path) == "cancelled"
@@ -294,8 +273,8 @@ def test_sigint_while_packaging_stops_the_packaging(tmp_path: Path, emulator_fac
     big.parent.mkdir()
     with open(big, "wb") as sparse:
         sparse.truncate(1 << 30)
-    proc = _start_run(workspace.environ("push", workspace.push("main")))
-    _wait_for_line(proc, "::group::Build context")
+    proc = start_run(workspace.environ("push", workspace.push("main")))
+    wait_for_line(proc, "::group::Build context")
     rest, elapsed = _cancel_run(proc)
     assert proc.returncode == 130, rest
     assert _result(tmp_path) == "cancelled"
@@ -320,8 +299,8 @@ def test_sigint_during_the_upload_creates_nothing(tmp_path: Path, emulator_facto
         noise = workspace.repo / AGENT_FOLDER / "data" / "noise.bin"
         noise.parent.mkdir()
         noise.write_bytes(random.Random(9).randbytes(UPLOAD_BYTES))  # stored, not deflated: quick to package
-        proc = _start_run(workspace.environ("push", workspace.push("main")))
-        _wait_for_line(proc, "Uploading the build context:")
+        proc = start_run(workspace.environ("push", workspace.push("main")))
+        wait_for_line(proc, "Uploading the build context:")
         rest, elapsed = _cancel_run(proc)
     assert proc.returncode == 130, rest
     assert _result(tmp_path) == "cancelled"
@@ -376,7 +355,7 @@ def _held_run(
 ) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """Start a run through `proxy`; return once the server made the record and its answer is held back."""
     workspace = Workspace(tmp_path, dataclasses.replace(emulator, url=proxy.url))
-    proc = _start_run(workspace.environ("push", workspace.push("main")))
+    proc = start_run(workspace.environ("push", workspace.push("main")))
     if not proxy.holding.wait(60):
         proc.kill()
         raise AssertionError(f"the create's answer never came: {proc.communicate()[0]}")
@@ -427,9 +406,9 @@ def test_a_create_whose_answer_is_lost_after_sigint_is_found_and_stopped(
         proc, made = _held_run(tmp_path, emulator, proxy, case)
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
-        # Give the main thread time to set the token first; if it is slower, the worker retries, finds the record
-        # and adopts it, and the cancellation then stops it all the same.
-        time.sleep(0.5)
+        # The main thread logs the signal just before it sets the token: cut once it has (were the cut first, the
+        # worker would retry, find the record and adopt it, and the cancellation would stop it all the same).
+        wait_for_line(proc, "received SIGINT: cancelling", anywhere=True)
         proxy.cut()
         cut = time.monotonic()
         rest, _ = proc.communicate(timeout=RUNNER_KILL_SECONDS)
@@ -458,21 +437,29 @@ def test_a_known_id_wins_over_the_finder() -> None:
 
 
 def test_a_run_stuck_in_a_slow_request_still_exits_cancelled(tmp_path: Path, emulator_factory: Any) -> None:
-    """The worker is blocked in HTTP when SIGINT comes: the main thread abandons it, asks for the cancel, exits."""
+    """The worker is blocked in HTTP when SIGINT comes: the main thread abandons it, asks for the cancel, exits.
+
+    A proxy holds back the answer of the next build-status poll (its read timeout is far past the grace period), and
+    SIGINT goes only once that answer is held: the worker is surely inside the request, however loaded the machine.
+    """
     emulator = emulator_factory(build_seconds=60)
-    workspace = Workspace(tmp_path, emulator)
-    proc = _start_run(workspace.environ("push", workspace.push("feature-x"), poll_interval="0.2s"))
-    _wait_for_line(proc, "::group::Build logs")
-    emulator.set_faults(["slow=5"])  # the next status poll hangs past the grace period
-    time.sleep(0.5)  # let the worker enter that poll (no assertion depends on this timing)
-    rest, _ = _cancel_run(proc, second_signal=False)
+    with ThrottleProxy(emulator.url) as proxy:
+        workspace = Workspace(tmp_path, dataclasses.replace(emulator, url=proxy.url))
+        proc = start_run(workspace.environ("push", workspace.push("feature-x"), poll_interval="0.2s"))
+        wait_for_line(proc, "::group::Build logs")
+        (build,) = emulator.state()["builds"]
+        proxy.hold_marker = f"GET /v5/builds/{build['id']} ".encode()  # the status poll, not the log stream
+        if not proxy.holding.wait(30):
+            proc.kill()
+            raise AssertionError(f"no status poll came: {proc.communicate()[0]}")
+        rest, _ = _cancel_run(proc, second_signal=False)
     assert proc.returncode == 130, rest
     assert _result(tmp_path) == "cancelled"
     assert "did not stop within" in rest
-    deadline = time.monotonic() + 20  # the slowed cancel request still reaches the server
+    deadline = time.monotonic() + 20  # the cancel request reaches the server
     while time.monotonic() < deadline:
         (build,) = emulator.state()["builds"]
         if build["build_status"] in {"cancelling", "cancelled"}:
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     assert build["build_status"] in {"cancelling", "cancelled"}

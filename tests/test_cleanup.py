@@ -21,9 +21,9 @@ from sgp_action.ci.runner import Runner
 from sgp_action.run.cancel import CancelToken, RemoteWork
 from sgp_action.run.cleanup import CLOSED, EXPIRED, REPLACED, fetch_pr_state, plan, pr_number, sweep
 from sgp_action.run.state import RunState
-from tests.conftest import EmulatorHandle, agent_yaml
 from tests.fakes import T0, Forge, deployment, serve_pr_states
 from tests.hostile import cycling_pages, run_action, serve
+from tests.support import EmulatorHandle, agent_yaml, create_deployment
 
 REPO = "octo/mono"
 TOKEN = "forge-token-123"
@@ -142,26 +142,10 @@ class Seeded:
     now: datetime
 
 
-def _create(client: SGPClient, label: str | None, expires: datetime | None = None, agent: str = "echo-bot") -> str:
-    """One deployment of `agent`: a preview when `label` is given (expiring in 8 h unless said), else production."""
-    manifest, environments = agent_yaml(agent)
-    if label is not None and expires is None:
-        expires = datetime.now(timezone.utc) + timedelta(hours=8)
-    return client.create_deployment(
-        manifest_file=manifest,
-        environment_config=environments,
-        image_name="echo-bot",
-        image_tag="abc1234",
-        preview=label is not None,
-        preview_label=label,
-        expires_at=expires,
-    ).id
-
-
 def _previews(emulator: EmulatorHandle, count: int, label: str = "feature") -> list[str]:
     """`count` previews with the same label, oldest first."""
     with _client(emulator) as client:
-        return [_create(client, label) for _ in range(count)]
+        return [create_deployment(client, label) for _ in range(count)]
 
 
 def _seed(emulator: EmulatorHandle) -> Seeded:
@@ -173,7 +157,7 @@ def _seed(emulator: EmulatorHandle) -> Seeded:
     with _client(emulator) as client:
 
         def create(label: str | None, expires: datetime | None = None) -> str:
-            return _create(client, label, expires)
+            return create_deployment(client, label, expires)
 
         for _ in range(2):
             expected[create("pr-1")] = REPLACED  # open PR: the two older previews were replaced...
@@ -296,8 +280,8 @@ def test_scheduled_run_deletes_closed_pr_previews_and_keeps_open_ones(
     emulator: EmulatorHandle, forge: Forge, tmp_path: Path, dry_run: bool
 ) -> None:
     with _client(emulator) as client:
-        closed = [_create(client, "pr-8"), _create(client, "pr-8")]
-        open_ = _create(client, "pr-9")
+        closed = [create_deployment(client, "pr-8"), create_deployment(client, "pr-8")]
+        open_ = create_deployment(client, "pr-9")
     forge.states.update({8: "closed", 9: "open"})
     environ = {"GITHUB_ACTIONS": "false", "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": forge.url}
     run = run_action(
@@ -347,10 +331,12 @@ def test_counts_are_in_words_and_no_pr_matching_is_announced_without_a_token(
     (tmp_path / "agent").mkdir()
     (tmp_path / "agent" / "manifest.yaml").write_text(agent_yaml()[0], encoding="utf-8")
     client = _client(emulator)
-    _create(client, "pr-1")
-    _create(client, "pr-1")  # replaces the first
+    create_deployment(client, "pr-1")
+    create_deployment(client, "pr-1")  # replaces the first
     ctx = _ctx(emulator, None, tmp_path)
     sweep(ctx)
-    log = ctx.runner.stream.getvalue()
+    stream = ctx.runner.stream
+    assert isinstance(stream, io.StringIO)
+    log = stream.getvalue()
     assert "Cleanup: 2 deployments listed, 1 preview to delete" in log
     assert "closed PRs are matched" not in log

@@ -9,12 +9,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from runner_rules import act_processed_commands, github_processed_commands
 
 from sgp_action import cli
 from sgp_action.ci.runner import reset_default_runner
 from sgp_action.errors import EXIT_CONFIG
 from tests.hostile import preview, send_json, serve
+from tests.runner_rules import act_processed_commands, github_processed_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -47,7 +47,9 @@ def client(sleeps: list[float]) -> Iterator[SGPClient]:
 
 
 def query(call_index: int) -> dict[str, list[str]]:
-    return parse_qs(urlsplit(responses.calls[call_index].request.url).query, keep_blank_values=True)
+    url = responses.calls[call_index].request.url
+    assert isinstance(url, str)
+    return parse_qs(urlsplit(url).query, keep_blank_values=True)
 
 
 def form(request: requests.PreparedRequest) -> dict[str, tuple[bytes, dict[str, str]]]:

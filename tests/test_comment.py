@@ -20,17 +20,17 @@ from sgp_action.ci.event import WorkflowEvent
 from sgp_action.ci.report import Report
 from sgp_action.ci.runner import Runner
 from sgp_action.demo import pull_request_event
-from tests.conftest import EmulatorHandle
-from tests.run_helpers import Workspace
-from tests.test_forge import REPO, FakeForge, serve_forge
-from tests.test_report import HOSTILE, assert_inert
+from tests.fake_forge import REPO, FakeForge, serve_forge
+from tests.markdown_checks import HOSTILE, assert_inert
+from tests.run_helpers import ForgeWorkspace
+from tests.support import EmulatorHandle
 
 SHA_OLD, SHA_NEW = "a" * 40, "b" * 40
 T0 = datetime(2026, 11, 29, 4, 0, tzinfo=timezone.utc)
 
 
 def _report(**fields: Any) -> Report:
-    base = dict(
+    base: dict[str, Any] = dict(
         command="preview",
         result="success",
         deployment_id="dep-1",
@@ -212,17 +212,6 @@ def test_token_never_in_the_comment(forge: FakeForge) -> None:
     (body,) = _bodies(forge)
     assert "tok-SECRET" not in body and "auth *** rejected" in body
     assert all(r[3].find("tok-SECRET") == -1 for r in forge.requests)
-
-
-class ForgeWorkspace(Workspace):
-    """A Workspace whose runs see GITHUB_API_URL pointing at the local forge."""
-
-    api_url = ""
-
-    def environ(self, event_name: str, payload: dict[str, Any], **inputs: str) -> dict[str, str]:
-        env = super().environ(event_name, payload, **inputs)
-        env["GITHUB_API_URL"] = self.api_url
-        return env
 
 
 def test_a_preview_run_posts_and_edits_the_comment(tmp_path: Path, emulator: EmulatorHandle, forge: FakeForge) -> None:

@@ -13,7 +13,7 @@ import pytest
 from sgp_action import errors
 from sgp_action.api.client import SGPClient
 from sgp_action.api.models import Phase
-from tests.conftest import agent_yaml
+from tests.support import agent_yaml
 
 MANIFEST, ENVIRONMENTS = agent_yaml()
 DIALECTS = pytest.mark.parametrize("emulator", ["current", "legacy"], indirect=True)
@@ -107,8 +107,8 @@ def test_deployment_lifecycle(emulator: Any) -> None:
             expires_at=expires,
         )
         assert preview.status == "pending" and preview.is_preview and preview.preview_label == "pr-7"
-        assert preview.namespace == "team-echo" and preview.helm_release_name.startswith("echo-bot-pr-7-")
-        assert abs(preview.expires_at - expires) < timedelta(milliseconds=1)
+        assert preview.namespace == "team-echo" and (preview.helm_release_name or "").startswith("echo-bot-pr-7-")
+        assert preview.expires_at is not None and abs(preview.expires_at - expires) < timedelta(milliseconds=1)
         healthy = until(lambda: (d := client.get_deployment(preview.id)).phase is Phase.SUCCEEDED and d, "healthy")
         assert healthy.status == "healthy" and [e.reason for e in healthy.events][:2] == ["Scheduled", "Pulling"]
         page = client.deployment_logs(preview.id, limit=2)

@@ -15,7 +15,7 @@ import pytest
 
 from sgp_action.ci import runner
 from sgp_action.cli import main
-from tests.conftest import keep_checkout_credentials
+from tests.support import keep_checkout_credentials
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MANIFEST = ROOT / "examples/sample-agent/manifest.yaml"

@@ -17,7 +17,7 @@ import yaml
 from sgp_action.errors import ContextError, ManifestError
 from sgp_action.packaging.archive import BuildContextSpec, build_context, list_members
 from sgp_action.packaging.manifest import load_manifest
-from tests.conftest import CHECKOUT_TOKEN, keep_checkout_credentials
+from tests.support import CHECKOUT_TOKEN, keep_checkout_credentials
 
 CONTEXT = {
     "root": "../..",
@@ -64,11 +64,13 @@ def archive_bytes(path: Path) -> bytes:
         return handle.read()
 
 
-def link(repo: Path, rel: str, target: str) -> None:
+def link(repo: Path, rel: str, target: str) -> dict[str, Any]:
+    """Make `repo/rel` a symbolic link to `target`; returns no extra inputs, so a case's setup can be one lambda."""
     path = repo / rel
     if path.exists():
         path.unlink()
     os.symlink(target, path)
+    return {}
 
 
 def _escaping_root(repo: Path) -> dict[str, Any]:
@@ -98,14 +100,14 @@ MANIFEST_CASES: list[tuple[str, Callable[[Path], dict[str, Any]], str, str, str]
     ),
     (
         "dockerfile-link-out",
-        lambda repo: link(repo, "agents/echo/Dockerfile", str(repo.parent.parent / "outside/Dockerfile")) or {},
+        lambda repo: link(repo, "agents/echo/Dockerfile", str(repo.parent.parent / "outside/Dockerfile")),
         "build.context.dockerfile",
         "outside/Dockerfile",
         "outside the workspace",
     ),
     (
         "dockerignore-link-into-git",
-        lambda repo: link(repo, "agents/echo/.dockerignore", "../../.git/config") or {},
+        lambda repo: link(repo, "agents/echo/.dockerignore", "../../.git/config"),
         "build.context.dockerignore",
         "work/repo/.git/config",
         "inside a .git folder",
@@ -188,7 +190,7 @@ def test_checkout_token_never_in_the_archive(checkout: Path, tmp_path: Path) -> 
 
 # --- plain mode (`sgp-action context --root`) ----------------------------------------------------------------
 
-PLAIN_CASES: list[tuple[str, Callable[[Path], tuple[Path, dict[str, str]]], str]] = [
+PLAIN_CASES: list[tuple[str, Callable[[Path], tuple[Path, dict[str, Any]]], str]] = [
     (
         "dockerignore-git-config",
         lambda repo: (repo, {"dockerfile": "agents/echo/Dockerfile", "dockerignore": ".git/config"}),
@@ -196,15 +198,12 @@ PLAIN_CASES: list[tuple[str, Callable[[Path], tuple[Path, dict[str, str]]], str]
     ),
     (
         "dockerfile-link-out",
-        lambda repo: (
-            link(repo, "agents/echo/Dockerfile", "../../../../outside/Dockerfile"),
-            (repo / "agents/echo", {}),
-        )[1],
+        lambda repo: (repo / "agents/echo", link(repo, "agents/echo/Dockerfile", "../../../../outside/Dockerfile")),
         "--dockerfile Dockerfile",
     ),
     (
         "found-dockerignore-link-into-git",
-        lambda repo: (link(repo, "agents/echo/.dockerignore", "../../.git/config"), (repo / "agents/echo", {}))[1],
+        lambda repo: (repo / "agents/echo", link(repo, "agents/echo/.dockerignore", "../../.git/config")),
         "the dockerignore file .dockerignore",
     ),
     ("root-is-git", lambda repo: (repo / ".git", {"dockerfile": "config"}), "--root"),
@@ -213,7 +212,7 @@ PLAIN_CASES: list[tuple[str, Callable[[Path], tuple[Path, dict[str, str]]], str]
 
 @pytest.mark.parametrize(("setup", "named"), [c[1:] for c in PLAIN_CASES], ids=[c[0] for c in PLAIN_CASES])
 def test_plain_mode_paths_must_stay_in_the_workspace(
-    checkout: Path, setup: Callable[[Path], tuple[Path, dict[str, str]]], named: str
+    checkout: Path, setup: Callable[[Path], tuple[Path, dict[str, Any]]], named: str
 ) -> None:
     root, kwargs = setup(checkout)
     with pytest.raises(ContextError, match=rf"^{named} .*resolves to .*(outside the workspace|inside a \.git folder)"):

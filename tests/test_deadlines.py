@@ -20,6 +20,9 @@ from sgp_action.errors import EXIT_OK, EXIT_TIMEOUT, RequestDeadlineError
 from tests.hostile import HostileServer
 from tests.run_helpers import Workspace, build_log_lines, server_build_log
 
+# Real time limits of one to a few seconds each: the slow tier.
+pytestmark = pytest.mark.e2e
+
 BUILD_STATUS = r"GET /v5/builds/(?!undeployed$)[^/]+"
 DEPLOYMENT_STATUS = r"GET /v5/agentex/deployments/[^/]+"
 
@@ -89,7 +92,9 @@ def test_build_timeout_holds_when_the_status_never_comes(tmp_path: Path, emulato
     """
     emulator = emulator_factory(build_seconds=60)
     rules = {} if behaviour == "slow build" else {BUILD_STATUS: behaviour}
-    run, server = _run(tmp_path, emulator, rules, build_timeout="2s")
+    # A poll interval past the limit: after the first poll the run waits for the deadline itself, so no answered
+    # poll can be in flight when it passes (with 0.1 s polls on a loaded machine, one sometimes was, and was cut).
+    run, server = _run(tmp_path, emulator, rules, build_timeout="2s", poll_interval="5s")
     assert run.exit_code == EXIT_TIMEOUT, run.log
     assert "did not finish within build-timeout" in run.log and "it was cancelled" in run.log
     assert ("got no answer in time" in run.log) == (behaviour != "slow build")

@@ -104,6 +104,7 @@ def test_environment_drops_the_callers_ci_variables(tmp_path: Path) -> None:
     assert json.dumps(env).count("outer") == 0
 
 
+@pytest.mark.e2e
 def test_run_demo_deploys_a_healthy_preview_of_the_sample_agent(tmp_path: Path) -> None:
     log_path = tmp_path / "demo.log"
     with log_path.open("w", encoding="utf-8") as log_file:
@@ -122,6 +123,7 @@ def test_run_demo_deploys_a_healthy_preview_of_the_sample_agent(tmp_path: Path) 
     assert deployment["preview_label"] == f"pr-{PR_NUMBER}"
 
 
+@pytest.mark.e2e
 def test_demo_command_prints_outputs_and_summary() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "sgp_action", "demo"],

@@ -12,10 +12,9 @@ import pytest
 from sgp_action.ci import deployments as deployments_module
 from sgp_action.ci.deployments import GitHubDeployments, render_url, validate_url_template
 from sgp_action.demo import PR_NUMBER, pull_request_event
-from tests.conftest import EmulatorHandle
-from tests.run_helpers import Run
-from tests.test_comment import ForgeWorkspace
-from tests.test_forge import REPO, FakeForge, serve_forge
+from tests.fake_forge import REPO, FakeForge, serve_forge
+from tests.run_helpers import ForgeWorkspace, Run
+from tests.support import EmulatorHandle
 
 TOKEN = "ghs_tokenvalue"
 URL = "https://{label}.preview.example.com/{agent}?d={deployment_id}"

@@ -12,10 +12,14 @@ import posixpath
 import re
 from functools import cache
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sgp_action.packaging.dockerignore import DockerIgnore, PatternError
+
+# Thousands of generated cases, seconds of CPU per test: the slow tier.
+pytestmark = pytest.mark.e2e
 
 PATTERN_TOKENS = ["a", "b", ".", "/", "*", "?", "**", "[ab]", "[^a]", "!", "\\*"]
 NAME_CHARS = "ab.!*"

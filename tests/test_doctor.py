@@ -21,11 +21,12 @@ from sgp_action import cli
 from sgp_action.api.readonly import WriteRefused
 from sgp_action.ci.event import load_event
 from sgp_action.ci.runner import Runner, reset_default_runner
-from sgp_action.run.doctor import Checklist, diagnose, report
+from sgp_action.run.checklist import Checklist
+from sgp_action.run.doctor import diagnose, report
 from sgp_action.run.doctor_sgp import ReadOnlySGP
 from sgp_action.run.pipeline import run_pipeline
 from sgp_action.run.settings import load_settings
-from tests.conftest import EmulatorHandle, agent_yaml
+from tests.support import EmulatorHandle, agent_yaml
 
 MANIFEST = """\
 build:
@@ -89,8 +90,8 @@ def doctor(
     env = environ(tmp_path, url, project, extra, **inputs)
     event = load_event(env)
     settings = load_settings(env, {"command": "doctor"}, event=event)
-    extra = {"max_context_bytes": max_bytes} if max_bytes is not None else {}
-    checks = diagnose(settings, event, timeout=5.0, **extra)
+    limits: dict[str, Any] = {"max_context_bytes": max_bytes} if max_bytes is not None else {}
+    checks = diagnose(settings, event, timeout=5.0, **limits)
     stream = io.StringIO()
     code = report(checks, Runner(environ=env, stream=stream))
     return code, stream.getvalue()

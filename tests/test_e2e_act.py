@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from act_harness import (
+
+from sgp_action.demo import run_git
+from tests.act_harness import (
     ACCOUNT_ID,
     API_KEY,
     ROOT,
@@ -25,14 +27,17 @@ from act_harness import (
     ActResult,
     ActRun,
     Session,
+    assert_secret_never_shown,
     copy_project,
     make_consumer_repo,
     output_of,
     pr_payload,
     push_payload,
-    run_git,
     seed_tool_cache,
 )
+
+# Each test drives the action in a real runner (act); tests/conftest.py keeps the module on one xdist worker.
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +54,6 @@ def harness(tmp_path: Path, act_env: tuple[Path, Path]) -> ActHarness:
     work = tmp_path / "runs"
     work.mkdir()
     return ActHarness(work, *act_env)
-
-
-def assert_secret_never_shown(result: ActResult, secret: str) -> None:
-    """The secret is in no log line and no record, except the raw text of the `::add-mask::` command itself."""
-    assert secret not in result.stderr
-    for record in result.records:
-        if record.get("command") == "add-mask":
-            assert secret not in str(record.get("msg", ""))
-            continue
-        assert secret not in json.dumps(record, ensure_ascii=False), record
 
 
 PROBE_WORKFLOW = """\

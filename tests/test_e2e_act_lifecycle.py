@@ -13,14 +13,14 @@ import json
 import shlex
 import shutil
 import sys
-import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from act_harness import (
+
+from sgp_action.demo import run_git
+from tests.act_harness import (
     ACCOUNT_ID,
     API_KEY,
     CONSUMER_REPO,
@@ -30,13 +30,15 @@ from act_harness import (
     ActResult,
     ActRun,
     Session,
+    assert_secret_never_shown,
     copy_project,
     make_consumer_repo,
     push_payload,
-    run_git,
     seed_tool_cache,
 )
-from test_e2e_act import assert_secret_never_shown
+
+# Each test drives the action in a real runner (act); tests/conftest.py keeps the module on one xdist worker.
+pytestmark = pytest.mark.e2e
 
 EXAMPLES = ROOT / "examples" / "github"
 FORGE_TOKEN = "forge-e2e-token-7c2d91"
@@ -66,37 +68,11 @@ def _succeeded(result: ActResult) -> None:
 # --- the scheduled cleanup --------------------------------------------------------------------------------------
 
 
-def seed_previews(url: str, out: Path) -> None:
-    """Seed the emulator at `url` and write {role: deployment id} to `out` (run inside the session, see `_seed_line`).
-
-    Roles: `open` (pr-1, PR open: kept), `closed` (pr-2, PR closed), `replaced` and `replacer` (two pr-3 previews,
-    PR open: the older goes), `unknown` (pr-5, the forge answers 404: kept), `foreign` (pr-2 of another
-    repository's agent: kept), `expired` (pr-4, expiring a moment after
-    it is made; this waits until it has) and `production` (untouched).
-    """
-    from test_cleanup import _create
-
-    from sgp_action.api.client import SGPClient
-
-    soon = datetime.now(timezone.utc) + timedelta(seconds=1.5)
-    ours = "sample-agent"  # the consumer repository's agent: its closed PRs condemn only its previews
-    with SGPClient.for_url(url, API_KEY, ACCOUNT_ID) as client:
-        ids = {"expired": _create(client, "pr-4", soon, ours), "production": _create(client, None, agent=ours)}
-        for role, label in [("open", "pr-1"), ("closed", "pr-2"), ("replaced", "pr-3"), ("replacer", "pr-3")]:
-            ids[role] = _create(client, label, agent=ours)
-        ids["unknown"] = _create(client, "pr-5", agent=ours)
-        # Another repository sharing the account has a PR #2 too, still open there: its preview is not ours to judge.
-        ids["foreign"] = _create(client, "pr-2", agent="echo-bot")
-    # The emulator expires a preview at its `expires_at` by itself: let that moment pass before the sweeps.
-    time.sleep(max(0.0, (soon - datetime.now(timezone.utc)).total_seconds()) + 0.2)
-    out.write_text(json.dumps(ids), encoding="utf-8")
-
-
 def _seed_line(out: Path) -> str:
     """The session's setup line: `seed_previews("$URL", out)` in a fresh interpreter, inside the namespace."""
-    code = "import sys; sys.path[:0] = sys.argv[1:3]; from test_e2e_act_lifecycle import seed_previews; "
-    code += "from pathlib import Path; seed_previews(sys.argv[3], Path(sys.argv[4]))"
-    command = shlex.join([sys.executable, "-c", code, str(Path(__file__).parent), str(ROOT)])
+    code = "import sys; sys.path[:0] = sys.argv[1:2]; from tests.act_harness import seed_previews; "
+    code += "from pathlib import Path; seed_previews(sys.argv[2], Path(sys.argv[3]))"
+    command = shlex.join([sys.executable, "-c", code, str(ROOT)])
     return f'{command} "$URL" {shlex.quote(str(out))}'
 
 

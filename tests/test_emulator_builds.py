@@ -10,6 +10,8 @@ import pytest
 import requests
 import scale_gp_beta
 
+from tests.support import error_detail
+
 DOCKERFILE = """# syntax=docker/dockerfile:1
 FROM python:3.12-slim
 # a comment between instructions
@@ -172,7 +174,7 @@ def test_agent_name_must_be_unused_in_the_current_dialect(emulator: Any, make_co
     first = create(client, archive)
     with pytest.raises(scale_gp_beta.ConflictError) as conflict:
         create(client, archive)
-    assert "already in use" in conflict.value.body["detail"]
+    assert "already in use" in error_detail(conflict.value)
     again = create(client, archive, agent_id=first.agent_id)
     assert again.agent_name == "echo-bot" and again.agent_id == first.agent_id
     with pytest.raises(scale_gp_beta.NotFoundError):
@@ -218,7 +220,7 @@ def test_create_validation(emulator: Any, make_context: Any, change: dict[str, A
                 client.build.create(context_archive=handle, **fields)
         else:
             client.build.create(**fields)
-    assert detail in refused.value.body["detail"]
+    assert detail in error_detail(refused.value)
     assert emulator.state()["builds"] == []
 
 
@@ -304,7 +306,7 @@ def test_cancel_passes_through_cancelling_to_cancelled(emulator: Any, make_conte
     response = client.build.with_raw_response.cancel(build.id)
     assert response.status_code == 202
     assert response.parse().build_status in ("queued", "running")  # the record as it stood
-    seen = []
+    seen: list[str] = []
     while not seen or seen[-1] != "cancelled":
         status = client.build.retrieve(build.id).build_status
         if not seen or seen[-1] != status:

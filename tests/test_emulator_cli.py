@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from sgp_action import cli
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 import requests
 import scale_gp_beta
 
-from tests.conftest import agent_yaml
+from tests.support import agent_yaml, error_detail
 
 MANIFEST, ENVIRONMENTS = agent_yaml()
 INACTIVE = {"deleted", "cancelled", "superseded", "failed"}
@@ -126,7 +126,7 @@ def test_production_deploy_supersedes_the_previous_one(emulator: Any) -> None:
     assert client.deploy.retrieve(other.id).status.lower() not in INACTIVE
     with pytest.raises(scale_gp_beta.BadRequestError) as refused:
         client.deploy.delete(first.id)
-    assert "superseded" in refused.value.body["detail"].lower()
+    assert "superseded" in error_detail(refused.value).lower()
     assert client.deploy.delete(second.id).status.lower() == "deleted"
 
 
@@ -146,7 +146,7 @@ def test_deploy_needs_a_successful_build(emulator: Any, make_context: Any) -> No
         running = client.build.create(image_name="echo", agent_name="echo-bot", context_archive=handle)
     with pytest.raises(scale_gp_beta.BadRequestError) as refused:
         client.deploy.create(manifest_file=MANIFEST, environment_config=ENVIRONMENTS, build_id=running.id)
-    assert "only a successful build can be deployed" in refused.value.body["detail"]
+    assert "only a successful build can be deployed" in error_detail(refused.value)
     with pytest.raises(scale_gp_beta.NotFoundError):
         client.deploy.create(manifest_file=MANIFEST, environment_config=ENVIRONMENTS, build_id="build_unknown")
 
@@ -198,7 +198,7 @@ def test_create_validation(emulator: Any, change: dict[str, Any], detail: str) -
     body.update(change)
     with pytest.raises(scale_gp_beta.BadRequestError) as refused:
         client.deploy.create(**{k: v for k, v in body.items() if v is not None})
-    assert detail in refused.value.body["detail"]
+    assert detail in error_detail(refused.value)
     assert emulator.state()["deployments"] == []
 
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 import scale_gp_beta
 
-from tests.conftest import agent_yaml
+from tests.support import agent_yaml
 
 
 def statuses(emulator: Any, count: int) -> list[int]:

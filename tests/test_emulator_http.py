@@ -102,7 +102,7 @@ def test_default_upload_limit_is_500_mb() -> None:
 def raw_request(url: str, head: str) -> bytes:
     """Send request headers only (no body) and return what the server answers."""
     parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=10) as sock:
         sock.sendall(head.encode())
         data = b""
         while chunk := sock.recv(65536):
@@ -212,7 +212,9 @@ def test_accepted_connections_have_nagle_off() -> None:
     # Headers and body go out in two writes: with Nagle on, a kept-alive answer's body waits ~40 ms for an ACK.
     server = EmulatorServer(EmulatorConfig(api_key="k", account_id="a"))
     try:
-        with socket.create_connection(server.server_address[:2], timeout=5):
+        host, port = server.server_address[:2]
+        assert isinstance(host, str)
+        with socket.create_connection((host, port), timeout=5):
             accepted, _ = server.get_request()
             with accepted:
                 assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -26,10 +26,10 @@ class Trickle(io.RawIOBase):
         self._at += len(piece)
         return piece
 
-    def readline(self, size: int = -1) -> bytes:
+    def readline(self, size: int | None = -1) -> bytes:
         end = self._data.find(b"\n", self._at)
         stop = len(self._data) if end < 0 else end + 1
-        if size >= 0:
+        if size is not None and size >= 0:
             stop = min(stop, self._at + size)
         piece = self._data[self._at : stop]
         self._at = stop

@@ -13,7 +13,7 @@ import requests
 
 from sgp_action.emulator.cli import build_parser, config_from_args
 from sgp_action.emulator.variants import VARIANT_NAMES
-from tests.conftest import agent_yaml
+from tests.support import agent_yaml
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DOCKERFILE = "FROM alpine\nRUN echo one\nRUN echo two\nRUN echo three\n"

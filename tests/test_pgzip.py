@@ -83,7 +83,7 @@ def test_gzip_tool_reads_it(tmp_path: Path) -> None:
 
 def test_tarfile_streams_through_it() -> None:
     out = io.BytesIO()
-    with ParallelGzipWriter(out, threads=2, block_size=BLOCK) as writer, tarfile.open(fileobj=writer, mode="w|") as tar:  # type: ignore[arg-type]
+    with ParallelGzipWriter(out, threads=2, block_size=BLOCK) as writer, tarfile.open(fileobj=writer, mode="w|") as tar:  # type: ignore[call-overload]
         payload = text(200_000)
         info = tarfile.TarInfo("a.txt")
         info.size = len(payload)
@@ -130,7 +130,7 @@ def test_abort_writes_no_trailer() -> None:
 @pytest.mark.parametrize(("kwargs", "message"), [({"level": 10}, "level"), ({"block_size": 1024}, "block size")])
 def test_bad_parameters(kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        ParallelGzipWriter(io.BytesIO(), **kwargs)  # type: ignore[arg-type]
+        ParallelGzipWriter(io.BytesIO(), **kwargs)
 
 
 def test_incompressible_blocks_are_stored() -> None:

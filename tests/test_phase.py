@@ -27,7 +27,7 @@ class _NoSleepToken(CancelToken):
 
 def _phase() -> PhaseBase:
     phase = PhaseBase(phase_env(FakeClient()), timeout=30.0)
-    phase.token = _NoSleepToken()  # type: ignore[assignment]
+    phase.token = _NoSleepToken()
     return phase
 
 
@@ -110,7 +110,11 @@ def test_a_cancellation_does_not_wait_for_a_request_that_hangs() -> None:
         release.wait(30)
         return "too late"
 
-    threading.Thread(target=lambda: (started.wait(5), phase.token.cancel("stop"))).start()
+    def cancel_once_started() -> None:
+        started.wait(5)
+        phase.token.cancel("stop")
+
+    threading.Thread(target=cancel_once_started).start()
     try:
         with pytest.raises(Cancelled, match="stop"):
             phase.unless_cancelled(hanging)

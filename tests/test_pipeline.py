@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from sgp_action.demo import AGENT_FOLDER, pull_request_event
-from tests.conftest import EmulatorHandle
 from tests.run_helpers import Workspace, build_log_lines, server_build_log
+from tests.support import EmulatorHandle
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import requests
 
 from sgp_action.demo import pull_request_event
 from sgp_action.emulator.variants import VARIANT_NAMES
-from tests.conftest import EmulatorHandle
 from tests.run_helpers import Workspace, build_log_lines, server_build_log
+from tests.support import EmulatorHandle
 
 EVERYTHING = sorted(set(VARIANT_NAMES) - {"delete-ended-409", "sse-tail"})
 EVERYTHING_ELSE = sorted(set(VARIANT_NAMES) - {"delete-ended-404", "sse-resume"})

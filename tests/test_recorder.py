@@ -14,9 +14,9 @@ from sgp_action.api.client import SGPClient
 from sgp_action.api.recorder import MAX_BODY_CHARS, Recorder, record_path
 from sgp_action.demo import pull_request_event
 from sgp_action.errors import ServerError
-from tests.conftest import EmulatorHandle
 from tests.hostile import serve
 from tests.run_helpers import Workspace
+from tests.support import EmulatorHandle
 
 API_KEY = "sgp-live-key-7f3a9c1e5b"
 GITHUB_TOKEN = "ghs_plantedForgeToken0123456789"

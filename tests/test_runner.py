@@ -6,19 +6,11 @@ from __future__ import annotations
 import io
 import logging
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runner_rules import (
-    FileCommandError,
-    act_command,
-    act_processed_commands,
-    github_command,
-    github_processed_commands,
-    parse_act_file,
-    parse_github_file,
-)
 
 from sgp_action import cli
 from sgp_action.ci import runner as runner_module
@@ -34,6 +26,15 @@ from sgp_action.ci.runner import (
 )
 from sgp_action.errors import ActionError, Cancelled, InputError
 from sgp_action.run.settings import debug_requested, overrides_from_args
+from tests.runner_rules import (
+    FileCommandError,
+    act_command,
+    act_processed_commands,
+    github_command,
+    github_processed_commands,
+    parse_act_file,
+    parse_github_file,
+)
 
 ACTIONS = {"GITHUB_ACTIONS": "true"}
 
@@ -115,7 +116,7 @@ def test_each_output_uses_a_fresh_random_delimiter_and_lf_only(tmp_path: Path) -
 
 def test_value_holding_the_delimiter_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fixed = "11111111-2222-3333-4444-555555555555"
-    monkeypatch.setattr(runner_module.uuid, "uuid4", lambda: fixed)
+    monkeypatch.setattr(uuid, "uuid4", lambda: fixed)
     runner, _ = make(tmp_path)
     with pytest.raises(ActionError, match="delimiter"):
         runner.set_output("evil", f"x\nghadelimiter_{fixed}\ninjected=1")

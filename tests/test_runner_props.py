@@ -7,9 +7,12 @@ import io
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from runner_rules import (
+
+from sgp_action.ci.runner import Runner, canonical_output_value
+from tests.runner_rules import (
     act_command,
     act_processed_commands,
     github_command,
@@ -18,7 +21,8 @@ from runner_rules import (
     parse_github_file,
 )
 
-from sgp_action.ci.runner import Runner, canonical_output_value
+# Thousands of generated cases, seconds of CPU per test: the slow tier.
+pytestmark = pytest.mark.e2e
 
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,20}", fullmatch=True)
 # Text biased towards the characters that matter to the two parsers.

@@ -24,10 +24,9 @@ from sgp_action.ci.runner import Runner
 from sgp_action.demo import AGENT_FOLDER, pull_request_event
 from sgp_action.errors import EXIT_API, EXIT_FAILED, EXIT_OK, ActionError
 from sgp_action.packaging.archive import BuildContextSpec, build_context
-from tests.conftest import ROOT, EmulatorHandle
-from tests.run_helpers import Workspace
+from tests.run_helpers import Workspace, run_action_process
 from tests.runner_rules import act_processed_commands, github_processed_commands
-from tests.test_bad_input import run_action as run_subprocess
+from tests.support import ROOT, EmulatorHandle
 
 TOKEN = "ghs_" + "T0kenValue" * 3
 HOSTILE_RUNS = [
@@ -47,7 +46,7 @@ def run_action(ws: Workspace, **inputs: str) -> tuple[subprocess.CompletedProces
     inputs = {"github_token": TOKEN, "comment": "false", "debug": "true", **inputs}
     env = ws.environ("pull_request", pull_request_event(ws.head_sha), **inputs)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = run_subprocess(ws, env)
+    proc = run_action_process(ws, env)
     return proc, env["INPUT_API_KEY"]
 
 

@@ -23,9 +23,8 @@ from sgp_action.run.settings import (
     secret_values,
     sends_key_in_clear,
 )
-from tests.conftest import ROOT, EmulatorHandle
-from tests.run_helpers import Workspace
-from tests.test_bad_input import run_action
+from tests.run_helpers import Workspace, run_action_process
+from tests.support import ROOT, EmulatorHandle
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 KEY = "sk-test-0123456789abcdef"
@@ -156,7 +155,7 @@ def test_every_value_set(tmp_path: Path) -> None:
 )
 def test_bad_values_name_the_input(tmp_path: Path, inputs: dict[str, str], message: str) -> None:
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace("?", r"\?")) as info:
-        load(tmp_path, **inputs)
+        load(tmp_path, None, **inputs)
     assert info.value.exit_code == 2
     assert KEY not in str(info.value)
 
@@ -362,7 +361,7 @@ def test_an_allowed_http_base_url_warns_once_in_a_whole_run(tmp_path: Path, emul
         allow_insecure_http="true",
     )
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = run_action(ws, env)
+    proc = run_action_process(ws, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     warnings = [line for line in proc.stdout.splitlines() if line.startswith("::warning")]
     assert len(warnings) == 1 and "http://sgp.invalid:9" in warnings[0] and "unencrypted" in warnings[0]

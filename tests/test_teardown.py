@@ -24,9 +24,9 @@ from sgp_action.run.teardown import (
     run_teardown,
     teardown,
 )
-from tests.conftest import agent_yaml
 from tests.fakes import T0, FakeClient, deployment, phase_env
 from tests.hostile import cycling_pages, run_action, serve
+from tests.support import agent_yaml
 
 
 def _env(client: FakeClient) -> Any:
@@ -74,7 +74,7 @@ def test_nothing_to_delete_still_writes_an_empty_array() -> None:
     env = _env(FakeClient())
     assert teardown(env, "pr-7") == []
     assert env.report.outputs()["deleted"] == "[]"
-    assert env.console.of("info") == ["No active preview labelled pr-7 to delete"]  # type: ignore[attr-defined]
+    assert env.console.of("info") == ["No active preview labelled pr-7 to delete"]
 
 
 def test_replace_previous_keeps_the_new_preview_and_newer_ones() -> None:

@@ -39,8 +39,8 @@ from sgp_action.errors import (
     ServerError,
     ValidationError,
 )
-from tests.conftest import EmulatorHandle
 from tests.hostile import send_bytes, send_json, serve
+from tests.support import EmulatorHandle
 
 BASE = "http://127.0.0.1:5003/public"
 KEY = "sk-very-secret-key-123"
