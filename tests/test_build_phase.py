@@ -22,7 +22,8 @@ from sgp_action.errors import (
     ValidationError,
 )
 from sgp_action.run.agents import id_from_conflict
-from sgp_action.run.build_phase import BuildPhase, BuildSpec, LogFollower, ProgressPrinter
+from sgp_action.run.build_logs import LogFollower
+from sgp_action.run.build_phase import BuildPhase, BuildSpec, ProgressPrinter
 from sgp_action.run.cancel import CancelToken
 from tests.fakes import FakeClient, FakeConsole, FakeStream, build, phase_env, ticking_clock
 from tests.run_helpers import Workspace, start_run, wait_for_line
