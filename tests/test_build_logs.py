@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -62,11 +61,10 @@ def _phase(hostile: Hostile) -> tuple[BuildPhase, FakeConsole]:
 
 
 @pytest.fixture
-def quick(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     """Short settle times, so that a one-second backoff outlasts the quiet period, as a longer one would in CI."""
     monkeypatch.setattr(build_logs, "QUIET_SECONDS", 0.2)
     monkeypatch.setattr(build_logs, "DRAIN_SECONDS", 1.5)
-    yield
 
 
 @pytest.mark.parametrize("ids", [False, True])

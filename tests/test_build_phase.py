@@ -181,6 +181,8 @@ def test_a_stream_that_never_works_does_not_fail_a_good_build() -> None:
     phase, console = _phase(client)
     assert phase.wait(build()).status == "success"
     assert console.of("server") == []
+    (warning,) = console.of("warning")
+    assert "log of build b-1 may be incomplete" in warning, warning
 
 
 def test_failure_carries_the_log_tail() -> None:

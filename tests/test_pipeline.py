@@ -219,6 +219,7 @@ def test_a_short_build_that_ends_while_the_log_stream_backs_off_after_429s_print
     run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
     assert (run.exit_code, run.result) == (0, "success"), run.log
     assert build_log_lines(run.log) == server_build_log(emulator, run.outputs["build-id"]), run.log
+    assert "may be incomplete" not in run.log
 
 
 def test_previews_of_two_agents_with_one_label_live_side_by_side(

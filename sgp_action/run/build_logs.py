@@ -165,15 +165,16 @@ class LogFollower:
         Whether a connection closed early cannot be told from a clean close, so the log is read again: lines
         already printed are skipped, the rest printed. A stream cut again part-way (a flaky proxy) is reopened as
         long as each connection brings new lines. Every wait is bounded: a server whose log endpoint never answers
-        holds the run at most `DRAIN_SECONDS` after the build ended.
+        holds the run at most `DRAIN_SECONDS` after the build ended, a stream that keeps bringing lines four times
+        that.
         """
         since = time.monotonic()
         give_up = since + DRAIN_SECONDS * 4
         complete = False
-        ended = self.settle(QUIET_SECONDS, DRAIN_SECONDS)
+        ended = self.settle(QUIET_SECONDS, give_up - since, connect_within=DRAIN_SECONDS)
         while not cancelled():
-            if self._quiet() or (self.state == "ended" and self.ended_at >= since):
-                complete = True
+            # Judged on the latest connection: an earlier one that closed cleanly may have been cut by a proxy.
+            complete = self._quiet() or (self.state == "ended" and self.ended_at >= since)
             if not ended or time.monotonic() >= give_up:
                 break
             before = self.printed
@@ -187,7 +188,7 @@ class LogFollower:
 
     def _quiet(self) -> bool:
         """The connection is open and brought no line for `QUIET_SECONDS` (caught up), rather than cut by a limit."""
-        return self.state == "open" and time.monotonic() - max(self.last_line_at, self.opened_at) >= QUIET_SECONDS * 0.9
+        return self.state == "open" and time.monotonic() - max(self.last_line_at, self.opened_at) >= QUIET_SECONDS
 
     def stop(self) -> None:
         """Close the stream (thread-safe) and never reconnect."""

@@ -271,7 +271,7 @@ class BuildPhase(PhaseBase):
         finally:
             unregister()
             follower.stop()
-        if not complete:
+        if not complete and not self.token.cancelled:
             self.console.warning(
                 f"The log of build {build.id} may be incomplete: its stream could not be read to the end after the "
                 f"build ended ({follower.last_error or 'no answer in time'}). The whole log is in SGP's UI.",
