@@ -22,7 +22,8 @@ from sgp_action.errors import (
     ValidationError,
 )
 from sgp_action.run.agents import id_from_conflict
-from sgp_action.run.build_phase import BuildPhase, BuildSpec, LogFollower, ProgressPrinter
+from sgp_action.run.build_logs import LogFollower
+from sgp_action.run.build_phase import BuildPhase, BuildSpec, ProgressPrinter
 from sgp_action.run.cancel import CancelToken
 from tests.fakes import FakeClient, FakeConsole, FakeStream, build, phase_env, ticking_clock
 from tests.run_helpers import Workspace, start_run, wait_for_line
@@ -180,6 +181,8 @@ def test_a_stream_that_never_works_does_not_fail_a_good_build() -> None:
     phase, console = _phase(client)
     assert phase.wait(build()).status == "success"
     assert console.of("server") == []
+    (warning,) = console.of("warning")
+    assert "log of build b-1 may be incomplete" in warning, warning
 
 
 def test_failure_carries_the_log_tail() -> None:

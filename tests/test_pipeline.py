@@ -210,6 +210,18 @@ def test_a_full_preview_survives_a_fault_with_one_build_and_every_line_once(
     assert build_log_lines(run.log) == server_build_log(emulator, run.outputs["build-id"])
 
 
+@pytest.mark.parametrize("emulator", [{"build_seconds": 0.2}], indirect=True)
+def test_a_short_build_that_ends_while_the_log_stream_backs_off_after_429s_prints_every_line_once(
+    workspace: Workspace, emulator: EmulatorHandle
+) -> None:
+    """The build ends while the log stream waits out `Retry-After`: the follower must not take it for caught up."""
+    emulator.set_faults(["rate-limit=4"])
+    run = workspace.run("pull_request", pull_request_event(workspace.head_sha))
+    assert (run.exit_code, run.result) == (0, "success"), run.log
+    assert build_log_lines(run.log) == server_build_log(emulator, run.outputs["build-id"]), run.log
+    assert "may be incomplete" not in run.log
+
+
 def test_previews_of_two_agents_with_one_label_live_side_by_side(
     workspace: Workspace, emulator: EmulatorHandle
 ) -> None:

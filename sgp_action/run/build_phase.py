@@ -1,18 +1,13 @@
 """The build phase: agent id, reuse, streamed upload, live SSE logs while polling, terminal status
 (docs/architecture.md#phases).
 
-Threads: a `LogFollower` thread reads the SSE log stream and prints each line through `Runner.server_line`; the
-calling thread polls `get_build` every `poll-interval`, and wakes at once when the stream ends or the run is
-cancelled (an `Event`, never a fixed sleep). No resume cursor is documented (docs/sgp-api.md#build-log-reconnects): a
-reconnect may replay from the first line, resume after `Last-Event-ID` or start at the live tail. When the events
-carry ids, the follower sends the last one on reconnect and drops any event whose id it already printed; without ids
-it counts the lines it printed and skips that many on every reconnect. Either way no line is printed twice, and a
-closed or broken stream never fails a good build.
+Threads: a `LogFollower` thread (run/build_logs.py) reads the SSE log stream and prints each line through
+`Runner.server_line`; the calling thread polls `get_build` every `poll-interval`, and wakes at once when the stream
+ends or the run is cancelled (an `Event`, never a fixed sleep).
 """
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
 import threading
@@ -21,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from sgp_action.api.deadlines import within
 from sgp_action.api.models import Build, Phase
@@ -38,11 +33,12 @@ from sgp_action.errors import (
 )
 from sgp_action.packaging.archive import human_size
 from sgp_action.run.agents import id_from_conflict, id_from_deployments
+from sgp_action.run.build_logs import LogFollower
 from sgp_action.run.cancel import CancelToken
-from sgp_action.run.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, STOP_SECONDS, TAIL_LINES, Console, PhaseBase, PhaseEnv
+from sgp_action.run.phase import AGENT_SCAN_LIMIT, CLOCK_SKEW, STOP_SECONDS, Console, PhaseBase, PhaseEnv
 
 if TYPE_CHECKING:
-    from sgp_action.api.protocol import ApiClient
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +48,6 @@ PROGRESS_SECONDS = 3.0
 #: Statuses (lowercased, either API generation) of a build still under way that a rerun may follow instead of
 #: building again; `cancelling` and unknown words are left alone.
 UNFINISHED_STATUSES = frozenset({"queued", "pending", "running", "in_progress", "building"})
-#: After the build ended, how long the follower may take to print the last lines.
-DRAIN_SECONDS = 5.0
-#: After the build ended, a stream that brings no line for this long is caught up: some servers keep it open.
-QUIET_SECONDS = 1.5
 
 
 @dataclass
@@ -99,106 +91,6 @@ class ProgressPrinter:
                 self._next_fraction += PROGRESS_STEP
             self._last_time = now
             self._done = sent >= total
-
-
-class LogFollower:
-    """A thread printing a build's SSE log lines exactly once, across stream ends and reconnects."""
-
-    def __init__(self, client: ApiClient, build_id: str, console: Console, wake: threading.Event) -> None:
-        self.client = client
-        self.build_id = build_id
-        self.console = console
-        self.wake = wake
-        self.printed = 0
-        self.last_event_id = ""  # sent as Last-Event-ID on reconnect
-        self._printed_ids: set[str] = set()
-        self._counted = 0  # lines printed that came without an id: a reconnect without ids replays them
-        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        self.connections = 0
-        self.last_line_at = 0.0  # time.monotonic() of the last line received, replayed ones included
-        self._lock = threading.Lock()
-        self._stream: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def active(self) -> bool:
-        """True while a connection is open (or being opened)."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Open a connection in a new thread (the previous one must have ended); lines already printed are skipped."""
-        if self._stop.is_set() or self.active:
-            return
-        self._thread = threading.Thread(target=self._follow, name=f"sgp-logs-{self.build_id}", daemon=True)
-        self._thread.start()
-
-    def _follow(self) -> None:
-        self.connections += 1
-        seen = 0
-        try:
-            stream = self.client.open_build_logs(self.build_id, last_event_id=self.last_event_id)
-            with self._lock:
-                self._stream = stream
-            if self._stop.is_set():
-                return
-            with stream:
-                for event_id, line in stream.entries():
-                    self.last_line_at = time.monotonic()
-                    if event_id:
-                        if event_id in self._printed_ids:  # replayed, or resumed from further back
-                            continue
-                        self._printed_ids.add(event_id)
-                        self.last_event_id = event_id
-                    else:
-                        seen += 1
-                        if seen <= self._counted:  # a reconnect without ids replays from the first line
-                            continue
-                        self._counted += 1
-                    self.console.server_line(line)
-                    self.tail.append(line)
-                    self.printed += 1
-                    if self._stop.is_set():
-                        break
-        except Exception as exc:  # a broken stream is not a failed build: polling carries on
-            log.debug("build log stream ended with an error: %s", exc)
-        finally:
-            with self._lock:
-                self._stream = None
-            self.wake.set()
-
-    def join(self, timeout: float) -> bool:
-        """Wait for the current connection to end; True when it did."""
-        if self._thread is not None:
-            self._thread.join(max(timeout, 0.0))
-        return not self.active
-
-    def settle(self, quiet: float, limit: float) -> bool:
-        """Wait until the current connection ends, or brought no line for `quiet` seconds, at most `limit` seconds.
-
-        True when it ended. A server may keep the stream open once the build is over: waiting for it to close
-        would add the whole `limit` to every run.
-        """
-        start = time.monotonic()
-        end = start + limit
-        while self.active and self._thread is not None:
-            now = time.monotonic()
-            until = min(max(self.last_line_at, start) + quiet, end)
-            if now >= until:
-                break
-            self._thread.join(until - now)
-        return not self.active
-
-    def stop(self) -> None:
-        """Close the stream (thread-safe) and never reconnect."""
-        self._stop.set()
-        with self._lock:
-            stream = self._stream
-        if stream is not None:
-            try:
-                stream.close()
-            except Exception:
-                log.debug("closing the log stream failed", exc_info=True)
 
 
 class BuildPhase(PhaseBase):
@@ -375,10 +267,16 @@ class BuildPhase(PhaseBase):
             with self.console.group(f"Build logs ({build.id})"):
                 follower.start()
                 build = self._poll(build, follower, wake, deadline)
-                self._drain(follower)
+                complete = follower.finish(lambda: self.token.cancelled)
         finally:
             unregister()
             follower.stop()
+        if not complete and not self.token.cancelled:
+            self.console.warning(
+                f"The log of build {build.id} may be incomplete: its stream could not be read to the end after the "
+                f"build ended ({follower.last_error or 'no answer in time'}). The whole log is in SGP's UI.",
+                title="Build log incomplete",
+            )
         self.report.record_build(build)
         elapsed = format_elapsed(self.report.record_span("build", started, self.clock()))
         if build.phase is Phase.SUCCEEDED:
@@ -390,23 +288,6 @@ class BuildPhase(PhaseBase):
         raise BuildFailed(
             f"build {build.id} ended with status {build.status or 'unknown'} after {elapsed}; last log lines:\n{tail}"
         )
-
-    def _drain(self, follower: LogFollower) -> None:
-        """Print the lines an early-closed stream lost, once the build is over.
-
-        Whether a connection closed early cannot be told from a clean close, so the log is replayed: lines already
-        printed are skipped, the rest printed. A stream cut again part-way (a flaky proxy) is reopened as long as
-        each connection brings new lines, within a bounded time.
-        """
-        give_up = time.monotonic() + DRAIN_SECONDS * 4
-        ended = follower.settle(QUIET_SECONDS, DRAIN_SECONDS)
-        while ended and not self.token.cancelled and time.monotonic() < give_up:
-            before = follower.printed
-            follower.start()
-            ended = follower.settle(QUIET_SECONDS, give_up - time.monotonic())
-            if follower.printed == before:
-                break
-        follower.stop()
 
     def _poll(self, build: Build, follower: LogFollower, wake: threading.Event, deadline: float) -> Build:
         last_reconnect = self.clock()
