@@ -22,6 +22,7 @@ from urllib.parse import quote
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
+from sgp_action.api.answers import json_answer
 from sgp_action.api.deadlines import shut_response
 from sgp_action.api.models import Build, Deployment, LogPage
 from sgp_action.api.paging import about as _about
@@ -173,7 +174,7 @@ class SGPClient:
             idempotent = method in ("GET", "DELETE")
         response = self.transport.request(method, path, idempotent=idempotent, **kwargs)
         try:
-            return self.transport.json(method, path, response)
+            return json_answer(method, path, response)
         finally:
             response.close()
 
