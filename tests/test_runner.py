@@ -25,7 +25,8 @@ from sgp_action.ci.runner import (
     report_error,
 )
 from sgp_action.errors import ActionError, Cancelled, InputError
-from sgp_action.run.settings import debug_requested, overrides_from_args
+from sgp_action.run.inputs import overrides_from_args
+from sgp_action.run.settings import debug_requested
 from tests.runner_rules import (
     FileCommandError,
     act_command,
