@@ -14,11 +14,10 @@ import pytest
 
 from sgp_action import cli
 from sgp_action.ci import runner as runner_module
+from sgp_action.ci.runfiles import SUMMARY_LIMIT, canonical_output_value
 from sgp_action.ci.runner import (
-    SUMMARY_LIMIT,
     Runner,
     RunnerLogHandler,
-    canonical_output_value,
     escape_data,
     escape_property,
     neutralize,
