@@ -25,7 +25,7 @@ from sgp_action import USER_AGENT
 from sgp_action.api.answers import error_detail, json_answer
 from sgp_action.api.client import SGPClient
 from sgp_action.api.transport import Transport, join_url, parse_retry_after, short_reason
-from sgp_action.emulator.server import MAX_JSON_BODY
+from sgp_action.emulator.routing import MAX_JSON_BODY
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
