@@ -18,7 +18,8 @@ from typing import Protocol, cast
 from sgp_action import __version__
 from sgp_action.ci.runner import Runner, attach, default_runner, report_error
 from sgp_action.errors import EXIT_CANCELLED, EXIT_CONFIG, ActionError, ConfigError
-from sgp_action.run.settings import debug_requested, overrides_from_args
+from sgp_action.run.inputs import overrides_from_args
+from sgp_action.run.settings import debug_requested
 
 COMMANDS: dict[str, str] = {
     "run": "what the action runs: reads INPUT_* variables (or the same names as --flags) and performs `command`",

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sgp_action.run.settings import INPUTS
+from sgp_action.run.inputs import INPUTS
 from sgp_action.toolcache import READY_MARKER
 from tests.action_env import environment_key, seed_environment
 

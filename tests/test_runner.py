@@ -14,18 +14,18 @@ import pytest
 
 from sgp_action import cli
 from sgp_action.ci import runner as runner_module
+from sgp_action.ci.runfiles import SUMMARY_LIMIT, canonical_output_value
 from sgp_action.ci.runner import (
-    SUMMARY_LIMIT,
     Runner,
     RunnerLogHandler,
-    canonical_output_value,
     escape_data,
     escape_property,
     neutralize,
     report_error,
 )
 from sgp_action.errors import ActionError, Cancelled, InputError
-from sgp_action.run.settings import debug_requested, overrides_from_args
+from sgp_action.run.inputs import overrides_from_args
+from sgp_action.run.settings import debug_requested
 from tests.runner_rules import (
     FileCommandError,
     act_command,

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sgp_action.ci.runner import Runner, canonical_output_value
+from sgp_action.ci.runfiles import canonical_output_value
+from sgp_action.ci.runner import Runner
 from tests.runner_rules import (
     act_command,
     act_processed_commands,

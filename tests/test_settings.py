@@ -12,17 +12,8 @@ import pytest
 from sgp_action.ci.event import WorkflowEvent
 from sgp_action.demo import pull_request_event
 from sgp_action.errors import InputError
-from sgp_action.run.settings import (
-    DEFAULT_BASE_URL,
-    INPUT_NAMES,
-    add_run_arguments,
-    load_settings,
-    overrides_from_args,
-    parse_build_args,
-    sanitize_label,
-    secret_values,
-    sends_key_in_clear,
-)
+from sgp_action.run.inputs import DEFAULT_BASE_URL, INPUT_NAMES, add_run_arguments, overrides_from_args, secret_values
+from sgp_action.run.settings import load_settings, parse_build_args, sanitize_label, sends_key_in_clear
 from tests.run_helpers import Workspace, run_action_process
 from tests.support import ROOT, EmulatorHandle
 

@@ -22,9 +22,10 @@ import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from sgp_action import USER_AGENT
+from sgp_action.api.answers import error_detail, json_answer
 from sgp_action.api.client import SGPClient
-from sgp_action.api.transport import Transport, error_detail, join_url, parse_retry_after, short_reason
-from sgp_action.emulator.server import MAX_JSON_BODY
+from sgp_action.api.transport import Transport, join_url, parse_retry_after, short_reason
+from sgp_action.emulator.routing import MAX_JSON_BODY
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
@@ -320,7 +321,7 @@ def test_json_body_that_is_not_json(sleeps: Sleeps) -> None:
     t = transport(sleeps)
     response = t.request("GET", "/v5/builds/b1", idempotent=True)
     with pytest.raises(ApiError, match=r"not JSON.*check that base-url points at the SGP API"):
-        t.json("GET", "/v5/builds/b1", response)
+        json_answer("GET", "/v5/builds/b1", response)
 
 
 @pytest.mark.parametrize(

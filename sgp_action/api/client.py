@@ -1,9 +1,9 @@
 """The SGP Agentex Cloud Build and Deploy API client: every endpoint of docs/sgp-api.md#builds and
 docs/sgp-api.md#deployments.
 
-This module family (`client`, `transport`, `sse`, `models`) is the only code that talks HTTP. Calls return the typed
-records of `sgp_action.api.models` and raise `sgp_action.errors.ApiError` subclasses; the retry policy is described in
-`sgp_action.api.transport`.
+This module family (`client`, `logstream`, `transport`, `answers`, `sse`, `models`) is the only code that talks
+HTTP. Calls return the typed records of `sgp_action.api.models` and raise `sgp_action.errors.ApiError` subclasses;
+the retry policy is described in `sgp_action.api.transport`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -19,19 +18,17 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
-from sgp_action.api.deadlines import shut_response
+from sgp_action.api.answers import json_answer
+from sgp_action.api.logstream import LogStream
 from sgp_action.api.models import Build, Deployment, LogPage
 from sgp_action.api.paging import about as _about
 from sgp_action.api.paging import names_sort, sort_by_created_at, walk_pages
 from sgp_action.api.recorder import Recorder
-from sgp_action.api.sse import EventStream, SSEEvent, log_entries
 from sgp_action.api.times import format_datetime
 from sgp_action.api.transport import Transport
 from sgp_action.errors import (
-    ApiConnectionError,
     ConflictError,
     ContextError,
     InputError,
@@ -44,7 +41,6 @@ _Record = TypeVar("_Record")
 # docs/sgp-api.md#one-image-source-and-the-size-limit: the context archive must be at most 500 MB
 MAX_ARCHIVE_BYTES = 500 * 1024 * 1024
 SOURCE_FIELDS = ("source_commit", "source_ref", "source_repo", "source_subpath", "source_dirty")
-_READ_SIZE = 64 * 1024
 
 
 def _form_value(value: str | bool) -> str:
@@ -53,79 +49,6 @@ def _form_value(value: str | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-class LogStream:
-    """An open build log stream (SSE): iterate it for log lines; `close()` ends the iteration from any thread."""
-
-    def __init__(self, response: requests.Response, path: str, recorder: Recorder | None = None) -> None:
-        self._response = response
-        self._path = path
-        self._closed = threading.Event()
-        self._events = EventStream(self._chunks())
-        self._recorder = recorder
-        self.events = 0  # events the server sent, log lines or not
-        self.lines = 0
-
-    def _chunks(self) -> Iterator[bytes]:
-        # Raw reads (not iter_lines, docs/sgp-api.md#where-sseclient-py-departs) that return whatever has arrived, so a
-        # line is handed on as soon as its event is complete, whether the body is chunked or delimited by the connection
-        # closing.
-        raw = self._response.raw
-        while not self._closed.is_set():
-            try:
-                data = raw.read1(_READ_SIZE) if hasattr(raw, "read1") else raw.read(_READ_SIZE)
-            except Exception as exc:
-                if self._closed.is_set():
-                    return
-                raise ApiConnectionError(f"GET {self._path}: the build log stream broke ({exc})", method="GET") from exc
-            if not data:
-                return
-            yield data
-
-    @property
-    def last_event_id(self) -> str:
-        """The stream's last event id so far (docs/sgp-api.md#the-standards-rules): pass it to `open_build_logs` when
-        reconnecting."""
-        return self._events.last_event_id
-
-    def __iter__(self) -> Iterator[str]:
-        """The log lines, in order, until the server closes the stream or `close()` is called."""
-        for _event_id, line in self.entries():
-            yield line
-
-    def entries(self) -> Iterator[tuple[str, str]]:
-        """`(event id, line)` pairs, in order; the id is empty when the server gives none
-        (docs/sgp-api.md#build-log-reconnects)."""
-        for entry in log_entries(self._counted()):
-            if self._closed.is_set():
-                return
-            self.lines += 1
-            yield entry
-
-    def _counted(self) -> Iterator[SSEEvent]:
-        for event in self._events:
-            self.events += 1
-            yield event
-
-    def close(self) -> None:
-        """End the stream; safe from another thread or a signal handler (a blocked read returns at once)."""
-        recorder, self._recorder = self._recorder, None
-        if recorder is not None and not self._closed.is_set():
-            with contextlib.suppress(OSError, ValueError):
-                recorder.stream_end(self._path, events=self.events, lines=self.lines, last_event_id=self.last_event_id)
-        self._closed.set()
-        # Shut the socket down first: that wakes a read blocked in another thread, whereas closing the response
-        # alone neither wakes it nor returns (the reader holds the buffer's lock) on a close-delimited body.
-        shut_response(self._response.raw)
-        with contextlib.suppress(Exception):
-            self._response.close()
-
-    def __enter__(self) -> LogStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class SGPClient:
@@ -173,7 +96,7 @@ class SGPClient:
             idempotent = method in ("GET", "DELETE")
         response = self.transport.request(method, path, idempotent=idempotent, **kwargs)
         try:
-            return self.transport.json(method, path, response)
+            return json_answer(method, path, response)
         finally:
             response.close()
 

@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 import requests
 
+from sgp_action.api.answers import error_detail
 from sgp_action.api.client import SGPClient
-from sgp_action.api.transport import error_detail, join_url, short_reason
+from sgp_action.api.transport import join_url, short_reason
 
 C = TypeVar("C", bound="ReadOnlyClient")
 

@@ -1,4 +1,6 @@
-"""HTTP transport for the SGP API: one session, auth headers, timeouts, retries, and status-to-exception mapping.
+"""HTTP transport for the SGP API: one session, auth headers, timeouts, retries and deadlines.
+
+What an answer means (its body read within bounds, a status turned into an error) is `sgp_action.api.answers`.
 
 Retry policy (docs/sgp-api.md#errors-and-retries, docs/sgp-api.md#creates-are-not-idempotent):
 
@@ -16,7 +18,7 @@ Retry policy (docs/sgp-api.md#errors-and-retries, docs/sgp-api.md#creates-are-no
 Every call ends by its deadline (an argument, or the `sgp_action.api.deadlines` scope the phases set): each attempt's
 timeouts are capped by the time left, a watchdog cuts a body still dripping in at the deadline, and no retry starts
 without time for it. A call stopped that way raises `RequestDeadlineError` (a timeout, exit 4), not an API error.
-Answers are read by `sgp_action.api.body`, never whole by `requests`: a server can answer with gigabytes.
+Answers are read by `sgp_action.api.answers`, never whole by `requests`: a server can answer with gigabytes.
 
 Redirects are never followed: `requests` would resend the custom `x-api-key` header to whatever host a redirect
 names. A 3xx becomes an error asking for the final base URL. The API key never appears in a message or a log line.
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import email.utils
 import functools
-import json
 import logging
 import os
 import random
@@ -36,29 +37,21 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timezone
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import NewConnectionError
 
 from sgp_action import USER_AGENT
-from sgp_action.api.body import AnswerTooLarge, body_text, read_answer
+from sgp_action.api.answers import load_body, redacted_url, status_error
 from sgp_action.api.deadlines import Watchdog, WatchedAdapter, current_deadline
 from sgp_action.api.recorder import Recorder
 from sgp_action.errors import (
     ApiConnectionError,
     ApiError,
     ApiTimeoutError,
-    AuthError,
-    BadAnswerError,
-    ConflictError,
     InputError,
-    NotFoundError,
-    PayloadTooLargeError,
-    RateLimitError,
     RequestDeadlineError,
-    ServerError,
-    ValidationError,
 )
 
 logger = logging.getLogger(__name__)
@@ -74,67 +67,9 @@ DEADLINE_SLACK = 0.05
 DEFAULT_CALL_LIMIT = 300.0
 
 
-#: The most a JSON answer may hold, decompressed; real answers are a few hundred KB at most.
-MAX_ANSWER_BYTES = 8 * 2**20
-
-
-def load_body(method: str, path: str, response: requests.Response) -> bytes:
-    """The whole (decompressed) body of an answer, read once, at most MAX_ANSWER_BYTES; kept on the response.
-
-    BadAnswerError when the answer is larger (a gzip bomb is cut off after MAX_ANSWER_BYTES of output, whatever it
-    would inflate to) or its encoding cannot be read; a connection that breaks mid-body raises the `requests`
-    exception that `Transport.request` retries.
-    """
-    try:
-        return read_answer(response, MAX_ANSWER_BYTES)
-    except AnswerTooLarge as exc:
-        response.close()
-        what = f"the answer was too large ({exc}, over the {MAX_ANSWER_BYTES // 2**20} MiB read)"
-        raise bad_answer(method, path, response, what) from None
-    except ValueError as exc:
-        response.close()
-        raise bad_answer(method, path, response, f"the answer could not be decoded ({exc})") from None
-    except requests.exceptions.RequestException:
-        response.close()
-        raise
-
-
-def bad_answer(method: str, path: str, response: requests.Response, what: str) -> BadAnswerError:
-    """The error for a 2xx answer that cannot be used (exit 3), naming the endpoint."""
-    return BadAnswerError(
-        f"{method} {path}: {what}; check that base-url points at the SGP API",
-        status_code=response.status_code,
-        method=method,
-        url=_redacted_url(response.url),
-    )
-
-
 def join_url(base_url: str, path: str) -> str:
     """`base + path`, keeping any path prefix of the base (docs/sgp-api.md#base-url-path-prefix); never `urljoin`."""
     return base_url.rstrip("/") + "/" + path.lstrip("/")
-
-
-def _redacted_url(url: str) -> str:
-    """The URL without user:password@ (a base URL may carry them; messages must not)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-
-
-def redirect_hint(response: requests.Response) -> str:
-    """What a 3xx answer means for the user: where it points (its host first), and that base-url needs fixing.
-
-    Redirects are never followed (the key would travel to the named host, docs/sgp-api.md#redirects).
-    """
-    location = response.headers.get("Location", "").strip()[:500]
-    if not location:
-        return "the server answers with a redirect that names no Location; fix base-url: it is not the SGP API"
-    target = _redacted_url(urljoin(response.url or "", location))
-    host = urlsplit(target).hostname or "?"
-    return (
-        f"the server redirects to the host {host} ({target}); redirects are not followed, so the API key is never "
-        "sent there: fix base-url, setting it to the address the SGP API answers at directly"
-    )
 
 
 def backoff_delay(attempt: int, base: float, cap: float, jitter: Callable[[], float] = random.random) -> float:
@@ -159,37 +94,6 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, when.timestamp() - now())
-
-
-def error_detail(response: requests.Response, limit: int = 500) -> str:
-    """The server's reason, readable: FastAPI's `detail` string as is, its list as `loc: msg; ...`, else the text.
-
-    Reads at most MAX_ERROR_BYTES of the body: an error answer only feeds a message.
-    """
-    text = body_text(response)
-    try:
-        body: Any = json.loads(text)
-    except ValueError:
-        body = None
-    detail: Any = body.get("detail", body.get("message")) if isinstance(body, dict) else None
-    if isinstance(detail, str):
-        text = detail
-    elif isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = ".".join(str(p) for p in item.get("loc") or () if p != "body")
-                msg = str(item.get("msg", ""))
-                parts.append(f"{loc}: {msg}" if loc else msg)
-            else:
-                parts.append(str(item))
-        text = "; ".join(parts)
-    elif detail is not None:
-        text = str(detail)
-    else:
-        text = text.strip()
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
@@ -268,7 +172,7 @@ class Transport:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
-            raise InputError(f"base-url {_redacted_url(base_url)!r} is not an http(s) URL: set it like https://host")
+            raise InputError(f"base-url {redacted_url(base_url)!r} is not an http(s) URL: set it like https://host")
         if not api_key:
             raise InputError("api-key is empty: set the api-key input (or SGP_API_KEY)")
         if not account_id:
@@ -295,7 +199,7 @@ class Transport:
         self.recorder: Recorder | None = None
 
     def __repr__(self) -> str:
-        return f"Transport({_redacted_url(self.base_url)!r}, account_id={self._account_id!r}, api_key=<hidden>)"
+        return f"Transport({redacted_url(self.base_url)!r}, account_id={self._account_id!r}, api_key=<hidden>)"
 
     def close(self) -> None:
         """Close the session when this transport created it, and the record."""
@@ -419,7 +323,7 @@ class Transport:
                 reason = f"HTTP {response.status_code}"
                 retryable = response.status_code == 429 or (idempotent and response.status_code >= 500)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                error = self.status_error(method, path, response, retries=attempt)
+                error = status_error(method, path, response, redact=self.redact, retries=attempt)
                 record(response)
                 response.close()
             if getattr(watch, "fired", False) and not answered:
@@ -448,62 +352,11 @@ class Transport:
                 logger.debug("could not write the API record: %s", exc)
 
     def _deadline_error(self, method: str, path: str, url: str, what: str) -> RequestDeadlineError:
-        where = _redacted_url(self.base_url)
+        where = redacted_url(self.base_url)
         message = f"{method} {path}: {what}; the server at {where} is slow or unreachable, or the time limit too short"
         return RequestDeadlineError(self.redact(message))
 
     def _transport_error(self, cls: type[ApiError], method: str, path: str, url: str, what: str) -> ApiError:
-        where = _redacted_url(self.base_url)
+        where = redacted_url(self.base_url)
         message = f"{method} {path}: {what}; check base-url ({where}) and the network"
-        return cls(self.redact(message), method=method, url=_redacted_url(url))
-
-    def status_error(self, method: str, path: str, response: requests.Response, *, retries: int = 0) -> ApiError:
-        """The ApiError subclass for a non-2xx answer, with a message saying what to fix."""
-        status = response.status_code
-        detail = self.redact(error_detail(response))
-        said = f" ({detail})" if detail else ""
-        head = f"{method} {path}: {status} {response.reason or ''}".rstrip()
-        after = f" after {retries} retries" if retries else ""
-        cls: type[ApiError] = ApiError
-        if status == 401:
-            cls, hint = AuthError, f"{head}{said}: the API key was refused; check api-key"
-        elif status == 403:
-            cls, hint = AuthError, f"{head}{said}: check account-id and the key's permissions for that account"
-        elif status == 404:
-            cls, hint = NotFoundError, f"{head}{said}: not found in this account; check the id and base-url"
-        elif status == 409:
-            cls, hint = ConflictError, f"{head}: conflict: {detail or 'the request clashes with existing state'}"
-        elif status in (400, 422):
-            cls, hint = ValidationError, f"{head}: the server rejected the request: {detail or 'no reason given'}"
-        elif status == 413:
-            cls = PayloadTooLargeError
-            if path.startswith("/v5/builds"):
-                hint = f"{head}: the upload is over the server's limit (500 MB for a build context); exclude more files"
-            else:  # not an upload: the JSON body itself, built from the manifest and environments file
-                hint = f"{head}{said}: the request body is over the server's limit; shorten the manifest's and "
-                hint += "environments file's values (environment variables, secrets, helm values)"
-        elif status == 429:
-            cls, hint = RateLimitError, f"{head}{said}: rate limited{after}; lower concurrency or try again later"
-        elif status >= 500:
-            cls, hint = ServerError, f"{head}{said}: server error{after}; try again later"
-        elif 300 <= status < 400:
-            hint = f"{head}: {redirect_hint(response)}"
-        else:
-            hint = f"{head}{said}: unexpected answer"
-        text = self.redact(body_text(response))
-        try:
-            body: Any = json.loads(text)
-        except ValueError:
-            body = text[:2000]
-        return cls(self.redact(hint), status_code=status, body=body, method=method, url=_redacted_url(response.url))
-
-    @staticmethod
-    def json(method: str, path: str, response: requests.Response) -> Any:
-        """The decoded JSON body of a successful answer; ApiError when it is not JSON (e.g. a wrong base-url)."""
-        content = load_body(method, path, response)
-        try:
-            return json.loads(content)
-        except ValueError:
-            snippet = " ".join(content[:200].decode("utf-8", "replace").split())
-            what = f"{response.status_code} with a body that is not JSON ({snippet!r})"
-            raise bad_answer(method, path, response, what) from None
+        return cls(self.redact(message), method=method, url=redacted_url(url))

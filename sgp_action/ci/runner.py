@@ -1,5 +1,7 @@
 """All talk with the Actions runner: outputs, job summary, masks, groups, annotations and log lines.
 
+The formats of the output and summary files are `sgp_action.ci.runfiles`'s; when and what to write is decided here.
+
 This is the only module (besides the command modules) that prints. It works the same on GitHub, Gitea and Forgejo
 runners and in nektos/act; outside a runner (`GITHUB_ACTIONS` is not `true`) it prints plain text instead of
 workflow commands, so the CLI stays readable in any other CI.
@@ -38,19 +40,21 @@ import sys
 import threading
 import traceback
 import unicodedata
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import TextIO
 
+from sgp_action.ci.runfiles import (
+    append_text,
+    checked_output,
+    file_path,
+    fit_summary,
+    too_long_for_act,
+    without_surrogates,
+    write_output,
+)
 from sgp_action.errors import ActionError
 
-SUMMARY_LIMIT = 1024 * 1024  # the runner refuses a step summary over 1 MiB (FileCommandManager.cs)
-_SUMMARY_MARGIN = 1024
-_TRUNCATION_NOTE = "\n\n> **Note:** the rest of this summary was cut: GitHub limits a step summary to 1 MiB.\n"
-_OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _ZWSP = "\u200b"
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_ACT_LINE_LIMIT = 64 * 1024  # bufio.Scanner's default token size in nektos/act's parseEnvFile
 _MIN_REDACT = 4  # shorter "secrets" are still masked by the runner, but not rewritten in our own text
 #: Inputs that carry secrets, and the official SDK's variable for the key (`sgp_action.run.settings` reads both from
 #: here): the Runner masks them as it is created, before anything else is printed (docs/runner.md#masks).
@@ -96,18 +100,6 @@ def neutralize(line: str) -> str:
 def split_lines(text: str) -> list[str]:
     """Split at every line break either runner (or a terminal) might honour; an empty text is one empty line."""
     return text.splitlines() or [""]
-
-
-def canonical_output_value(value: str) -> str:
-    """The value both runners read back from our heredoc entry (docs/runner.md#how-github-reads-the-file,
-    docs/runner.md#how-act-reads-the-file).
-
-    act and Gitea's act_runner read the file with `bufio.Scanner`, which drops a `\\r` before each LF, and they drop
-    blank lines before a heredoc's first non-empty line; GitHub keeps both. To give the same value everywhere, line
-    breaks become LF and leading line breaks are removed before writing.
-    """
-    value = value.replace("\r\n", "\n").replace("\r", "\n")
-    return value.lstrip("\n")
 
 
 class Runner:
@@ -268,13 +260,6 @@ class Runner:
 
     # --- file commands --------------------------------------------------------------------------------------------
 
-    def _file(self, *names: str) -> str | None:
-        for name in names:
-            path = self.environ.get(name, "")
-            if path:
-                return path
-        return None
-
     def set_output(self, name: str, value: str) -> None:
         """Write one step output (docs/runner.md#step-outputs): heredoc form, a fresh random delimiter, LF endings.
 
@@ -282,17 +267,8 @@ class Runner:
         Raises ActionError when the name is not a valid output name, the value is not valid Unicode (a lone
         surrogate, which a JSON answer's `\\ud800` escape can produce) or the name or value holds the delimiter.
         """
-        if not _OUTPUT_NAME.fullmatch(name):  # `match` with `$` would accept a name ending in a line break
-            raise ActionError(f"internal error: {name!r} is not a valid output name")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ActionError(
-                f"output {name}: the value holds a lone surrogate at character {exc.start} (not valid Unicode); "
-                "the server sent a malformed string"
-            ) from None
-        value = canonical_output_value(value)
-        path = self._file("GITHUB_OUTPUT", "GITEA_OUTPUT")
+        value = checked_output(name, value)
+        path = file_path(self.environ, "GITHUB_OUTPUT", "GITEA_OUTPUT")
         with self._lock:
             self.outputs_written[name] = value
             if path is None:
@@ -301,12 +277,8 @@ class Runner:
                 else:
                     self.info(f"{name}={value}")
                 return
-            delimiter = f"ghadelimiter_{uuid.uuid4()}"
-            if delimiter in name or delimiter in value:
-                raise ActionError(f"output {name!r}: the value contains the heredoc delimiter; refusing to write it")
-            entry = f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
-            _append(path, entry)
-        if any(len(line.encode("utf-8")) >= _ACT_LINE_LIMIT for line in value.split("\n")):
+            write_output(path, name, value)
+        if too_long_for_act(value):
             self.warning(
                 f"output {name} has a line over 64 KiB: act and the Gitea/Forgejo runners cannot read it "
                 "(their file reader stops at that size), so later steps there will not see this output",
@@ -318,39 +290,17 @@ class Runner:
 
         `$GITHUB_STEP_SUMMARY`, else `$GITEA_STEP_SUMMARY`; outside a runner the Markdown is printed.
         """
-        # A lone surrogate (from a server's JSON) cannot be written as UTF-8: shown as U+FFFD instead of losing it all.
-        markdown = self._redact(_SURROGATE.sub("\ufffd", markdown))
-        path = self._file("GITHUB_STEP_SUMMARY", "GITEA_STEP_SUMMARY")
+        # A lone surrogate cannot be written as UTF-8: shown as U+FFFD instead of losing the whole summary.
+        markdown = self._redact(without_surrogates(markdown))
+        path = file_path(self.environ, "GITHUB_STEP_SUMMARY", "GITEA_STEP_SUMMARY")
         if path is None:
             if not self.in_actions:
                 self.info(markdown)
             return
         with self._lock:
-            try:
-                used = os.path.getsize(path)
-            except OSError:
-                used = 0
-            room = SUMMARY_LIMIT - _SUMMARY_MARGIN - used
-            data = markdown.encode("utf-8")
-            if len(data) > room:
-                note = _TRUNCATION_NOTE.encode("utf-8")
-                keep = max(room - len(note), 0)
-                if room <= len(note):
-                    return  # already full: a partial note would break the Markdown
-                markdown = data[:keep].decode("utf-8", "ignore") + _TRUNCATION_NOTE
-            _append(path, markdown)
-
-
-def _append(path: str, text: str) -> None:
-    """Append, starting on a new line if someone left the file without a final LF (no blank lines,
-    docs/runner.md#how-act-reads-the-file)."""
-    with open(path, "a+b") as handle:
-        handle.seek(0, os.SEEK_END)
-        if handle.tell() > 0:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                handle.write(b"\n")
-        handle.write(text.encode("utf-8"))
+            fitted = fit_summary(path, markdown)
+            if fitted is not None:
+                append_text(path, fitted)
 
 
 class RunnerLogHandler(logging.Handler):

@@ -14,7 +14,7 @@ from sgp_action.errors import InputError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Every action input as a `--flag`, as for `run` (`--command` is hidden and ignored: this is the doctor)."""
-    from sgp_action.run.settings import add_run_arguments
+    from sgp_action.run.inputs import add_run_arguments
 
     add_run_arguments(parser)
     for action in parser._actions:
@@ -28,7 +28,8 @@ def execute(args: argparse.Namespace) -> int:
     from sgp_action.ci.runner import default_runner
     from sgp_action.run.checklist import Checklist, inert
     from sgp_action.run.doctor import diagnose, report
-    from sgp_action.run.settings import load_settings, overrides_from_args, secret_values
+    from sgp_action.run.inputs import overrides_from_args, secret_values
+    from sgp_action.run.settings import load_settings
 
     environ = os.environ
     overrides = {**overrides_from_args(args), "command": "doctor"}

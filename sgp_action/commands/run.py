@@ -16,14 +16,9 @@ from sgp_action.ci.runner import default_runner
 from sgp_action.errors import EXIT_OK
 from sgp_action.run.cancel import CancelToken, supervise
 from sgp_action.run.forks import skip_fork_pull_request
+from sgp_action.run.inputs import add_run_arguments, overrides_from_args, secret_values
 from sgp_action.run.pipeline import Pipeline
-from sgp_action.run.settings import (
-    add_run_arguments,
-    load_settings,
-    overrides_from_args,
-    secret_values,
-    sends_key_in_clear,
-)
+from sgp_action.run.settings import load_settings, sends_key_in_clear
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,7 +22,7 @@ def skip_fork_pull_request(
     Checked before the inputs are validated, so the missing key is not reported as an error
     (docs/architecture.md#phases).
     """
-    from sgp_action.run.settings import raw_inputs
+    from sgp_action.run.inputs import raw_inputs
 
     if not (event.is_pull_request and event.is_fork):
         return False
