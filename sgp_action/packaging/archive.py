@@ -3,8 +3,8 @@
 What goes in (the two layouts, the ignore rules, links) is `sgp_action.packaging.walk`; this module describes the
 context (`BuildContextSpec`) and writes the archive. The archive: members sorted byte-lexically (directories end with
 `/`, so each follows its parent), directory entries included, uid/gid 0 and empty owner names, permission bits kept
-(setuid/setgid/sticky too; links 0777), mtime 0, USTAR headers with PAX records only when needed (`tarheader`), gzip header without
-name or time: the same tree gives the same bytes.
+(setuid/setgid/sticky too; links 0777), mtime 0, USTAR headers with PAX records only when needed
+(`sgp_action.packaging.tarheader`), gzip header without name or time: the same tree gives the same bytes.
 
 Packaging can be cancelled: `build_context` calls its `check` between members, per folder walked and per chunk of a
 large file; whatever `check` raises (the run's `Cancelled`) stops the compressor threads and removes the partial
