@@ -203,28 +203,25 @@ class _TarWriter:
                 raise ContextError(f"{member.name} stopped being a regular file while it was packaged; retry")
             size, mode = opened.st_size, opened.st_mode & 0o7777
             name = member.name.encode("utf-8", "surrogateescape")
-            self._batch += file_header(member.name, name, mode, size)
+            header = file_header(member.name, name, mode, size)
             entry = b"%s%sf%s" % (U64(len(name)), name, U32_U64(mode, size))
+            chunk = b""
             if 0 < size < _BATCH:
                 self.check()
                 try:
                     chunk = os.read(fd, size)
                 except OSError as exc:
                     raise ContextError(f"cannot read {member.name} ({path}): {exc.strerror or exc}") from None
-                if len(chunk) == size:
-                    self._hashed += entry
-                    self._hashed += chunk
-                    self._batch += chunk
-                else:
-                    self._hashed += entry
-                    self._copy(fd, member, size, chunk)
+            if len(chunk) == size:  # all of it (the common case): one append to each batch
+                self._hashed += b"%s%s" % (entry, chunk)
+                self._batch += b"%s%s%s" % (header, chunk, PADDING[size % BLOCK])
             else:
+                self._batch += header
                 self._hashed += entry
-                if size:
-                    self._copy(fd, member, size, b"")
+                self._copy(fd, member, size, chunk)
+                self._batch += PADDING[size % BLOCK]
         finally:
             os.close(fd)
-        self._batch += PADDING[size % BLOCK]
         self.raw_bytes += size
         self.file_count += 1
         self.regular_files += 1
