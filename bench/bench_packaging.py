@@ -15,8 +15,9 @@ them interleaved, `--runs` rounds after one warm-up, and prints medians with min
   (docs/build-context.md#the-agentex-clis-exclusions).
 
 Also times `python -c ''` (the interpreter's start-up, the floor of any command of ours) against tar on the
-smallest tree. Prints each row's ratio of medians against its baseline (aims: mixed tree 0.6, 1,000 small files 2, 100,000
-small files 1.3, pruning 1.3, the agent against the agentex CLI 0.07), and the size against `gzip -6` (aim 1.05).
+smallest tree. Prints each row's ratio of medians against its baseline (aims: mixed tree 0.6, 1,000 small files 2,
+100,000 small files 1.3, pruning 1.3, the agent against the agentex CLI 0.07), and the size against `gzip -6` (aim
+1.05).
 No assertions: timings depend on the machine and on whatever else runs on it.
 
     python bench/bench_packaging.py [--runs 3] [--source-files 4000] [--blob-mb 40] [--node-modules 60000]
