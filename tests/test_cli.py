@@ -125,7 +125,8 @@ def test_context_imports_no_http_yaml_emulator_or_settings(tmp_path: Path) -> No
     probe = (
         "import sys\nfrom sgp_action.cli import main\n"
         f"code = main(['context', '--root', {str(tmp_path)!r}, '--output', {str(tmp_path / 'c.tgz')!r}])\n"
-        "heavy = ('requests', 'urllib3', 'yaml', 'sgp_action.emulator', 'sgp_action.run.settings', 'sgp_action.api')\n"
+        "heavy = ('requests', 'urllib3', 'yaml', 'sgp_action.emulator', 'sgp_action.run', 'sgp_action.api',"
+        " 'sgp_action.ci')\n"
         "print(code, sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -153,3 +154,17 @@ def test_debug_for_a_command_without_input_flags_reads_the_environment_as_settin
         monkeypatch.setenv(name, value)
     args = cli.build_parser("context").parse_args(["context", "--root", "."])
     assert cli._debug_requested(args) is expected is debug_requested(environ)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_context_that_logs_goes_through_the_runner_once_per_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "ctx"
+    root.mkdir()
+    (root / "Dockerfile").write_text("FROM scratch\n")
+    os.mkfifo(root / "pipe")  # skipped with a warning, the context's one log record
+    for _ in range(2):  # a second main() in the same process replaces the first one's handler
+        assert cli.main(["context", "--root", str(root), "--output", str(tmp_path / "c.tgz")]) == 0
+        err = capsys.readouterr().err
+        assert err.count("skipped pipe: a FIFO or device file cannot be packaged") == 1
