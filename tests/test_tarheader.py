@@ -30,6 +30,6 @@ def test_file_header_is_tar_header(name: str, mode: int, size: int) -> None:
 def test_end_of_archive_pads_to_a_record_as_tarfile_does(written: int) -> None:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        tar.fileobj.write(bytes(written))  # type: ignore[union-attr]
+        tar.fileobj.write(bytes(written))
         tar.offset = written
     assert bytes(written) + end_of_archive(written) == buffer.getvalue()
