@@ -14,8 +14,10 @@ them interleaved, `--runs` rounds after one warm-up, and prints medians with min
   agentex CLI writes with Python's `tarfile` in `w:gz` mode, i.e. one thread at zlib level 9
   (docs/build-context.md#the-agentex-clis-exclusions).
 
-Prints each row's ratio of medians against its baseline (aims: mixed tree 0.6, 1,000 small files 2, 100,000
-small files 1.3, pruning 1.3, the agent against the agentex CLI 0.07), and the size against `gzip -6` (aim 1.05).
+Also times `python -c ''` (the interpreter's start-up, the floor of any command of ours) against tar on the
+smallest tree. Prints each row's ratio of medians against its baseline (aims: mixed tree 0.6, 1,000 small files 2,
+100,000 small files 1.3, pruning 1.3, the agent against the agentex CLI 0.07), and the size against `gzip -6` (aim
+1.05).
 No assertions: timings depend on the machine and on whatever else runs on it.
 
     python bench/bench_packaging.py [--runs 3] [--source-files 4000] [--blob-mb 40] [--node-modules 60000]
@@ -236,6 +238,8 @@ def main() -> int:
                 "-o",
                 str(out / "axa.tgz"),
             ]
+        # The floor of any `python -m ...` command: the interpreter starting and exiting, nothing imported.
+        commands["python -c ''"] = [sys.executable, "-c", ""]
         for count in args.small:
             tree = str(Path(scratch) / f"small-{count}")
             commands[f"ours-{count}"] = [*ours_cmd, str(out / f"ours-{count}.tgz"), "--root", tree]
@@ -254,6 +258,12 @@ def main() -> int:
     for count in args.small:
         aim = "(aim <= 2)" if count <= 1000 else "(aim <= 1.3)" if count >= 100_000 else ""
         print(row(f"{count:,} files of 1 KB", times[f"ours-{count}"], "GNU tar -czf", times[f"tar-{count}"], aim))
+    if args.small:
+        smallest = min(args.small)
+        floor = times["python -c ''"]
+        print(
+            row("floor: python -c '' (start-up)", floor, f"tar -czf, {smallest:,} files", times[f"tar-{smallest}"], "")
+        )
     print(row("mixed + excluded node_modules", times["ours+node_modules"], "without it", times["ours"], "(aim <= 1.3)"))
     if args.agentex:
         print(

@@ -10,16 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
 
 from sgp_action import __version__
-from sgp_action.ci.runner import Runner, attach, default_runner, report_error
 from sgp_action.errors import EXIT_CANCELLED, EXIT_CONFIG, ActionError, ConfigError
-from sgp_action.run.inputs import overrides_from_args
-from sgp_action.run.settings import debug_requested
 
 COMMANDS: dict[str, str] = {
     "run": "what the action runs: reads INPUT_* variables (or the same names as --flags) and performs `command`",
@@ -33,6 +31,10 @@ COMMANDS: dict[str, str] = {
 #: Commands whose stdout is the step's log; the others keep stdout for their data (a file list, a JSON matrix, the
 #: emulator's address) and log to stderr.
 LOG_TO_STDOUT = frozenset({"run", "doctor"})
+
+#: Commands that take the action's inputs as flags. The others never import `run.settings` (which pulls in the
+#: HTTP stack): `context` starts in a fraction of the time.
+TAKES_INPUTS = frozenset({"run", "doctor"})
 
 #: The runtime dependencies (module: the package that provides it), looked for before anything is imported: a
 #: missing one would otherwise surface mid-run (the upload imports requests_toolbelt) as an internal error.
@@ -101,14 +103,63 @@ def _build_parsers(only: str | None) -> tuple[argparse.ArgumentParser, dict[str,
     return parser, commands
 
 
-def _log_output(command: str, debug: bool) -> None:
+def _debug_requested(args: argparse.Namespace) -> bool:
+    """`run.settings.debug_requested` with the command's flags; a command without input flags reads only the
+    environment, with the same rule (`RUNNER_DEBUG=1`, or the `debug` input's first non-empty variable true)."""
+    if args.command in TAKES_INPUTS:
+        from sgp_action.run.inputs import overrides_from_args
+        from sgp_action.run.settings import debug_requested
+
+        return debug_requested(os.environ, overrides_from_args(args))
+    if os.environ.get("RUNNER_DEBUG") == "1":
+        return True
+    # The variable `ci.runner.input_env_names("debug")` names (not imported: see _LazyRunnerHandler).
+    return os.environ.get("INPUT_DEBUG", "").strip().lower() in {"true", "yes", "1", "on"}
+
+
+def _log_output(command: str, debug: bool) -> logging.Handler:
     """Send every log record of the package through the runner (made inert, redacted, framed like our lines)."""
+    from sgp_action.ci.runner import Runner, attach, default_runner
+
     if command in LOG_TO_STDOUT:
         runner = default_runner()
         runner.debug_enabled = debug
     else:
         runner = Runner(stream=sys.stderr, debug=debug)
-    attach(runner, debug=debug)
+    return attach(runner, debug=debug)
+
+
+class _LazyRunnerHandler(logging.Handler):
+    """Stands in for the runner's handler: a command that logs nothing (a `context` run, as a rule) never loads
+    `ci.runner`, a good part of its start-up. The first record makes the runner's handler as `_log_output` does, and
+    every record goes through it."""
+
+    def __init__(self, command: str, debug: bool) -> None:
+        super().__init__()
+        self.command, self.debug = command, debug
+        self.target: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.target is None:
+            self.target = _log_output(self.command, self.debug)
+            # This handler stays the logger's one output (the logger is iterating over its handlers just now).
+            logging.getLogger("sgp_action").removeHandler(self.target)
+        self.target.handle(record)
+
+
+def _log_lazily(command: str, debug: bool) -> None:
+    """`_log_output`, for commands logging to stderr on the first record that passes the level `attach` sets."""
+    logger = logging.getLogger("sgp_action")
+    # Replace what an earlier main() in this process attached; a RunnerLogHandler exists only once ci.runner is loaded.
+    loaded = sys.modules.get("sgp_action.ci.runner")
+    stale = (_LazyRunnerHandler, loaded.RunnerLogHandler) if loaded is not None else (_LazyRunnerHandler,)
+    for old in [h for h in logger.handlers if isinstance(h, stale)]:
+        logger.removeHandler(old)
+    if command in LOG_TO_STDOUT:
+        _log_output(command, debug)
+        return
+    logger.addHandler(_LazyRunnerHandler(command, debug))
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_CONFIG
-    debug = debug_requested(os.environ, overrides_from_args(args))
-    _log_output(args.command, debug)
+    debug = _debug_requested(args)
+    _log_lazily(args.command, debug)
     try:
         return _load(args.command).execute(args)
     except ActionError as exc:
@@ -144,4 +195,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report(exc: ActionError, debug: bool, *, write_result: bool = False) -> None:
     """One readable line (an `::error::` annotation in a runner); for `run`, also the `result` output."""
+    from sgp_action.ci.runner import report_error
+
     report_error(exc, debug=debug, write_result=write_result)

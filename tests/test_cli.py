@@ -117,3 +117,54 @@ def test_a_logged_server_error_reaches_the_log_inert_and_redacted(
     assert SERVER_KEY not in rest + err and FORGE_TOKEN not in rest + err
     assert github_processed_commands(out) == ["add-mask", "add-mask"]
     assert act_processed_commands(out) == ["add-mask", "add-mask"]
+
+
+def test_context_imports_no_http_yaml_emulator_or_settings(tmp_path: Path) -> None:
+    # Start-up is most of a small context's time: the packaging path must not pull in the HTTP stack or the rest.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    probe = (
+        "import sys\nfrom sgp_action.cli import main\n"
+        f"code = main(['context', '--root', {str(tmp_path)!r}, '--output', {str(tmp_path / 'c.tgz')!r}])\n"
+        "heavy = ('requests', 'urllib3', 'yaml', 'sgp_action.emulator', 'sgp_action.run', 'sgp_action.api',"
+        " 'sgp_action.ci')\n"
+        "print(code, sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "0 []", done.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, False),
+        ({"RUNNER_DEBUG": "1"}, True),
+        ({"INPUT_DEBUG": " Yes "}, True),
+        ({"INPUT_DEBUG": "false"}, False),
+        ({"INPUT_DEBUG": "  "}, False),
+    ],
+)
+def test_debug_for_a_command_without_input_flags_reads_the_environment_as_settings_does(
+    environ: dict[str, str], expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sgp_action.run.settings import debug_requested
+
+    for name in ("RUNNER_DEBUG", "INPUT_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    args = cli.build_parser("context").parse_args(["context", "--root", "."])
+    assert cli._debug_requested(args) is expected is debug_requested(environ)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_context_that_logs_goes_through_the_runner_once_per_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "ctx"
+    root.mkdir()
+    (root / "Dockerfile").write_text("FROM scratch\n")
+    os.mkfifo(root / "pipe")  # skipped with a warning, the context's one log record
+    for _ in range(2):  # a second main() in the same process replaces the first one's handler
+        assert cli.main(["context", "--root", str(root), "--output", str(tmp_path / "c.tgz")]) == 0
+        err = capsys.readouterr().err
+        assert err.count("skipped pipe: a FIFO or device file cannot be packaged") == 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from sgp_action.errors import EXIT_OK, InputError
@@ -69,6 +68,8 @@ def execute(args: argparse.Namespace) -> int:
         # Listed before packaging: a context refused as too large is exactly when the list is wanted.
         _print_list(list_members(spec))
         listed = True
+
+    import tempfile  # here: only a run without --output needs it, and it costs start-up time
 
     with tempfile.TemporaryDirectory(prefix="sgp-context-") as scratch:
         output = args.output or Path(scratch) / "context.tar.gz"

@@ -3,8 +3,8 @@
 What goes in (the two layouts, the ignore rules, links) is `sgp_action.packaging.walk`; this module describes the
 context (`BuildContextSpec`) and writes the archive. The archive: members sorted byte-lexically (directories end with
 `/`, so each follows its parent), directory entries included, uid/gid 0 and empty owner names, permission bits kept
-(setuid/setgid/sticky too; links 0777), mtime 0, USTAR headers with PAX records only when needed, gzip header without
-name or time: the same tree gives the same bytes.
+(setuid/setgid/sticky too; links 0777), mtime 0, USTAR headers with PAX records only when needed
+(`sgp_action.packaging.tarheader`), gzip header without name or time: the same tree gives the same bytes.
 
 Packaging can be cancelled: `build_context` calls its `check` between members, per folder walked and per chunk of a
 large file; whatever `check` raises (the run's `Cancelled`) stops the compressor threads and removes the partial
@@ -29,8 +29,6 @@ import logging
 import os
 import re
 import stat
-import struct
-import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,18 @@ from typing import BinaryIO
 from sgp_action.errors import ContextError
 from sgp_action.packaging.pgzip import ParallelGzipWriter
 from sgp_action.packaging.spec import BuildContextSpec
+from sgp_action.packaging.tarheader import (
+    BLOCK,
+    DIRTYPE,
+    PADDING,
+    REGTYPE,
+    SYMTYPE,
+    U32_U64,
+    U64,
+    end_of_archive,
+    file_header,
+    tar_header,
+)
 from sgp_action.packaging.walk import Member, Walker, cli_ignore_patterns, list_members
 
 log = logging.getLogger(__name__)
@@ -53,6 +63,7 @@ __all__ = [
     "human_size",
     "is_secret_like",
     "list_members",
+    "tar_header",
 ]
 
 # the build API's upload limit (docs/sgp-api.md#one-image-source-and-the-size-limit)
@@ -64,7 +75,6 @@ SECRET_NAMES = frozenset(
 )
 _SECRET_RE = re.compile("|".join(fnmatch.translate(p) for p in SECRET_LIKE))
 _READ_CHUNK = 1024 * 1024
-_BLOCK = tarfile.BLOCKSIZE
 
 
 # --- the archive ---------------------------------------------------------------------------------------------
@@ -113,52 +123,9 @@ def is_secret_like(name: str) -> bool:
     return name in SECRET_NAMES or (not name.endswith(".pub") and _SECRET_RE.match(name) is not None)
 
 
-_REGTYPE, _DIRTYPE, _SYMTYPE = b"0", b"5", b"2"
-_KIND = {"file": (_REGTYPE, b"f"), "dir": (_DIRTYPE, b"d"), "symlink": (_SYMTYPE, b"l")}
-_IDS = b"0000000\x000000000\x00"  # uid and gid 0
-_MTIME = b"00000000000\x00"
-# magic "ustar\0" version "00", empty uname and gname, empty device numbers and prefix, padding to 512 bytes.
-_USTAR_TAIL = b"ustar\x0000" + bytes(32 + 32 + 8 + 8 + 155 + 12)
-# Type flag, empty link name and the rest, with the sum of their bytes (for the checksum), per member type.
-_TAILS = {kind: (kind + bytes(100) + _USTAR_TAIL, sum(kind + bytes(100) + _USTAR_TAIL)) for kind in (b"0", b"2", b"5")}
-_U64 = struct.Struct(">Q").pack
-_U32_U64 = struct.Struct(">IQ").pack
-_FILE_TAIL = _TAILS[b"0"][0]
-# A file header's bytes besides its name and octal digits: ids, mtime, the checksum field as spaces, the tail.
-_FILE_FIXED_SUM = sum(_IDS) + sum(_MTIME) + 256 + _TAILS[b"0"][1]
-_PADDING = [bytes(-n % 512) for n in range(512)]
-_MAX_USTAR_SIZE = 8**11 - 1
+_KIND = {"file": (REGTYPE, b"f"), "dir": (DIRTYPE, b"d"), "symlink": (SYMTYPE, b"l")}
 _BATCH = 256 * 1024
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def tar_header(name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") -> bytes:
-    """The tar header of one member with uid/gid 0, no owner names and mtime 0: the bytes `tarfile` writes in
-    PAX format (`TarInfo.tobuf`), built directly when the name and link fit USTAR as ASCII (the common case,
-    several times faster); otherwise by `tarfile` itself, with its PAX records. Directory names get their `/` here.
-    """
-    stored = name + "/" if kind == _DIRTYPE and not name.endswith("/") else name
-    fits = len(stored) <= 100 and len(linkname) <= 100 and 0 <= size <= _MAX_USTAR_SIZE
-    if fits and stored.isascii() and linkname.isascii():
-        head = b"%s%07o\x00%s%011o\x00%s" % (
-            stored.encode("ascii").ljust(100, b"\x00"),
-            mode & 0o7777,
-            _IDS,
-            size,
-            _MTIME,
-        )
-        if linkname:
-            block = kind + linkname.encode("ascii").ljust(100, b"\x00") + _USTAR_TAIL
-            tail = (block, sum(block))
-        else:
-            tail = _TAILS[kind]
-        # The checksum counts its own field as eight spaces (256).
-        return b"%s%06o\x00 %s" % (head, sum(head) + tail[1] + 256, tail[0])
-    info = tarfile.TarInfo(name)
-    info.type, info.mode, info.size, info.linkname = kind, mode, size, linkname
-    info.mtime = info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
 class _TarWriter:
@@ -202,10 +169,10 @@ class _TarWriter:
             name = member.name.encode("utf-8", "surrogateescape")
             payload = member.target.encode("utf-8", "surrogateescape")
             self._hashed += b"%s%s%s%s%s" % (
-                _U64(len(name)),
+                U64(len(name)),
                 name,
                 letter,
-                _U32_U64(member.mode, len(payload)),
+                U32_U64(member.mode, len(payload)),
                 payload,
             )
             self._batch += tar_header(member.name, kind, member.mode, 0, member.target)
@@ -236,41 +203,25 @@ class _TarWriter:
                 raise ContextError(f"{member.name} stopped being a regular file while it was packaged; retry")
             size, mode = opened.st_size, opened.st_mode & 0o7777
             name = member.name.encode("utf-8", "surrogateescape")
-            if len(name) <= 100 and size <= _MAX_USTAR_SIZE and name.isascii():
-                # tar_header's fast path, inlined: this runs once per file.
-                digits = b"%07o%011o" % (mode, size)
-                self._batch += b"%s%s\x00%s%s\x00%s%06o\x00 %s" % (
-                    name.ljust(100, b"\x00"),
-                    digits[:7],
-                    _IDS,
-                    digits[7:],
-                    _MTIME,
-                    sum(name) + sum(digits) + _FILE_FIXED_SUM,  # the checksum: the sum of every other byte
-                    _FILE_TAIL,
-                )
-            else:
-                self._batch += tar_header(member.name, _REGTYPE, mode, size)
-            entry = b"%s%sf%s" % (_U64(len(name)), name, _U32_U64(mode, size))
+            header = file_header(member.name, name, mode, size)
+            entry = b"%s%sf%s" % (U64(len(name)), name, U32_U64(mode, size))
+            chunk = b""
             if 0 < size < _BATCH:
                 self.check()
                 try:
                     chunk = os.read(fd, size)
                 except OSError as exc:
                     raise ContextError(f"cannot read {member.name} ({path}): {exc.strerror or exc}") from None
-                if len(chunk) == size:
-                    self._hashed += entry
-                    self._hashed += chunk
-                    self._batch += chunk
-                else:
-                    self._hashed += entry
-                    self._copy(fd, member, size, chunk)
+            if len(chunk) == size:  # all of it (the common case): one append to each batch
+                self._hashed += b"%s%s" % (entry, chunk)
+                self._batch += b"%s%s%s" % (header, chunk, PADDING[size % BLOCK])
             else:
+                self._batch += header
                 self._hashed += entry
-                if size:
-                    self._copy(fd, member, size, b"")
+                self._copy(fd, member, size, chunk)
+                self._batch += PADDING[size % BLOCK]
         finally:
             os.close(fd)
-        self._batch += _PADDING[size % _BLOCK]
         self.raw_bytes += size
         self.file_count += 1
         self.regular_files += 1
@@ -313,11 +264,7 @@ class _TarWriter:
             remaining -= len(chunk)
 
     def finish(self) -> None:
-        # End-of-archive marker (two zero blocks), padded to a full record as GNU tar and tarfile do.
-        self._batch += bytes(2 * _BLOCK)
-        total = self.out.bytes_in + len(self._batch)
-        if total % tarfile.RECORDSIZE:
-            self._batch += bytes(tarfile.RECORDSIZE - total % tarfile.RECORDSIZE)
+        self._batch += end_of_archive(self.out.bytes_in + len(self._batch))
         self.tar_bytes = self.out.bytes_in + len(self._batch)
         self._flush()
 

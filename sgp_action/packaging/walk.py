@@ -27,7 +27,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sgp_action.errors import ContextError
 from sgp_action.packaging.confine import CONFINE_HINT, resolve_confined
@@ -41,9 +41,11 @@ log = logging.getLogger(__name__)
 __all__ = ["Member", "Walker", "cli_ignore_patterns", "list_members"]
 
 
-@dataclass(frozen=True)
-class Member:
-    """One archive entry: `name` relative to the archive root without a trailing `/`; `kind` is file/dir/symlink."""
+class Member(NamedTuple):
+    """One archive entry: `name` relative to the archive root without a trailing `/`; `kind` is file/dir/symlink.
+
+    A named tuple rather than a frozen dataclass: one is made per file, and a tuple is made several times faster.
+    """
 
     name: str
     kind: str
