@@ -7,6 +7,7 @@ of one of the file's headings. Links between the files of `docs/` are checked th
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,3 +162,19 @@ def test_no_citation_of_notes_outside_the_repository() -> None:
         if LEGACY.search(line)
     ]
     assert not found, "cite docs/<file>.md#<heading> instead:\n" + "\n".join(found)
+
+
+def test_every_module_of_the_action_is_in_the_architecture_table() -> None:
+    """docs/architecture.md names every module outside the emulator (a row may name several: `run/doctor*.py`)."""
+    table = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([^|]*)` \|", table, flags=re.M) + re.findall(r"^\| `[^`]+`, `([^`]+)` \|", table, re.M)
+    listed = [name for row in rows for name in re.findall(r"[\w/*]+\.py", row)]
+    package = ROOT / "sgp_action"
+    missing = [
+        str(path.relative_to(package))
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "__init__.py"
+        and "emulator" not in path.parts
+        and not any(fnmatch.fnmatch(str(path.relative_to(package)), name) for name in listed)
+    ]
+    assert not missing, f"add a row to docs/architecture.md's module list for: {missing}"
