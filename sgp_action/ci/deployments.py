@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
+from sgp_action.api.deadlines import Background, call_with_deadline
 from sgp_action.ci.forge import FORGE_BUDGET, FORGE_GRACE, ForgeClient
 from sgp_action.errors import ActionError
 
@@ -124,7 +125,7 @@ class GitHubDeployments:
         self._token = token
         self._warn = warn
         self._given_up = threading.Event()
-        self._starting: threading.Thread | None = None
+        self._starting: Background[None] | None = None
         self._request: DeploymentRequest | None = None
         self.deployment_id = 0
 
@@ -143,20 +144,9 @@ class GitHubDeployments:
         if self.given_up:
             return None
         forge = ForgeClient(self.api_url, self.repository, self._token, budget=self.budget)
-        box: list[T] = []
-        errors: list[ActionError] = []
-
-        def target() -> None:
-            try:
-                box.append(func(forge))
-            except ActionError as exc:
-                errors.append(exc)
-
-        thread = threading.Thread(target=target, name="sgp-forge-deployments", daemon=True)
-        thread.start()
         # A stuck request (a name that does not resolve, a forge that drips) is left behind, never waited out.
-        thread.join(self.budget + FORGE_GRACE)
-        if thread.is_alive():
+        call = call_with_deadline(lambda: func(forge), self.budget + FORGE_GRACE, name="sgp-forge-deployments")
+        if not call.done:
             forge.abandon()
             self._give_up(
                 f"the forge did not answer within {self.budget:g} s, so the GitHub deployment is not up to date; "
@@ -164,10 +154,13 @@ class GitHubDeployments:
             )
             return None
         forge.close()
-        if errors:
-            self._give_up(self._explain(errors[0]))
+        if isinstance(call.error, ActionError):
+            self._give_up(self._explain(call.error))
             return None
-        return box[0] if box else None
+        if call.error is not None:  # a bug here must not fail the deploy: the runner's log shows it
+            log.warning("the GitHub deployment call failed", exc_info=call.error)
+            return None
+        return call.value
 
     @staticmethod
     def _explain(exc: ActionError) -> str:
@@ -182,8 +175,7 @@ class GitHubDeployments:
     def start(self, request: DeploymentRequest) -> None:
         """Create the deployment and set it `in_progress`, in a thread of its own (the build does not wait)."""
         self._request = request
-        self._starting = threading.Thread(target=self._start, args=(request,), name="sgp-deployment", daemon=True)
-        self._starting.start()
+        self._starting = Background(lambda: self._start(request), name="sgp-deployment").start()
 
     def _start(self, request: DeploymentRequest) -> None:
         def create(forge: ForgeClient) -> int:
@@ -218,10 +210,8 @@ class GitHubDeployments:
 
     def finish(self, state: str, description: str, environment_url: str = "") -> bool:
         """Set the final status (`success`, `failure`, `error`); False when there is no deployment to update."""
-        if self._starting is not None:
-            self._starting.join(self.budget + 2 * FORGE_GRACE)
-            if self._starting.is_alive():
-                return False  # the start is stuck: its own call gives the warning
+        if self._starting is not None and not self._starting.wait(self.budget + 2 * FORGE_GRACE):
+            return False  # the start is stuck: its own call gives the warning
         if not self.deployment_id:
             return False
         status = self._status(state, description, environment_url)
