@@ -23,7 +23,6 @@ file's content, the link's target text, or nothing for a directory.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import heapq
 import logging
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sgp_action.errors import ContextError
+from sgp_action.packaging.digest import BackgroundDigest
 from sgp_action.packaging.pgzip import ParallelGzipWriter
 from sgp_action.packaging.spec import BuildContextSpec
 from sgp_action.packaging.tarheader import (
@@ -138,7 +138,8 @@ class _TarWriter:
         self.out = out
         self.limit = limit
         self.check = check
-        self.hash = hashlib.sha256(HASH_PREFIX)
+        self.hash = BackgroundDigest(HASH_PREFIX)
+        self.working_tree_hash = ""
         self.raw_bytes = 0
         self.file_count = 0
         self.regular_files = 0
@@ -267,6 +268,7 @@ class _TarWriter:
         self._batch += end_of_archive(self.out.bytes_in + len(self._batch))
         self.tar_bytes = self.out.bytes_in + len(self._batch)
         self._flush()
+        self.working_tree_hash = self.hash.hexdigest()
 
 
 def build_context(
@@ -313,7 +315,7 @@ def build_context(
         file_count=writer.file_count,
         raw_bytes=writer.raw_bytes,
         compressed_bytes=writer.out.bytes_out,
-        working_tree_hash=writer.hash.hexdigest(),
+        working_tree_hash=writer.working_tree_hash,
         secret_like=tuple(writer.secret_like),
         largest=tuple((name, size) for size, name in sorted(writer.largest, reverse=True)),
         members=tuple(writer.names or ()),
@@ -345,6 +347,8 @@ def _write_archive(
     except BaseException:
         gz.abort()
         raise
+    finally:
+        writer.hash.close()
     if gz.bytes_out > max_bytes:
         raise ContextError(
             f"the build context is {human_size(gz.bytes_out)} compressed, over the {human_size(max_bytes)} upload "
