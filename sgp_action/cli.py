@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
+import importlib.machinery
 import logging
 import os
 import sys
@@ -63,12 +63,21 @@ def missing_dependencies() -> list[str]:
     missing = []
     for module, package in REQUIRED_MODULES.items():
         try:
-            found = importlib.util.find_spec(module) is not None
+            if module in sys.modules:  # None there makes its import fail, as importlib.util.find_spec reads it
+                found = sys.modules[module] is not None
+            else:  # sys.path first: importlib.util (any finder) costs start-up, and is only asked when that misses
+                found = importlib.machinery.PathFinder.find_spec(module) is not None or _found_by_any_finder(module)
         except (ImportError, ValueError):  # a broken install, or a module entry set to None
             found = False
         if not found:
             missing.append(f"{package} (module {module})")
     return missing
+
+
+def _found_by_any_finder(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def check_dependencies() -> None:
@@ -84,11 +93,12 @@ def check_dependencies() -> None:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Build the argument parser; with `only`, import and register just that command's flags."""
-    return _build_parsers(only)[0]
+    return _build_parsers(set(COMMANDS) if only is None else {only})[0]
 
 
-def _build_parsers(only: str | None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The top-level parser and each command's own (for a usage message about that command's flags)."""
+def _build_parsers(load: set[str]) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each command's own (for a usage message about that command's flags); only the
+    commands in `load` are imported and given their flags."""
     parser = argparse.ArgumentParser(
         prog="sgp-action",
         description="Build and deploy Agentex agents on the Scale GenAI Platform (SGP).",
@@ -98,7 +108,7 @@ def _build_parsers(only: str | None) -> tuple[argparse.ArgumentParser, dict[str,
     commands: dict[str, argparse.ArgumentParser] = {}
     for name, help_text in COMMANDS.items():
         commands[name] = cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
-        if only is None or only == name:
+        if name in load:
             _load(name).add_arguments(cmd_parser)
     return parser, commands
 
@@ -171,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(exc, False)
         return exc.exit_code
     chosen = next((a for a in args_list if not a.startswith("-")), None)
-    parser, commands = _build_parsers(only=chosen if chosen in COMMANDS else None)
+    # `--version`, `--help` and a mistyped command need no command's flags: nothing is imported for them.
+    parser, commands = _build_parsers({chosen} if chosen in COMMANDS else set())
     try:
         args, unknown = parser.parse_known_args(args_list)
         if unknown:  # a mistyped flag of a command: show that command's usage, not the top-level one

@@ -126,11 +126,23 @@ def test_context_imports_no_http_yaml_emulator_or_settings(tmp_path: Path) -> No
         "import sys\nfrom sgp_action.cli import main\n"
         f"code = main(['context', '--root', {str(tmp_path)!r}, '--output', {str(tmp_path / 'c.tgz')!r}])\n"
         "heavy = ('requests', 'urllib3', 'yaml', 'sgp_action.emulator', 'sgp_action.run', 'sgp_action.api',"
-        " 'sgp_action.ci')\n"
+        " 'sgp_action.ci', 'tarfile', 'tempfile')\n"
         "print(code, sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "0 []", done.stderr
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["no-such-command"]])
+def test_top_level_flags_import_no_command(argv: list[str]) -> None:
+    # `--version` imported every command (the HTTP stack with `run`): 170 ms instead of 30.
+    probe = (
+        "import sys\nfrom sgp_action.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('sgp_action.commands.', 'requests'))), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sgp_action.errors import EXIT_OK, InputError
+
+if TYPE_CHECKING:
+    from sgp_action.packaging.spec import BuildContextSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Package the context; ContextError / ManifestError reach the CLI layer as exit code 2."""
-    from sgp_action.packaging.archive import BuildContextSpec, build_context, list_members
+    from sgp_action.packaging.archive import BuildContextSpec, list_members
 
     if args.manifest is not None:
         if args.dockerfile or args.dockerignore:
@@ -69,21 +73,30 @@ def execute(args: argparse.Namespace) -> int:
         _print_list(list_members(spec))
         listed = True
 
-    import tempfile  # here: only a run without --output needs it, and it costs start-up time
+    if args.output is not None:
+        _package(spec, args, args.output, listed)
+    else:
+        import tempfile  # only a run without --output needs it, and its import costs start-up time
 
-    with tempfile.TemporaryDirectory(prefix="sgp-context-") as scratch:
-        output = args.output or Path(scratch) / "context.tar.gz"
-        keep = bool(args.list) and not listed
-        result = build_context(spec, output, level=args.level, threads=args.threads, keep_names=keep)
-        if args.list and not listed:
-            _print_list(result.members)
-        for line in result.summary_lines():
-            print(line, file=sys.stderr)
-        for name in result.secret_like:
-            print(f"warning: {name} looks like a secret; leave it out with .dockerignore", file=sys.stderr)
-        if args.output is not None:
-            print(f"Wrote {args.output}", file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="sgp-context-") as scratch:
+            _package(spec, args, Path(scratch) / "context.tar.gz", listed)
     return EXIT_OK
+
+
+def _package(spec: BuildContextSpec, args: argparse.Namespace, output: Path, listed: bool) -> None:
+    """Write the archive to `output` and print its summary (and its members, with --list, unless printed already)."""
+    from sgp_action.packaging.archive import build_context
+
+    keep = bool(args.list) and not listed
+    result = build_context(spec, output, level=args.level, threads=args.threads, keep_names=keep)
+    if args.list and not listed:
+        _print_list(result.members)
+    for line in result.summary_lines():
+        print(line, file=sys.stderr)
+    for name in result.secret_like:
+        print(f"warning: {name} looks like a secret; leave it out with .dockerignore", file=sys.stderr)
+    if args.output is not None:
+        print(f"Wrote {args.output}", file=sys.stderr)
 
 
 def _workspace(folder: Path) -> Path:

@@ -8,11 +8,11 @@ USTAR headers are built here directly when a name and link fit as ASCII (the com
 from __future__ import annotations
 
 import struct
-import tarfile
 
 __all__ = ["BLOCK", "DIRTYPE", "PADDING", "REGTYPE", "SYMTYPE", "end_of_archive", "file_header", "tar_header"]
 
-BLOCK = tarfile.BLOCKSIZE
+BLOCK = 512  # tarfile.BLOCKSIZE; tarfile itself is imported only for a header that needs PAX records (start-up)
+RECORD = 20 * BLOCK  # tarfile.RECORDSIZE
 REGTYPE, DIRTYPE, SYMTYPE = b"0", b"5", b"2"
 #: Zero bytes that pad `n` bytes of content to a whole block, by `n % 512`.
 PADDING = [bytes(-n % BLOCK) for n in range(BLOCK)]
@@ -52,6 +52,8 @@ def tar_header(name: str, kind: bytes, mode: int, size: int = 0, linkname: str =
             tail = _TAILS[kind]
         # The checksum counts its own field as eight spaces (256).
         return b"%s%06o\x00 %s" % (head, sum(head) + tail[1] + 256, tail[0])
+    import tarfile
+
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.size, info.linkname = kind, mode, size, linkname
     info.mtime = info.uid = info.gid = 0
@@ -80,4 +82,4 @@ def end_of_archive(written: int) -> bytes:
     """What closes an archive of `written` bytes: two zero blocks, padded to a full record as GNU tar and tarfile
     do."""
     total = written + 2 * BLOCK
-    return bytes(2 * BLOCK + (-total % tarfile.RECORDSIZE))
+    return bytes(2 * BLOCK + (-total % RECORD))
