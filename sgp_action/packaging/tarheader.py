@@ -26,8 +26,6 @@ _USTAR_TAIL = b"ustar\x0000" + bytes(32 + 32 + 8 + 8 + 155 + 12)
 # Type flag, empty link name and the rest, with the sum of their bytes (for the checksum), per member type.
 _TAILS = {kind: (kind + bytes(100) + _USTAR_TAIL, sum(kind + bytes(100) + _USTAR_TAIL)) for kind in (b"0", b"2", b"5")}
 _FILE_TAIL = _TAILS[REGTYPE][0]
-# A file header's bytes besides its name and octal digits: ids, mtime, the checksum field as spaces, the tail.
-_FILE_FIXED_SUM = sum(_IDS) + sum(_MTIME) + 256 + _TAILS[REGTYPE][1]
 _MAX_USTAR_SIZE = 8**11 - 1
 
 
@@ -65,17 +63,24 @@ def file_header(name: str, encoded: bytes, mode: int, size: int) -> bytes:
     """`tar_header(name, REGTYPE, mode, size)` for a regular file whose UTF-8 name is `encoded`: the hot path, run
     once per file, with the checksum summed from precomputed parts."""
     if len(encoded) <= 100 and size <= _MAX_USTAR_SIZE and encoded.isascii():
-        digits = b"%07o%011o" % (mode, size)
-        return b"%s%s\x00%s%s\x00%s%06o\x00 %s" % (
-            encoded.ljust(100, b"\x00"),
-            digits[:7],
-            _IDS,
-            digits[7:],
-            _MTIME,
-            sum(encoded) + sum(digits) + _FILE_FIXED_SUM,  # the checksum: the sum of every other byte
-            _FILE_TAIL,
-        )
+        middle = _FILE_MIDDLES.get((mode, size))
+        if middle is None:
+            middle = _file_middle(mode, size)
+        return b"".join((encoded.ljust(100, b"\x00"), middle[0], b"%06o\x00 " % (sum(encoded) + middle[1]), _FILE_TAIL))
     return tar_header(name, REGTYPE, mode, size)
+
+
+# A file header between its name and its checksum (mode, ids, size, mtime) with the sum of every byte but the name's
+# (the checksum field counted as spaces), by (mode, size): most files of a tree share a few, so each is made once.
+_FILE_MIDDLES: dict[tuple[int, int], tuple[bytes, int]] = {}
+
+
+def _file_middle(mode: int, size: int) -> tuple[bytes, int]:
+    middle = b"%07o\x00%s%011o\x00%s" % (mode, _IDS, size, _MTIME)
+    entry = (middle, sum(middle) + 256 + _TAILS[REGTYPE][1])
+    if len(_FILE_MIDDLES) < 4096:  # a bound: memory flat however many sizes a tree holds
+        _FILE_MIDDLES[mode, size] = entry
+    return entry
 
 
 def end_of_archive(written: int) -> bytes:
