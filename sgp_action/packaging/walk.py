@@ -155,18 +155,21 @@ class Walker:
         found: list[tuple[bytes, Member | _Folder | _Started]] = [
             (_key(m.name), m) for m in (root_files or {}).values()
         ]
+        # Bound once per folder: the loop below runs once per entry of the tree.
+        includes, ancestors, cli, is_excluded = self.includes, self.ancestors, self.cli, self.docker.excluded
+        append, prefix = found.append, f"{rel}/" if rel else ""
         for entry in entries:
             name = entry.name
             if name == ".git":  # may hold the checkout token; never uploaded, at any level
                 continue
-            child = f"{rel}/{name}" if rel else name
-            child_in_scope = in_scope or child in self.includes
-            if not child_in_scope and child not in self.ancestors:
+            child = prefix + name
+            child_in_scope = in_scope or child in includes
+            if not child_in_scope and child not in ancestors:
                 continue
-            if in_scope and self.cli is not None and self.cli(name):
+            if in_scope and cli is not None and cli(name):
                 log.debug("%s: left out by the agentex CLI's basename patterns", child)
                 continue
-            child_excluded = self.docker.excluded(child, parent_excluded=excluded)
+            child_excluded = is_excluded(child, parent_excluded=excluded)
             if entry.is_dir(follow_symlinks=False):
                 if child_excluded and not self.docker.may_reinclude_under(child):
                     continue
@@ -181,7 +184,7 @@ class Walker:
             if child_excluded or not child_in_scope or (not rel and child in self.reserved):
                 continue
             if entry.is_file(follow_symlinks=False):  # the type from the folder listing: no stat until it is read
-                found.append((_key(name), Member(child, "file", 0, 0, entry.path)))
+                append((name.encode("utf-8", "surrogateescape"), Member(child, "file", 0, 0, entry.path)))
                 continue
             item = self._other(entry.path, child, _stat(entry.path, child, follow=False), child_excluded, seen)
             if item is not None:
