@@ -22,11 +22,9 @@ file's content, the link's target text, or nothing for a directory.
 
 from __future__ import annotations
 
-import fnmatch
 import heapq
 import logging
 import os
-import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -73,7 +71,10 @@ SECRET_LIKE = (".env*", "*.pem", "*.key", "id_rsa*", "id_dsa*", "id_ecdsa*", "id
 SECRET_NAMES = frozenset(
     {"credentials", "credentials.json", ".npmrc", ".pypirc", ".netrc", ".git-credentials", ".htpasswd", ".dockercfg"}
 )
-_SECRET_RE = re.compile("|".join(fnmatch.translate(p) for p in SECRET_LIKE))
+# Every pattern above is a literal with one `*` at its start or its end: matching is a prefix or suffix test, a
+# fraction of a regular expression's cost (it runs once per file).
+_SECRET_PREFIXES = tuple(p[:-1] for p in SECRET_LIKE if p.endswith("*"))
+_SECRET_SUFFIXES = tuple(p[1:] for p in SECRET_LIKE if p.startswith("*"))
 _READ_CHUNK = 1024 * 1024
 
 
@@ -120,7 +121,9 @@ def human_size(size: int) -> str:
 
 def is_secret_like(name: str) -> bool:
     """Whether a base name looks like a credentials file (`.env*`, `*.pem`, `*.key`, `id_rsa*`, `.netrc`, ...)."""
-    return name in SECRET_NAMES or (not name.endswith(".pub") and _SECRET_RE.match(name) is not None)
+    return name in SECRET_NAMES or (
+        (name.startswith(_SECRET_PREFIXES) or name.endswith(_SECRET_SUFFIXES)) and not name.endswith(".pub")
+    )
 
 
 _KIND = {"file": (REGTYPE, b"f"), "dir": (DIRTYPE, b"d"), "symlink": (SYMTYPE, b"l")}
@@ -197,7 +200,7 @@ class _TarWriter:
         inline, its lookups bound once: per file, the Python work is otherwise a good part of the time beside the
         kernel's open, fstat, read and close."""
         check, names, largest, secret_like = self.check, self.names, self.largest, self.secret_like
-        secret_names, secret_match = SECRET_NAMES, _SECRET_RE.match
+        secret_names, prefixes, suffixes = SECRET_NAMES, _SECRET_PREFIXES, _SECRET_SUFFIXES
         fstat, read, close, isreg, header_of = os.fstat, os.read, os.close, stat.S_ISREG, file_header
         raw_bytes = file_count = 0
         try:
@@ -241,7 +244,9 @@ class _TarWriter:
                 elif size >= largest[0][0] and (size, name) > largest[0]:
                     heapq.heapreplace(largest, (size, name))
                 base = name.rpartition("/")[2]
-                if base in secret_names or (secret_match(base) is not None and not base.endswith(".pub")):
+                if base in secret_names or (
+                    (base.startswith(prefixes) or base.endswith(suffixes)) and not base.endswith(".pub")
+                ):
                     secret_like.append(name)
                 if len(self._batch) >= _BATCH:
                     self._flush_checked()
