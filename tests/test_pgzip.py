@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sgp_action.packaging.pgzip import WINDOW, ParallelGzipWriter, crc32_combine
+from sgp_action.packaging.pgzip import WINDOW, ParallelGzipWriter
 
 BLOCK = 64 * 1024
 
@@ -148,22 +148,3 @@ def test_mixed_blocks_keep_their_dictionary() -> None:
     part = text(3 * BLOCK)
     data = part + random.Random(6).randbytes(2 * BLOCK) + part[: BLOCK // 2]
     assert gzip.decompress(compress(data)) == data
-
-
-@pytest.mark.parametrize(
-    ("first", "second"),
-    [(0, 0), (0, 5), (5, 0), (1, 1), (3, 4096), (BLOCK, BLOCK), (BLOCK, 17), (100_000, 3 * BLOCK + 1)],
-)
-def test_crc32_combine_equals_the_crc_of_the_joined_bytes(first: int, second: int) -> None:
-    rng = random.Random(first * 7 + second)
-    a, b = rng.randbytes(first), rng.randbytes(second)
-    assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
-
-
-def test_crc32_combine_folds_many_blocks_in_order() -> None:
-    rng = random.Random(3)
-    blocks = [rng.randbytes(rng.randrange(0, 5000)) for _ in range(60)]
-    crc = 0
-    for block in blocks:
-        crc = crc32_combine(crc, zlib.crc32(block), len(block))
-    assert crc == zlib.crc32(b"".join(blocks))

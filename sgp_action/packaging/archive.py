@@ -22,6 +22,7 @@ file's content, the link's target text, or nothing for a directory.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import logging
 import os
@@ -32,7 +33,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sgp_action.errors import ContextError
-from sgp_action.packaging.digest import BackgroundDigest
 from sgp_action.packaging.pgzip import ParallelGzipWriter
 from sgp_action.packaging.spec import BuildContextSpec
 from sgp_action.packaging.tarheader import (
@@ -141,8 +141,7 @@ class _TarWriter:
         self.out = out
         self.limit = limit
         self.check = check
-        self.hash = BackgroundDigest(HASH_PREFIX)
-        self.working_tree_hash = ""
+        self.hash = hashlib.sha256(HASH_PREFIX)
         self.raw_bytes = 0
         self.file_count = 0
         self.regular_files = 0
@@ -329,7 +328,6 @@ class _TarWriter:
         self._batch += end_of_archive(self.out.bytes_in + len(self._batch))
         self.tar_bytes = self.out.bytes_in + len(self._batch)
         self._flush()
-        self.working_tree_hash = self.hash.hexdigest()
 
 
 def build_context(
@@ -376,7 +374,7 @@ def build_context(
         file_count=writer.file_count,
         raw_bytes=writer.raw_bytes,
         compressed_bytes=writer.out.bytes_out,
-        working_tree_hash=writer.working_tree_hash,
+        working_tree_hash=writer.hash.hexdigest(),
         secret_like=tuple(writer.secret_like),
         largest=tuple((name, size) for size, name in sorted(writer.largest, reverse=True)),
         members=tuple(writer.names or ()),
@@ -414,8 +412,6 @@ def _write_archive(
     except BaseException:
         gz.abort()
         raise
-    finally:
-        writer.hash.close()
     if gz.bytes_out > max_bytes:
         raise ContextError(
             f"the build context is {human_size(gz.bytes_out)} compressed, over the {human_size(max_bytes)} upload "

@@ -12,8 +12,6 @@ on the input bytes, the level and the block size (never on the thread count or t
 gives the same bytes.
 
 Memory stays flat: at most `2 * threads` blocks are in flight; `write` waits for the oldest before queueing more.
-The trailer's CRC-32 is computed by the compressor threads too, block by block, and the blocks' values are joined in
-order here (`crc32_combine`, as zlib does it): the thread feeding the writer never reads the data a second time.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ import struct
 import zlib
 from typing import BinaryIO
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "ParallelGzipWriter", "crc32_combine", "default_threads"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "ParallelGzipWriter", "default_threads"]
 
 DEFAULT_BLOCK_SIZE = 256 * 1024
 WINDOW = 32 * 1024  # deflate's history window: the most a back-reference can reach
@@ -51,45 +49,7 @@ def _incompressible(block: bytes) -> bool:
     return len(zlib.compress(sample, 1)) >= 0.98 * len(sample)
 
 
-# CRC-32 arithmetic modulo its polynomial, bits reflected (zlib's crc32_combine): crc(A + B) is crc(A) times
-# x^(8 * len(B)) plus crc(B). Python's zlib has crc32 but not crc32_combine.
-_POLY = 0xEDB88320
-
-
-def _multmodp(a: int, b: int) -> int:
-    """a times b modulo the CRC-32 polynomial (reflected: bit 31 is x^0)."""
-    product = 0
-    mask = 1 << 31
-    while a:
-        if a & mask:
-            product ^= b
-            a ^= mask
-        mask >>= 1
-        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
-    return product
-
-
-def _x8n(length: int) -> int:
-    """x^(8 * length) modulo the polynomial: what a CRC is multiplied by to move it past `length` bytes."""
-    result, power = 1 << 31, 1 << 23  # x^0 and x^8 (reflected: x^k is bit 31 - k)
-    while length:
-        if length & 1:
-            result = _multmodp(power, result)
-        power = _multmodp(power, power)
-        length >>= 1
-    return result
-
-
-def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
-    """The CRC-32 of A + B from crc32(A), crc32(B) and len(B)."""
-    return _multmodp(_x8n(length2), crc1) ^ crc2
-
-
-def _deflate(block: bytes, dictionary: bytes, level: int, last: bool) -> tuple[int, bytes]:
-    return zlib.crc32(block), _compress(block, dictionary, level, last)
-
-
-def _compress(block: bytes, dictionary: bytes, level: int, last: bool) -> bytes:
+def _deflate(block: bytes, dictionary: bytes, level: int, last: bool) -> bytes:
     if level and _incompressible(block):
         # Stored blocks: 5 bytes per 64 KiB instead of a full match search that would win nothing (or lose).
         compressor = zlib.compressobj(0, zlib.DEFLATED, -15)
@@ -124,8 +84,7 @@ class ParallelGzipWriter:
         self._block_size = block_size
         self._threads = threads or default_threads()
         self._pool = concurrent.futures.ThreadPoolExecutor(self._threads, thread_name_prefix="pgzip")
-        self._pending: collections.deque[tuple[int, concurrent.futures.Future[tuple[int, bytes]]]] = collections.deque()
-        self._shift = _x8n(block_size)  # every block but the last is this long
+        self._pending: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
         self._max_pending = 2 * self._threads
         self._buffer = bytearray()
         self._dictionary = b""
@@ -157,6 +116,8 @@ class ParallelGzipWriter:
         size = len(view)
         if not size:
             return 0
+        # crc32 releases the GIL on large buffers too, so it overlaps with the compressor threads.
+        self._crc = zlib.crc32(view, self._crc)
         self.bytes_in += size
         # Blocks are cut at the same offsets whatever the writes' sizes; whole blocks are copied once, straight from
         # `data`, and only a partial block waits in the buffer.
@@ -186,7 +147,7 @@ class ParallelGzipWriter:
             self._submit(bytes(self._buffer), last=True)
             self._buffer = bytearray()
             while self._pending:
-                self._collect()
+                self._emit(self._pending.popleft().result())
             self._emit(struct.pack("<II", self._crc & 0xFFFFFFFF, self.bytes_in & 0xFFFFFFFF))
         finally:
             self.closed = True
@@ -206,19 +167,11 @@ class ParallelGzipWriter:
 
     def _submit(self, block: bytes, *, last: bool) -> None:
         while len(self._pending) >= self._max_pending:
-            self._collect()
-        self._pending.append((len(block), self._pool.submit(_deflate, block, self._dictionary, self._level, last)))
+            self._emit(self._pending.popleft().result())
+        self._pending.append(self._pool.submit(_deflate, block, self._dictionary, self._level, last))
         tail = block[-WINDOW:]
         # A short block (only the last one can be) still needs the history before it in the next dictionary.
         self._dictionary = tail if len(tail) == WINDOW else (self._dictionary + tail)[-WINDOW:]
-
-    def _collect(self) -> None:
-        """Write the oldest block once compressed, and fold its CRC into the running one."""
-        length, future = self._pending.popleft()
-        crc, data = future.result()
-        shift = self._shift if length == self._block_size else _x8n(length)
-        self._crc = _multmodp(shift, self._crc) ^ crc
-        self._emit(data)
 
     def _emit(self, data: bytes) -> None:
         self._out.write(data)
