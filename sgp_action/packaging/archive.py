@@ -198,61 +198,42 @@ class _TarWriter:
         """`add` for each member in turn. A regular file under 256 KiB (the bulk of a large tree) is handled here
         inline, its lookups bound once: per file, the Python work is otherwise a good part of the time beside the
         kernel's open, fstat, read and close."""
-        check, names, largest, secret_like = self.check, self.names, self.largest, self.secret_like
-        secret_names, prefixes, suffixes = SECRET_NAMES, _SECRET_PREFIXES, _SECRET_SUFFIXES
+        check, record = self.check, self._record
         fstat, read, close, isreg, header_of = os.fstat, os.read, os.close, stat.S_ISREG, file_header
-        raw_bytes = file_count = 0
-        try:
-            for member in members:
-                source = member.source
-                if member.kind != "file" or source is None:
-                    self.add(member)
-                    continue
-                check()
-                self.member_count += 1
-                name = member.name
-                fd = _open(name, source)
-                try:
-                    # Size, mode and type from the open file (its only stat): a path swapped for a FIFO or a link
-                    # since the walk must not block us.
-                    opened = fstat(fd)
-                    size = opened.st_size
-                    chunk = None
-                    if isreg(opened.st_mode) and size < _BATCH:
-                        chunk = b""
-                        if size:
-                            check()
-                            chunk = read(fd, size)
-                except OSError as exc:
-                    raise ContextError(f"cannot read {name} ({source}): {exc.strerror or exc}") from None
-                finally:
-                    close(fd)
-                if chunk is None or len(chunk) != size:  # large, not a regular file, or changed: the general path
-                    self._add_file(member)
-                    continue
-                mode = opened.st_mode & 0o7777
-                encoded = name.encode("utf-8", "surrogateescape")
-                self._hashed += b"".join((U64(len(encoded)), encoded, b"f", U32_U64(mode, size), chunk))
-                self._batch += b"".join((header_of(name, encoded, mode, size), chunk, PADDING[size % BLOCK]))
-                raw_bytes += size
-                file_count += 1
-                if names is not None:
-                    names.append(name)
-                if len(largest) < 5:
-                    heapq.heappush(largest, (size, name))
-                elif size >= largest[0][0] and (size, name) > largest[0]:
-                    heapq.heapreplace(largest, (size, name))
-                base = name.rpartition("/")[2]
-                if base in secret_names or (
-                    (base.startswith(prefixes) or base.endswith(suffixes)) and not base.endswith(".pub")
-                ):
-                    secret_like.append(name)
-                if len(self._batch) >= _BATCH:
-                    self._flush_checked()
-        finally:
-            self.raw_bytes += raw_bytes
-            self.file_count += file_count
-            self.regular_files += file_count
+        for member in members:
+            source = member.source
+            if member.kind != "file" or source is None:
+                self.add(member)
+                continue
+            check()
+            self.member_count += 1
+            name = member.name
+            fd = _open(name, source)
+            try:
+                # Size, mode and type from the open file (its only stat): a path swapped for a FIFO or a link since
+                # the walk must not block us.
+                opened = fstat(fd)
+                size = opened.st_size
+                chunk = None
+                if isreg(opened.st_mode) and size < _BATCH:
+                    chunk = b""
+                    if size:
+                        check()  # before each read, as the general path does
+                        chunk = read(fd, size)
+            except OSError as exc:
+                raise ContextError(f"cannot read {name} ({source}): {exc.strerror or exc}") from None
+            finally:
+                close(fd)
+            if chunk is None or len(chunk) != size:  # large, not a regular file, or changed: the general path
+                self._add_file(member)
+                continue
+            mode = opened.st_mode & 0o7777
+            encoded = name.encode("utf-8", "surrogateescape")
+            self._hashed += b"".join((U64(len(encoded)), encoded, b"f", U32_U64(mode, size), chunk))
+            self._batch += b"".join((header_of(name, encoded, mode, size), chunk, PADDING[size % BLOCK]))
+            record(name, size)
+            if len(self._batch) >= _BATCH:
+                self._flush_checked()
 
     def _add_file(self, member: Member) -> None:
         path = member.source
@@ -283,18 +264,22 @@ class _TarWriter:
                 self._batch += PADDING[size % BLOCK]
         finally:
             os.close(fd)
+        self._record(member.name, size)
+
+    def _record(self, name: str, size: int) -> None:
+        """Count a regular file of `size` bytes stored as `name`, and note it among the largest or secret-like."""
         self.raw_bytes += size
         self.file_count += 1
         self.regular_files += 1
         if self.names is not None:
-            self.names.append(member.name)
+            self.names.append(name)
         largest = self.largest
         if len(largest) < 5:
-            heapq.heappush(largest, (size, member.name))
-        elif size >= largest[0][0] and (size, member.name) > largest[0]:
-            heapq.heapreplace(largest, (size, member.name))
-        if is_secret_like(member.name.rpartition("/")[2]):
-            self.secret_like.append(member.name)
+            heapq.heappush(largest, (size, name))
+        elif size >= largest[0][0] and (size, name) > largest[0]:
+            heapq.heapreplace(largest, (size, name))
+        if is_secret_like(name.rpartition("/")[2]):
+            self.secret_like.append(name)
 
     @staticmethod
     def _read(fd: int, member: Member, size: int) -> bytes:
