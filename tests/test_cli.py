@@ -180,3 +180,10 @@ def test_a_context_that_logs_goes_through_the_runner_once_per_record(
         assert cli.main(["context", "--root", str(root), "--output", str(tmp_path / "c.tgz")]) == 0
         err = capsys.readouterr().err
         assert err.count("skipped pipe: a FIFO or device file cannot be packaged") == 1
+
+
+def test_every_command_loads_its_own_module() -> None:
+    for name in cli.COMMANDS:
+        assert cli._load(name) is sys.modules[f"sgp_action.commands.{name}"]
+    with pytest.raises(ValueError, match="no command 'nope'"):
+        cli._load("nope")
