@@ -9,6 +9,8 @@ byte every few seconds keeps a call alive for ever. A phase's time limit must ho
 * `Watchdog` shuts the call's socket down when the deadline passes, which wakes a read or a send blocked in it.
   It finds the socket through `WatchedAdapter`, whose connections register themselves with the watchdog of the
   thread that sends the request.
+* a call with no deadline (a log stream being opened) can be cut the same way by its caller: a `Watchdog` without
+  a deadline around it, which another thread `cut()`s.
 """
 
 from __future__ import annotations
@@ -139,20 +141,32 @@ def call_with_deadline(call: Callable[[], T], seconds: float, *, name: str = "sg
 
 
 class Watchdog:
-    """Shuts down the socket of the call in flight in this thread when `deadline` passes (arm/disarm per call)."""
+    """Shuts down the socket of the call in flight in this thread when `deadline` passes or `cut()` is called from
+    another thread (arm/disarm per call); a connection the call opens after that is cut as it opens.
 
-    def __init__(self, deadline: float) -> None:
+    Without a deadline only `cut()` fires it: a reader's way to end a call that has no deadline of its own.
+    """
+
+    def __init__(self, deadline: float | None = None) -> None:
         self.deadline = deadline
-        self.fired = False
+        self._fired = threading.Event()
         self._lock = threading.Lock()
         self._connection: HTTPConnection | None = None
         self._active = True
-        self._timer = threading.Timer(max(deadline - time.monotonic(), 0.0), self._fire)
-        self._timer.daemon = True
+        self._timer: threading.Timer | None = None
+        if deadline is not None:
+            self._timer = threading.Timer(max(deadline - time.monotonic(), 0.0), self.cut)
+            self._timer.daemon = True
+
+    @property
+    def fired(self) -> bool:
+        """The deadline passed or `cut()` was called."""
+        return self._fired.is_set()
 
     def __enter__(self) -> Watchdog:
         _local.watchdog = self
-        self._timer.start()
+        if self._timer is not None:
+            self._timer.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -160,7 +174,8 @@ class Watchdog:
         with self._lock:
             self._active = False
             self._connection = None
-        self._timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
 
     def attach(self, connection: HTTPConnection) -> None:
         """Watch `connection` (called by the connection itself when it sends a request)."""
@@ -168,15 +183,27 @@ class Watchdog:
             if self._active:
                 self._connection = connection
         if self.fired:
-            self._fire()
+            self.cut()
 
-    def _fire(self) -> None:
+    def cut(self) -> None:
+        """Fire now, from any thread: the call's socket is shut down, so a read or send blocked in it returns at once.
+        Does nothing once the call has ended (the watchdog was disarmed)."""
         with self._lock:
             if not self._active:
                 return
-            self.fired = True
+            self._fired.set()
             sock: Any = getattr(self._connection, "sock", None)
         _shut(sock, socket.SHUT_RDWR)
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds` (a retry's backoff), less when it fires meanwhile; True when it has fired."""
+        return self._fired.wait(max(seconds, 0.0))
+
+
+def current_watchdog() -> Watchdog | None:
+    """The watchdog armed in this thread, if any."""
+    watchdog: Watchdog | None = getattr(_local, "watchdog", None)
+    return watchdog
 
 
 def _shut(sock: Any, how: int) -> None:
@@ -205,7 +232,7 @@ def shut_response(raw: Any) -> None:
 
 
 def _register(connection: HTTPConnection) -> None:
-    watchdog: Watchdog | None = getattr(_local, "watchdog", None)
+    watchdog = current_watchdog()
     if watchdog is not None:
         watchdog.attach(connection)
 

@@ -44,7 +44,7 @@ from urllib3.exceptions import NewConnectionError
 
 from sgp_action import USER_AGENT
 from sgp_action.api.answers import load_body, redacted_url, status_error
-from sgp_action.api.deadlines import Watchdog, WatchedAdapter, current_deadline
+from sgp_action.api.deadlines import Watchdog, WatchedAdapter, current_deadline, current_watchdog
 from sgp_action.api.recorder import Recorder
 from sgp_action.errors import (
     ApiConnectionError,
@@ -249,10 +249,12 @@ class Transport:
         `retry_log`, when given, receives the reason of every retried attempt. `deadline` (a `time.monotonic()`
         value; by default the current `deadline_scope`'s) bounds the whole call, retries included, and raises
         RequestDeadlineError when it stops the call. Streams get no read timeout and no deadline, so a quiet log
-        stream is never cut (docs/sgp-api.md#build-log-stream-quirks): their reader closes them.
+        stream is never cut (docs/sgp-api.md#build-log-stream-quirks): their reader closes them, and while one is being
+        opened (retries and backoff included) it cuts the call with a `Watchdog` of its own around it.
         """
         url = self.url(path)
         clean = {k: v for k, v in (params or {}).items() if v is not None}
+        cutter = current_watchdog() if stream else None  # the reader's; a deadline's watchdog would shadow it
         if stream:
             deadline = None
         elif deadline is None:
@@ -264,6 +266,8 @@ class Transport:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise self._deadline_error(method, path, url, "the time limit had passed before it was sent")
+            if cutter is not None and cutter.fired:
+                raise self._deadline_error(method, path, url, "its reader stopped it before an answer came")
             timeout = (_capped(self.connect_timeout, left), None if stream else _capped(self.read_timeout, left))
             headers = {**self.headers(accept), **(extra_headers or {})}
             data = None
@@ -326,7 +330,7 @@ class Transport:
                 error = status_error(method, path, response, redact=self.redact, retries=attempt)
                 record(response)
                 response.close()
-            if getattr(watch, "fired", False) and not answered:
+            if (getattr(watch, "fired", False) or (cutter is not None and cutter.fired)) and not answered:
                 raise self._deadline_error(method, path, url, "no complete answer when the time limit passed")
             if deadline is not None and not answered and time.monotonic() >= deadline - DEADLINE_SLACK:
                 raise self._deadline_error(method, path, url, f"cut when the time limit passed ({reason})")
@@ -340,7 +344,12 @@ class Transport:
             )
             if retry_log is not None:
                 retry_log.append(reason)
-            self.sleep(delay)
+            if cutter is None:
+                self.sleep(delay)
+            elif cutter.wait(delay):
+                raise self._deadline_error(
+                    method, path, url, f"its reader stopped it while it backed off ({reason})"
+                ) from error
             attempt += 1
 
     def _record(self, *attempt: Any) -> None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from sgp_action.api.deadlines import Watchdog
 from sgp_action.run.phase import TAIL_LINES, Console
 
 if TYPE_CHECKING:
@@ -58,7 +59,8 @@ class LogFollower:
         self.ended_at = 0.0  # time.monotonic() the last connection ended or failed
         self.last_line_at = 0.0  # time.monotonic() of the last line received, replayed ones included
         self.last_error = ""
-        self._changed = threading.Condition()  # guards the state above and `_stream`; notified on every change
+        self._changed = threading.Condition()  # guards the state above, `_opening` and `_stream`; notified on changes
+        self._opening: Watchdog | None = None  # cuts the request of a connection being opened
         self._stream: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,9 +91,18 @@ class LogFollower:
     def _follow(self) -> None:
         self.connections += 1
         outcome: State = "failed"
+        # The stream's request has no deadline (a quiet build must not cut it): `stop` cuts it instead, whether it
+        # waits for a connection, for headers, or backs off before a retry.
+        opening = Watchdog()
         try:
-            stream = self.client.open_build_logs(self.build_id, last_event_id=self.last_event_id)
             with self._changed:
+                if self._stop.is_set():
+                    return
+                self._opening = opening
+            with opening:
+                stream = self.client.open_build_logs(self.build_id, last_event_id=self.last_event_id)
+            with self._changed:
+                self._opening = None
                 if not self._stop.is_set():
                     self._stream = stream
                     self._set("open")
@@ -101,9 +112,11 @@ class LogFollower:
                     outcome = "ended"
         except Exception as exc:  # a broken stream is not a failed build: polling carries on
             log.debug("build log stream ended with an error: %s", exc)
-            self.last_error = str(exc)[:200]
+            if not self._stop.is_set():  # a connection cut by `stop` did not fail
+                self.last_error = str(exc)[:200]
         finally:
             with self._changed:
+                self._opening = None
                 self._stream = None
                 self._set(outcome)
             self.wake.set()
@@ -191,11 +204,14 @@ class LogFollower:
         return self.state == "open" and time.monotonic() - max(self.last_line_at, self.opened_at) >= QUIET_SECONDS
 
     def stop(self) -> None:
-        """Close the stream (thread-safe) and never reconnect."""
+        """Close the stream, or cut the request opening it (thread-safe), and never reconnect: the thread ends at
+        once, whatever the server does (the opening of a new TCP connection ends by its connect timeout)."""
         self._stop.set()
         with self._changed:
-            stream = self._stream
+            opening, stream = self._opening, self._stream
             self._changed.notify_all()
+        if opening is not None:
+            opening.cut()
         if stream is not None:
             try:
                 stream.close()
