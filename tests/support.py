@@ -1,4 +1,5 @@
-"""Shared test helpers: the repository root, the emulator handle tests see, agent YAML and a checkout's credentials.
+"""Shared test helpers: the repository root, the emulator handle tests see, agent YAML, a checkout's credentials and
+a Runner writing its files into a test's folder.
 
 Fixtures live in tests/conftest.py; everything a test module imports lives here or in the other helper modules
 (fakes.py, run_helpers.py, hostile.py, throttle.py, fake_forge.py, markdown_checks.py), never in a test file.
@@ -6,6 +7,7 @@ Fixtures live in tests/conftest.py; everything a test module imports lives here 
 
 from __future__ import annotations
 
+import io
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -15,6 +17,7 @@ from typing import Any
 import requests
 
 from sgp_action.api.client import SGPClient
+from sgp_action.ci.runner import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,3 +139,20 @@ def keep_checkout_credentials(repo: Path) -> str:
     text += f'[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic {CHECKOUT_TOKEN}\n'
     config.write_text(text, encoding="utf-8")
     return CHECKOUT_TOKEN
+
+
+# --- a Runner inside GitHub Actions, its output and summary files in a test's folder --------------------------------
+
+GITHUB_ACTIONS_ENV = {"GITHUB_ACTIONS": "true"}
+
+
+def runner_with_files(tmp_path: Path, **env: str) -> tuple[Runner, io.StringIO]:
+    """A Runner writing `tmp_path/out` (outputs) and `tmp_path/sum` (summary), and the stream it prints to."""
+    stream = io.StringIO()
+    environ = {
+        **GITHUB_ACTIONS_ENV,
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "sum"),
+        **env,
+    }
+    return Runner(environ, stream), stream
