@@ -1,5 +1,5 @@
-"""Shared test helpers: the repository root, the emulator handle tests see, agent YAML, a checkout's credentials and
-a Runner writing its files into a test's folder.
+"""Shared test helpers: the repository root, the emulator handle tests see, agent YAML, a checkout's credentials, the
+action's inputs as environment variables and a Runner writing its files into a test's folder.
 
 Fixtures live in tests/conftest.py; everything a test module imports lives here or in the other helper modules
 (fakes.py, run_helpers.py, hostile.py, throttle.py, fake_forge.py, markdown_checks.py), never in a test file.
@@ -139,6 +139,19 @@ def keep_checkout_credentials(repo: Path) -> str:
     text += f'[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic {CHECKOUT_TOKEN}\n'
     config.write_text(text, encoding="utf-8")
     return CHECKOUT_TOKEN
+
+
+# --- the action's inputs as a workflow passes them ------------------------------------------------------------------
+
+INPUT_API_KEY = "sk-test-0123456789abcdef"
+
+
+def env_for(**inputs: str) -> dict[str, str]:
+    """INPUT_* variables as our action.yml passes them (hyphens -> underscores), plus key and account."""
+    env = {"INPUT_API_KEY": INPUT_API_KEY, "INPUT_ACCOUNT_ID": "acct-1"}
+    for name, value in inputs.items():
+        env["INPUT_" + name.upper()] = value
+    return env
 
 
 # --- a Runner inside GitHub Actions, its output and summary files in a test's folder --------------------------------
