@@ -16,7 +16,15 @@ from typing import Any
 
 import pytest
 
-from tests.support import EMULATOR_ACCOUNT_ID, EMULATOR_API_KEY, ROOT, EmulatorHandle, agent_yaml, start_emulator
+from tests.support import (
+    EMULATOR_ACCOUNT_ID,
+    EMULATOR_API_KEY,
+    ROOT,
+    EmulatorHandle,
+    Sleeps,
+    agent_yaml,
+    start_emulator,
+)
 
 #: A test using one of these talks to a live emulator and waits for its emulated builds and deployments.
 LIVE_EMULATOR_FIXTURES = frozenset({"emulator", "emulator_factory", "emulator_process"})
@@ -166,3 +174,9 @@ def local_server() -> Iterator[Callable[[type[BaseHTTPRequestHandler]], str]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    """A fake `sleep` for a Transport or SGPClient: it records the delays instead of waiting."""
+    return Sleeps()

@@ -1,5 +1,6 @@
-"""Shared test helpers: the repository root, the emulator handle tests see, agent YAML, a checkout's credentials, the
-action's inputs as environment variables and a Runner writing its files into a test's folder.
+"""Shared test helpers: the repository root, the emulator handle tests see, agent YAML, a checkout's credentials, a
+Transport that does not sleep, the action's inputs as environment variables and a Runner writing its files into a
+test's folder.
 
 Fixtures live in tests/conftest.py; everything a test module imports lives here or in the other helper modules
 (fakes.py, run_helpers.py, hostile.py, throttle.py, fake_forge.py, markdown_checks.py), never in a test file.
@@ -17,6 +18,7 @@ from typing import Any
 import requests
 
 from sgp_action.api.client import SGPClient
+from sgp_action.api.transport import Transport
 from sgp_action.ci.runner import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,6 +141,25 @@ def keep_checkout_credentials(repo: Path) -> str:
     text += f'[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic {CHECKOUT_TOKEN}\n'
     config.write_text(text, encoding="utf-8")
     return CHECKOUT_TOKEN
+
+
+# --- a Transport that records its retry delays instead of sleeping ------------------------------------------------
+
+TRANSPORT_BASE = "http://127.0.0.1:5003/public"
+TRANSPORT_KEY = "sk-very-secret-key-123"
+
+
+class Sleeps(list[float]):
+    """A fake `sleep` that records the delays."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def transport(sleeps: Sleeps, **kwargs: object) -> Transport:
+    """A Transport to TRANSPORT_BASE with three retries, its jitter fixed at 0.5, sleeping into `sleeps`."""
+    options: dict[str, object] = {"max_retries": 3, "sleep": sleeps, "jitter": lambda: 0.5}
+    return Transport(TRANSPORT_BASE, TRANSPORT_KEY, "acct-1", **{**options, **kwargs})  # type: ignore[arg-type]
 
 
 # --- the action's inputs as a workflow passes them ------------------------------------------------------------------

@@ -34,11 +34,6 @@ BASE = "http://127.0.0.1:5003/public"
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
 def client(sleeps: list[float]) -> Iterator[SGPClient]:
     with SGPClient.for_url(BASE, "key", "acct", max_retries=2, sleep=sleeps.append) as c:
         yield c
