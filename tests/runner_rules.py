@@ -174,7 +174,7 @@ def act_processed_commands(log: str) -> list[str]:
     return processed
 
 
-# --- Hypothesis strategies for the property tests ---------------------------------------------------------------------
+# --- Hypothesis strategies for the property tests -----------------------------------------------------------------
 
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,20}", fullmatch=True)
 # Text biased towards the characters that matter to the two parsers.

@@ -162,7 +162,7 @@ def transport(sleeps: Sleeps, **kwargs: object) -> Transport:
     return Transport(TRANSPORT_BASE, TRANSPORT_KEY, "acct-1", **{**options, **kwargs})  # type: ignore[arg-type]
 
 
-# --- the action's inputs as a workflow passes them ------------------------------------------------------------------
+# --- the action's inputs as a workflow passes them ----------------------------------------------------------------
 
 INPUT_API_KEY = "sk-test-0123456789abcdef"
 
@@ -175,7 +175,7 @@ def env_for(**inputs: str) -> dict[str, str]:
     return env
 
 
-# --- a Runner inside GitHub Actions, its output and summary files in a test's folder --------------------------------
+# --- a Runner inside GitHub Actions, its output and summary files in a test's folder ------------------------------
 
 GITHUB_ACTIONS_ENV = {"GITHUB_ACTIONS": "true"}
 
