@@ -8,13 +8,23 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import EMULATOR_ACCOUNT_ID, EMULATOR_API_KEY, ROOT, EmulatorHandle, agent_yaml, start_emulator
+from tests.support import (
+    EMULATOR_ACCOUNT_ID,
+    EMULATOR_API_KEY,
+    ROOT,
+    EmulatorHandle,
+    Sleeps,
+    agent_yaml,
+    start_emulator,
+)
 
 #: A test using one of these talks to a live emulator and waits for its emulated builds and deployments.
 LIVE_EMULATOR_FIXTURES = frozenset({"emulator", "emulator_factory", "emulator_process"})
@@ -146,3 +156,27 @@ def make_context(tmp_path: Path) -> Callable[..., Path]:
 def deploy_yaml() -> Callable[..., tuple[str, str]]:
     """`deploy_yaml(agent="echo-bot", namespace="team-echo")` -> (manifest text, environment config text)."""
     return agent_yaml
+
+
+@pytest.fixture
+def local_server() -> Iterator[Callable[[type[BaseHTTPRequestHandler]], str]]:
+    """`local_server(Handler)` serves with `Handler` on 127.0.0.1 and gives a base URL ending in `/prefix`."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(handler: type[BaseHTTPRequestHandler]) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/prefix"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    """A fake `sleep` for a Transport or SGPClient: it records the delays instead of waiting."""
+    return Sleeps()

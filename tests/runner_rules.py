@@ -7,11 +7,14 @@
   `pkg/runner/command.go`'s two regular expressions.
 * `github_processed_commands`: the runner's per-step command manager, including `stop-commands` and the resume
   token, over a whole log (lines split the way .NET `StreamReader.ReadLine` splits them).
+* `NAMES` / `TRICKY`: Hypothesis strategies for output names and for text that stresses those readers.
 """
 
 from __future__ import annotations
 
 import re
+
+from hypothesis import strategies as st
 
 _ACT_GA = re.compile(r"^::([^ ]+)( (.+))?::([^\r\n]*)[\r\n]+$")
 _ACT_ADO = re.compile(r"^##\[([^ ]+)( (.+))?\]([^\r\n]*)[\r\n]+$")
@@ -169,3 +172,13 @@ def act_processed_commands(log: str) -> list[str]:
             name = "<resume>"
         processed.append(name)
     return processed
+
+
+# --- Hypothesis strategies for the property tests -----------------------------------------------------------------
+
+NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,20}", fullmatch=True)
+# Text biased towards the characters that matter to the two parsers.
+PIECES = st.sampled_from(
+    ["\n", "\r", "=", "<<", "::", "##[", "]", " ", "\t", "\ufeff", "\u2028", "\u200b", "%", "ghadelimiter_"]
+)
+TRICKY = st.lists(st.one_of(PIECES, st.text(st.characters(codec="utf-8"), max_size=5)), max_size=15).map("".join)

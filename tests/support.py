@@ -1,4 +1,6 @@
-"""Shared test helpers: the repository root, the emulator handle tests see, agent YAML and a checkout's credentials.
+"""Shared test helpers: the repository root, the emulator handle tests see, agent YAML, a checkout's credentials, a
+Transport that does not sleep, the action's inputs as environment variables and a Runner writing its files into a
+test's folder.
 
 Fixtures live in tests/conftest.py; everything a test module imports lives here or in the other helper modules
 (fakes.py, run_helpers.py, hostile.py, throttle.py, fake_forge.py, markdown_checks.py), never in a test file.
@@ -6,6 +8,7 @@ Fixtures live in tests/conftest.py; everything a test module imports lives here 
 
 from __future__ import annotations
 
+import io
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -15,6 +18,8 @@ from typing import Any
 import requests
 
 from sgp_action.api.client import SGPClient
+from sgp_action.api.transport import Transport
+from sgp_action.ci.runner import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,3 +141,52 @@ def keep_checkout_credentials(repo: Path) -> str:
     text += f'[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic {CHECKOUT_TOKEN}\n'
     config.write_text(text, encoding="utf-8")
     return CHECKOUT_TOKEN
+
+
+# --- a Transport that records its retry delays instead of sleeping ------------------------------------------------
+
+TRANSPORT_BASE = "http://127.0.0.1:5003/public"
+TRANSPORT_KEY = "sk-very-secret-key-123"
+
+
+class Sleeps(list[float]):
+    """A fake `sleep` that records the delays."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def transport(sleeps: Sleeps, **kwargs: object) -> Transport:
+    """A Transport to TRANSPORT_BASE with three retries, its jitter fixed at 0.5, sleeping into `sleeps`."""
+    options: dict[str, object] = {"max_retries": 3, "sleep": sleeps, "jitter": lambda: 0.5}
+    return Transport(TRANSPORT_BASE, TRANSPORT_KEY, "acct-1", **{**options, **kwargs})  # type: ignore[arg-type]
+
+
+# --- the action's inputs as a workflow passes them ----------------------------------------------------------------
+
+INPUT_API_KEY = "sk-test-0123456789abcdef"
+
+
+def env_for(**inputs: str) -> dict[str, str]:
+    """INPUT_* variables as our action.yml passes them (hyphens -> underscores), plus key and account."""
+    env = {"INPUT_API_KEY": INPUT_API_KEY, "INPUT_ACCOUNT_ID": "acct-1"}
+    for name, value in inputs.items():
+        env["INPUT_" + name.upper()] = value
+    return env
+
+
+# --- a Runner inside GitHub Actions, its output and summary files in a test's folder ------------------------------
+
+GITHUB_ACTIONS_ENV = {"GITHUB_ACTIONS": "true"}
+
+
+def runner_with_files(tmp_path: Path, **env: str) -> tuple[Runner, io.StringIO]:
+    """A Runner writing `tmp_path/out` (outputs) and `tmp_path/sum` (summary), and the stream it prints to."""
+    stream = io.StringIO()
+    environ = {
+        **GITHUB_ACTIONS_ENV,
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "sum"),
+        **env,
+    }
+    return Runner(environ, stream), stream

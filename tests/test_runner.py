@@ -14,7 +14,6 @@ import pytest
 
 from sgp_action import cli
 from sgp_action.ci import runner as runner_module
-from sgp_action.ci.runfiles import SUMMARY_LIMIT, canonical_output_value
 from sgp_action.ci.runner import (
     Runner,
     RunnerLogHandler,
@@ -35,15 +34,8 @@ from tests.runner_rules import (
     parse_act_file,
     parse_github_file,
 )
-
-ACTIONS = {"GITHUB_ACTIONS": "true"}
-
-
-def make(tmp_path: Path, **env: str) -> tuple[Runner, io.StringIO]:
-    stream = io.StringIO()
-    environ = {**ACTIONS, "GITHUB_OUTPUT": str(tmp_path / "out"), "GITHUB_STEP_SUMMARY": str(tmp_path / "sum"), **env}
-    return Runner(environ, stream), stream
-
+from tests.support import GITHUB_ACTIONS_ENV as ACTIONS
+from tests.support import runner_with_files as make
 
 # --- file commands --------------------------------------------------------------------------------------------------
 
@@ -76,29 +68,6 @@ def test_output_reads_back_identically_under_both_runners(tmp_path: Path, label:
     assert parse_github_file(content) == expected
     assert parse_act_file(content) == expected
     assert "\r" not in content
-
-
-@pytest.mark.parametrize(
-    ("value", "canonical"),
-    [
-        # act drops blank lines before the first content line (docs/runner.md#how-act-reads-the-file)
-        ("\nleading", "leading"),
-        ("\n\n\nx\ny", "x\ny"),
-        ("crlf\r\nline", "crlf\nline"),  # act's bufio.Scanner drops the CR before LF; GitHub keeps it
-        ("lone\rcr", "lone\ncr"),
-        ("end\r", "end\n"),
-        ("\r\n", ""),
-    ],
-)
-def test_values_both_runners_would_read_differently_are_canonicalised(
-    tmp_path: Path, value: str, canonical: str
-) -> None:
-    runner, _ = make(tmp_path)
-    runner.set_output("v", value)
-    content = (tmp_path / "out").read_text(encoding="utf-8")
-    assert canonical_output_value(value) == canonical
-    assert parse_github_file(content) == parse_act_file(content) == {"v": canonical}
-    assert runner.outputs_written == {"v": canonical}
 
 
 def test_each_output_uses_a_fresh_random_delimiter_and_lf_only(tmp_path: Path) -> None:
@@ -192,18 +161,6 @@ def test_summary_appends_and_falls_back_to_gitea(tmp_path: Path) -> None:
     gitea = Runner({**ACTIONS, "GITEA_STEP_SUMMARY": str(tmp_path / "g")}, io.StringIO())
     gitea.append_summary("| a |\n")
     assert (tmp_path / "g").read_text() == "| a |\n"
-
-
-def test_summary_is_cut_under_one_mebibyte_with_a_note(tmp_path: Path) -> None:
-    runner, _ = make(tmp_path)
-    runner.append_summary("head\n")
-    runner.append_summary("é" * SUMMARY_LIMIT)  # 2 MiB of UTF-8
-    data = (tmp_path / "sum").read_bytes()
-    assert len(data) < SUMMARY_LIMIT
-    text = data.decode("utf-8")  # never cut inside a character
-    assert text.startswith("head\né") and "summary was cut" in text
-    runner.append_summary("more")  # already full: nothing more, still valid
-    assert (tmp_path / "sum").read_bytes() == data
 
 
 def test_summary_outside_a_runner_is_printed(tmp_path: Path) -> None:

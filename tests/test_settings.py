@@ -12,21 +12,13 @@ import pytest
 from sgp_action.ci.event import WorkflowEvent
 from sgp_action.demo import pull_request_event
 from sgp_action.errors import InputError
-from sgp_action.run.inputs import DEFAULT_BASE_URL, INPUT_NAMES, add_run_arguments, overrides_from_args, secret_values
+from sgp_action.run.inputs import DEFAULT_BASE_URL, add_run_arguments, overrides_from_args
 from sgp_action.run.settings import load_settings, parse_build_args, sanitize_label, sends_key_in_clear
 from tests.run_helpers import Workspace, run_action_process
-from tests.support import ROOT, EmulatorHandle
+from tests.support import INPUT_API_KEY as KEY
+from tests.support import ROOT, EmulatorHandle, env_for
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
-KEY = "sk-test-0123456789abcdef"
-
-
-def env_for(**inputs: str) -> dict[str, str]:
-    """INPUT_* variables as our action.yml passes them (hyphens -> underscores), plus key and account."""
-    env = {"INPUT_API_KEY": KEY, "INPUT_ACCOUNT_ID": "acct-1"}
-    for name, value in inputs.items():
-        env["INPUT_" + name.upper()] = value
-    return env
 
 
 def load(tmp_path: Path, env: dict[str, str] | None = None, **inputs: str):  # type: ignore[no-untyped-def]
@@ -259,32 +251,6 @@ def test_sanitize_label(text: str, label: str) -> None:
 def test_sanitize_label_to_nothing_is_an_input_error(text: str) -> None:
     with pytest.raises(InputError, match="preview-label"):
         sanitize_label(text)
-
-
-def test_flags_win_over_env(tmp_path: Path) -> None:
-    parser = argparse.ArgumentParser()
-    add_run_arguments(parser)
-    args = parser.parse_args(["--command", "build", "--preview-ttl", "2h", "--dry-run", "--wait", "false"])
-    overrides = overrides_from_args(args)
-    assert set(overrides) == set(INPUT_NAMES)
-    s = load_settings({**env_for(command="deploy", preview_ttl="8h")}, overrides, cwd=tmp_path)
-    assert (s.command, s.preview_ttl, s.dry_run, s.wait) == ("build", 7200, True, False)
-    flags_only = parser.parse_args(["--api-key", KEY, "--account-id", "a", "--base-url", "http://127.0.0.1:1"])
-    s2 = load_settings({}, overrides_from_args(flags_only), cwd=tmp_path)
-    assert (s2.api_key, s2.base_url) == (KEY, "http://127.0.0.1:1")
-
-
-def test_every_input_has_a_flag() -> None:
-    parser = argparse.ArgumentParser()
-    add_run_arguments(parser)
-    flags = {opt for action in parser._actions for opt in action.option_strings}
-    assert {f"--{name}" for name in INPUT_NAMES} <= flags
-
-
-def test_secret_values_for_masking() -> None:
-    env = {"INPUT_API-KEY": f"{KEY}\n", "INPUT_GITHUB_TOKEN": "ghs_t"}
-    assert secret_values(env) == [KEY, "ghs_t"]
-    assert secret_values({}, {"api-key": "flag-key"}) == ["flag-key"]
 
 
 CLEAR_TEXT = [

@@ -22,7 +22,6 @@ import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from sgp_action import USER_AGENT
-from sgp_action.api.answers import error_detail, json_answer
 from sgp_action.api.client import SGPClient
 from sgp_action.api.transport import Transport, join_url, parse_retry_after, short_reason
 from sgp_action.emulator.routing import MAX_JSON_BODY
@@ -41,27 +40,9 @@ from sgp_action.errors import (
     ValidationError,
 )
 from tests.hostile import send_bytes, send_json, serve
-from tests.support import EmulatorHandle
-
-BASE = "http://127.0.0.1:5003/public"
-KEY = "sk-very-secret-key-123"
-
-
-class Sleeps(list[float]):
-    """A fake `sleep` that records the delays."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-def transport(sleeps: Sleeps, **kwargs: object) -> Transport:
-    options: dict[str, object] = {"max_retries": 3, "sleep": sleeps, "jitter": lambda: 0.5}
-    return Transport(BASE, KEY, "acct-1", **{**options, **kwargs})  # type: ignore[arg-type]
+from tests.support import TRANSPORT_BASE as BASE
+from tests.support import TRANSPORT_KEY as KEY
+from tests.support import EmulatorHandle, Sleeps, transport
 
 
 @pytest.mark.parametrize(
@@ -315,15 +296,6 @@ def test_real_refused_connection_is_retried_for_post(sleeps: Sleeps) -> None:
     assert len(sleeps) == 2
 
 
-@responses.activate
-def test_json_body_that_is_not_json(sleeps: Sleeps) -> None:
-    responses.get(f"{BASE}/v5/builds/b1", body="<html>login</html>")
-    t = transport(sleeps)
-    response = t.request("GET", "/v5/builds/b1", idempotent=True)
-    with pytest.raises(ApiError, match=r"not JSON.*check that base-url points at the SGP API"):
-        json_answer("GET", "/v5/builds/b1", response)
-
-
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -354,23 +326,6 @@ def test_only_an_owned_session_is_closed() -> None:
     given = Session()
     Transport(BASE, KEY, "a", session=given).close()
     assert not given.closed
-
-
-@pytest.mark.parametrize(
-    ("body", "detail"),
-    [
-        ({"detail": "plain"}, "plain"),
-        ({"detail": [{"loc": ["body", "x"], "msg": "bad"}, {"msg": "no loc"}, "str"]}, "x: bad; no loc; str"),
-        ({"detail": {"code": 1}}, "{'code': 1}"),
-        ({"error": "other"}, '{"error": "other"}'),
-        ("line one\n  line two", "line one line two"),
-        ("x" * 600, "x" * 497 + "..."),
-    ],
-)
-def test_error_detail(body: object, detail: str) -> None:
-    response = requests.Response()
-    response._content = (body if isinstance(body, str) else __import__("json").dumps(body)).encode()
-    assert error_detail(response) == detail
 
 
 @pytest.mark.parametrize(
