@@ -6,6 +6,7 @@ The runner sends SIGTERM 7.5 s after the SIGINT and kills 2.5 s later; the actio
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from collections.abc import Iterator
@@ -16,8 +17,11 @@ import pytest
 
 from sgp_action.demo import parse_output_file, pull_request_event
 from sgp_action.run.cancel import CANCEL_BUDGET_SECONDS
+from sgp_action.run.pipeline import CLEANUP_BUDGET_SECONDS
 from tests.fake_forge import FakeForge, serve_forge
+from tests.hostile import HostileServer
 from tests.run_helpers import ForgeWorkspace, start_run, wait_for_line
+from tests.support import EmulatorHandle
 
 TOKEN = "ghs_tokenvalue"
 WARNING = "::warning title=GitHub deployment::"
@@ -31,9 +35,11 @@ def forge() -> Iterator[FakeForge]:
         yield state
 
 
-def _cancel_preview(tmp_path: Path, emulator_factory: Any, forge: FakeForge) -> tuple[str, float]:
+def _cancel_preview(
+    tmp_path: Path, emulator: EmulatorHandle, forge: FakeForge, *, sgp_url: str = ""
+) -> tuple[str, float]:
     """A preview cancelled by SIGINT while its build runs: (the rest of its output, exit seconds after SIGINT)."""
-    workspace = ForgeWorkspace(tmp_path, emulator_factory(build_seconds=60))
+    workspace = ForgeWorkspace(tmp_path, dataclasses.replace(emulator, url=sgp_url or emulator.url))
     workspace.api_url = forge.url
     env = workspace.environ("pull_request", pull_request_event(workspace.head_sha), github_token=TOKEN)
     proc = start_run(env)
@@ -50,7 +56,7 @@ def _cancel_preview(tmp_path: Path, emulator_factory: Any, forge: FakeForge) -> 
 def test_a_cancelled_preview_ends_its_deployment_in_error(
     tmp_path: Path, emulator_factory: Any, forge: FakeForge
 ) -> None:
-    rest, elapsed = _cancel_preview(tmp_path, emulator_factory, forge)
+    rest, elapsed = _cancel_preview(tmp_path, emulator_factory(build_seconds=60), forge)
     ((deployment_id, _),) = forge.deployments.items()
     assert forge.states(deployment_id) == ["in_progress", "error"], rest
     final = forge.deployment_statuses[-1]
@@ -66,7 +72,7 @@ def test_a_forge_silent_on_the_final_status_does_not_hold_the_cancelled_run(
     tmp_path: Path, emulator_factory: Any, forge: FakeForge
 ) -> None:
     forge.hang_state = "error"
-    rest, elapsed = _cancel_preview(tmp_path, emulator_factory, forge)
+    rest, elapsed = _cancel_preview(tmp_path, emulator_factory(build_seconds=60), forge)
     ((deployment_id, _),) = forge.deployments.items()
     assert forge.states(deployment_id) == ["in_progress", "error"], rest  # sent, never answered
     assert rest.count(WARNING) <= 1, rest
@@ -74,3 +80,19 @@ def test_a_forge_silent_on_the_final_status_does_not_hold_the_cancelled_run(
     assert "did not stop within" not in rest, rest
     assert elapsed < CANCEL_BUDGET_SECONDS, rest
     print(f"silent forge: exit {elapsed:.2f} s after SIGINT")
+
+
+def test_a_remote_cleanup_that_spends_its_budget_leaves_no_time_for_the_final_status(
+    tmp_path: Path, emulator_factory: Any, forge: FakeForge
+) -> None:
+    """The build's cancel never gets its answer: the cleanup spends its whole budget, counted from the SIGINT, and
+    the status, which would push the worker past its grace, is not sent."""
+    emulator = emulator_factory(build_seconds=60)
+    with HostileServer({r"POST /v5/builds/[^/]+/cancel": "hang"}, upstream=emulator.url) as sgp:
+        rest, elapsed = _cancel_preview(tmp_path, emulator, forge, sgp_url=sgp.url)
+    ((deployment_id, _),) = forge.deployments.items()
+    assert forge.states(deployment_id) == ["in_progress"], rest
+    assert "cancel requested (no answer)" in rest and "still shows in_progress" in rest, rest
+    assert WARNING not in rest and "did not stop within" not in rest, rest
+    assert CLEANUP_BUDGET_SECONDS <= elapsed < CANCEL_BUDGET_SECONDS, rest
+    print(f"cleanup spent its budget: exit {elapsed:.2f} s after SIGINT")
