@@ -92,7 +92,7 @@ def test_a_remote_cleanup_that_spends_its_budget_leaves_no_time_for_the_final_st
         rest, elapsed = _cancel_preview(tmp_path, emulator, forge, sgp_url=sgp.url)
     ((deployment_id, _),) = forge.deployments.items()
     assert forge.states(deployment_id) == ["in_progress"], rest
-    assert "cancel requested (no answer)" in rest and "still shows in_progress" in rest, rest
+    assert "still shows in_progress" in rest, rest
     assert WARNING not in rest and "did not stop within" not in rest, rest
     assert CLEANUP_BUDGET_SECONDS <= elapsed < CANCEL_BUDGET_SECONDS, rest
     print(f"cleanup spent its budget: exit {elapsed:.2f} s after SIGINT")
