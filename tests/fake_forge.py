@@ -35,6 +35,7 @@ class FakeForge:
     next_id: int = 1
     list_barrier: threading.Barrier | None = None  # the first lookups wait for each other (overlapping runs)
     drip: str = ""  # "headers" or "body": answer every GET a byte at a time, until `stop`
+    hang_state: str = ""  # a deployment status of this state is recorded, then left unanswered until `stop`
     stop: threading.Event = field(default_factory=threading.Event)
 
     def add(self, issue: int, body: str) -> int:
@@ -132,7 +133,11 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
                 forge.deployments[deployment_id] = json.loads(body)
                 return self._answer(201, {"id": deployment_id, **forge.deployments[deployment_id]})
             if self.command == "POST" and segments[2:] == ["statuses"] and int(segments[1]) in forge.deployments:
-                forge.deployment_statuses.append({"deployment": int(segments[1]), **json.loads(body)})
+                status = json.loads(body)
+                forge.deployment_statuses.append({"deployment": int(segments[1]), **status})
+                if forge.hang_state and status.get("state") == forge.hang_state:
+                    forge.stop.wait(30)  # taken, but its answer never comes
+                    return None
                 return self._answer(201, {"id": len(forge.deployment_statuses)})
             return self._answer(404, {"message": "not found"})
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sgp_action.ci import deployments as deployments_module
-from sgp_action.ci.deployments import GitHubDeployments, render_url, validate_url_template
+from sgp_action.ci.deployments import DeploymentRequest, GitHubDeployments, render_url, validate_url_template
 from sgp_action.demo import PR_NUMBER, pull_request_event
 from tests.fake_forge import REPO, FakeForge, serve_forge
 from tests.run_helpers import ForgeWorkspace, Run
@@ -185,3 +185,45 @@ def test_cleanup_sets_the_deployments_of_the_previews_it_deletes_inactive(
     assert (run.exit_code, run.result) == (0, "success"), run.log
     ((deployment_id, _),) = forge.deployments.items()
     assert forge.states(deployment_id) == ["in_progress", "success", "inactive"]
+
+
+# --- a cancelled run's final status: everything ends by the deadline it is given ---
+
+
+def _started(forge: FakeForge, warnings: list[str], *, wait_for_id: bool = True) -> GitHubDeployments:
+    github = GitHubDeployments(forge.url, REPO, TOKEN, warn=warnings.append, budget=2.0)
+    github.start(DeploymentRequest("a" * 40, "sgp-preview/pr-1", False, "sample-agent", "", "Building"))
+    give_up = time.monotonic() + 5
+    while wait_for_id and not github.deployment_id and time.monotonic() < give_up:
+        forge.stop.wait(0.01)  # the start runs in a thread of its own: wait until it has its id
+    return github
+
+
+def test_a_final_status_with_a_deadline_ends_by_it_when_the_forge_is_silent(forge: FakeForge) -> None:
+    warnings: list[str] = []
+    forge.hang_state = "error"
+    github = _started(forge, warnings, wait_for_id=False)  # finish waits for the start itself
+    start = time.monotonic()
+    assert github.finish("error", "cancelled: the job was cancelled", deadline=start + 1.0) is False
+    elapsed = time.monotonic() - start
+    assert elapsed < 1.25, elapsed
+    assert forge.states(github.deployment_id) == ["in_progress", "error"]  # sent, never answered
+    assert len(warnings) == 1 and "GitHub deployment" in warnings[0], warnings
+
+
+def test_a_start_still_in_flight_is_waited_for_only_until_the_deadline(forge: FakeForge) -> None:
+    warnings: list[str] = []
+    forge.hang_state = "in_progress"  # the start's own status call never gets its answer
+    github = _started(forge, warnings, wait_for_id=False)
+    start = time.monotonic()
+    assert github.finish("error", "cancelled", deadline=start + 0.5) is False
+    assert time.monotonic() - start < 0.75
+    assert warnings == [] and [s["state"] for s in forge.deployment_statuses] == ["in_progress"]
+
+
+def test_too_little_time_left_sends_nothing_and_warns_nothing(forge: FakeForge) -> None:
+    warnings: list[str] = []
+    github = _started(forge, warnings)
+    assert github.deployment_id
+    assert github.finish("error", "cancelled", deadline=time.monotonic() + 0.1) is False
+    assert forge.states(github.deployment_id) == ["in_progress"] and warnings == []

@@ -5,7 +5,8 @@ is called there; they keep the commit status and the comment. Every call is best
 `deployments: write` (403) or a failing forge gives one warning, after which this run sends the forge no more
 deployment calls, and the deploy goes on. Each group of calls (a deployment's start, its end, the teardown's
 `inactive` statuses) has FORGE_BUDGET seconds; the start runs beside the build so that the build never waits for
-the forge, and the end waits for the start at most that long.
+the forge, and the end waits for the start at most that long. A cancelled run's end has only what its cancel budget
+leaves: a deadline covering the wait for the start and the one request, or nothing sent when too little is left.
 
 A deployment is created for a commit SHA with `required_contexts: []` (GitHub would otherwise refuse it while this
 very workflow's check is pending) and `auto_merge: false` (a SHA cannot take a merge). Its `payload` names the agent,
@@ -18,6 +19,7 @@ import json
 import logging
 import string
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,6 +38,8 @@ URL_FIELDS = ("deployment_id", "label", "agent", "sha", "environment", "namespac
 PREVIEW_ENVIRONMENT = "sgp-preview/{label}"
 #: GitHub cuts a status description at 140 characters.
 DESCRIPTION_MAX = 140
+#: Less time than this is not worth a request: it would be cut before GitHub's answer could come back.
+MIN_CALL_SECONDS = 0.25
 
 
 def preview_environment(label: str) -> str:
@@ -139,17 +143,20 @@ class GitHubDeployments:
             self._given_up.set()
             self._warn(text)
 
-    def _call(self, func: Callable[[ForgeClient], T]) -> T | None:
-        """`func` with a fresh client whose calls share `budget`; None (and the one warning) when it failed."""
+    def _call(self, func: Callable[[ForgeClient], T], seconds: float | None = None) -> T | None:
+        """`func` with a fresh client whose calls share `budget`, or `seconds` all told; None (and the one warning)
+        when it failed."""
         if self.given_up:
             return None
-        forge = ForgeClient(self.api_url, self.repository, self._token, budget=self.budget)
+        budget = self.budget if seconds is None else seconds
+        forge = ForgeClient(self.api_url, self.repository, self._token, budget=budget)
         # A stuck request (a name that does not resolve, a forge that drips) is left behind, never waited out.
-        call = call_with_deadline(lambda: func(forge), self.budget + FORGE_GRACE, name="sgp-forge-deployments")
+        wait = budget + FORGE_GRACE if seconds is None else seconds
+        call = call_with_deadline(lambda: func(forge), wait, name="sgp-forge-deployments")
         if not call.done:
             forge.abandon()
             self._give_up(
-                f"the forge did not answer within {self.budget:g} s, so the GitHub deployment is not up to date; "
+                f"the forge did not answer within {budget:.2g} s, so the GitHub deployment is not up to date; "
                 "the deploy itself is unaffected"
             )
             return None
@@ -208,11 +215,20 @@ class GitHubDeployments:
             status["auto_inactive"] = True  # the previous production deployment of the environment goes inactive
         return status
 
-    def finish(self, state: str, description: str, environment_url: str = "") -> bool:
-        """Set the final status (`success`, `failure`, `error`); False when there is no deployment to update."""
-        if self._starting is not None and not self._starting.wait(self.budget + 2 * FORGE_GRACE):
-            return False  # the start is stuck: its own call gives the warning
+    def finish(self, state: str, description: str, environment_url: str = "", *, deadline: float | None = None) -> bool:
+        """Set the final status (`success`, `failure`, `error`); False when there is no deployment to update.
+
+        With `deadline` (a `time.monotonic()` value), everything, the wait for a start still in flight included,
+        ends by then, and nothing is sent when too little time is left for an answer.
+        """
+        wait = self.budget + 2 * FORGE_GRACE if deadline is None else deadline - time.monotonic()
+        if self._starting is not None and not self._starting.wait(wait):
+            return False  # the start has not ended: its own call warns when it fails
         if not self.deployment_id:
+            return False
+        seconds = None if deadline is None else deadline - time.monotonic()
+        if seconds is not None and seconds < MIN_CALL_SECONDS:
+            log.info("no time was left to end the GitHub deployment %s: it still shows in_progress", self.deployment_id)
             return False
         status = self._status(state, description, environment_url)
 
@@ -220,7 +236,7 @@ class GitHubDeployments:
             forge.create_deployment_status(self.deployment_id, status)
             return True
 
-        return bool(self._call(post))
+        return bool(self._call(post, seconds))
 
     def deactivate(self, previews: Iterable[tuple[str, str | None]], log_url: str) -> int:
         """Set `inactive` on the deployments of these previews (label, agent or None for any); how many were set.

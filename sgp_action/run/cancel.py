@@ -49,6 +49,8 @@ class CancelToken:
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
         self.reason = ""
+        #: When `cancel` was first called (`time.monotonic()`), the start of the cancel budget; None before.
+        self.cancelled_at: float | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -61,6 +63,7 @@ class CancelToken:
             if self._event.is_set():
                 return
             self.reason = reason
+            self.cancelled_at = time.monotonic()
             self._event.set()
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:

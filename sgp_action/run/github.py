@@ -83,9 +83,14 @@ def deployment_url(ctx: RunState, agent: str) -> str:
     return render_url(ctx.settings.deployment_url, values)
 
 
-def finish_deployment(ctx: RunState, deployments: GitHubDeployments | None, exit_code: int) -> bool:
-    """Give the GitHub deployment its final status and description; False when there was none to update."""
-    if deployments is None or ctx.token.cancelled:  # the cancel budget leaves no time for forge round trips
+def finish_deployment(
+    ctx: RunState, deployments: GitHubDeployments | None, exit_code: int, *, deadline: float | None = None
+) -> bool:
+    """Give the GitHub deployment its final status and description; False when there was none to update.
+
+    A cancelled run must pass `deadline` (a `time.monotonic()` value): its exit may not wait for the forge.
+    """
+    if deployments is None or (ctx.token.cancelled and deadline is None):
         return False
     report = ctx.report
     state = final_state(report.result, exit_code)
@@ -96,7 +101,7 @@ def finish_deployment(ctx: RunState, deployments: GitHubDeployments | None, exit
         first = report.message.splitlines()[0] if report.message else "no detail"
         description = f"{report.result or 'failure'}: {first}"
     url = report.deployment_url if state == "success" else ""
-    return deployments.finish(state, _redact(ctx, description), url)
+    return deployments.finish(state, _redact(ctx, description), url, deadline=deadline)
 
 
 def deactivate_previews(ctx: RunState, previews: Iterable[tuple[str, str | None]]) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -58,6 +59,8 @@ DELEGATED_COMMANDS: dict[str, Callable[[RunState], None]] = {
 }
 #: Share of the cancel budget a worker spends on the remote cleanup (it must end within the supervisor's grace).
 CLEANUP_BUDGET_SECONDS = WORKER_GRACE_SECONDS - 0.5
+#: After a cancellation, the most the GitHub deployment's final status may take, a start still in flight included.
+CANCEL_STATUS_SECONDS = 1.5
 #: What is left for the main thread when it abandons a stuck worker (budget minus grace, minus time to write).
 ABANDON_BUDGET_SECONDS = CANCEL_BUDGET_SECONDS - WORKER_GRACE_SECONDS - 0.5
 
@@ -118,12 +121,14 @@ class Pipeline:
     def run(self) -> Outcome:
         """Run the command to the end; outputs and summary are written whatever happens."""
         ctx = self.ctx
+        interrupted_at: float | None = None
         try:
             with ctx.report.timed("total"):
                 result = self._run()
             ctx.report.result = result
             outcome = Outcome(result, EXIT_OK, ctx.report)
         except (Cancelled, KeyboardInterrupt) as exc:  # KeyboardInterrupt: run in the main thread, no supervisor
+            interrupted_at = time.monotonic()
             stopped = ctx.remote.stop(ctx.client, CLEANUP_BUDGET_SECONDS) if ctx._client is not None else []
             reason = exc if isinstance(exc, Cancelled) else Cancelled("the run was interrupted")
             outcome = self._failed(Cancelled(self._cancel_message(reason, stopped)))
@@ -137,7 +142,8 @@ class Pipeline:
         finally:
             self._cleanup_local()
             ctx.close()
-        finish_deployment(ctx, self._github, outcome.exit_code)  # never raises: a forge failure is a warning
+        deadline = self._status_deadline(interrupted_at)
+        finish_deployment(ctx, self._github, outcome.exit_code, deadline=deadline)  # a forge failure is a warning
         update_pr_comment(self._pr_comment())  # never raises: a forge failure is a warning
         ctx.report.write(ctx.runner)
         return outcome
@@ -151,6 +157,20 @@ class Pipeline:
         return outcome
 
     # --- outcome helpers ----------------------------------------------------------------------------------------
+
+    def _status_deadline(self, interrupted_at: float | None) -> float | None:
+        """None for a run that ended by itself; after a cancellation, when the deployment's final status must end.
+
+        The worker must have ended, its outputs written, within the supervisor's grace, or the main thread abandons
+        it and exits without it; that grace ends long before the runner's SIGTERM (7.5 s after its SIGINT). So the
+        status gets only what the remote cleanup left of CLEANUP_BUDGET_SECONDS, and CANCEL_STATUS_SECONDS at most.
+        """
+        began = self.ctx.token.cancelled_at
+        if began is None:
+            began = interrupted_at
+        if began is None:
+            return None
+        return min(began + CLEANUP_BUDGET_SECONDS, time.monotonic() + CANCEL_STATUS_SECONDS)
 
     def _pr_comment(self) -> PrComment:
         ctx, settings = self.ctx, self.ctx.settings
