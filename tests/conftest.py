@@ -8,14 +8,14 @@ import signal
 import subprocess
 import sys
 import tarfile
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.hostile import listening
 from tests.support import (
     EMULATOR_ACCOUNT_ID,
     EMULATOR_API_KEY,
@@ -161,19 +161,8 @@ def deploy_yaml() -> Callable[..., tuple[str, str]]:
 @pytest.fixture
 def local_server() -> Iterator[Callable[[type[BaseHTTPRequestHandler]], str]]:
     """`local_server(Handler)` serves with `Handler` on 127.0.0.1 and gives a base URL ending in `/prefix`."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(handler: type[BaseHTTPRequestHandler]) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/prefix"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with contextlib.ExitStack() as servers:
+        yield lambda handler: servers.enter_context(listening(handler)) + "/prefix"
 
 
 @pytest.fixture

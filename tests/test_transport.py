@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import functools
 import gzip
@@ -10,11 +11,10 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
@@ -39,7 +39,7 @@ from sgp_action.errors import (
     ServerError,
     ValidationError,
 )
-from tests.hostile import send_bytes, send_json, serve
+from tests.hostile import listening, send_bytes, send_json, serve
 from tests.support import TRANSPORT_BASE as BASE
 from tests.support import TRANSPORT_KEY as KEY
 from tests.support import EmulatorHandle, Sleeps, transport
@@ -505,15 +505,12 @@ def test_a_redirect_names_its_host_says_to_fix_base_url_and_is_not_followed(
 
 
 class Answering(BaseHTTPRequestHandler):
-    """Answers every GET with the server's name and the request target (absolute when sent to a proxy)."""
+    """Answers every GET with its `name` and the request target (absolute when sent to a proxy)."""
+
+    name = ""
 
     def do_GET(self) -> None:
-        body = json.dumps({"via": self.server.name, "target": self.path}).encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, {"via": self.name, "target": self.path})
 
     def log_message(self, format: str, *args: object) -> None:
         return
@@ -522,19 +519,8 @@ class Answering(BaseHTTPRequestHandler):
 @pytest.fixture
 def answering() -> Iterator[Callable[[str], str]]:
     """Starts named answering servers on 127.0.0.1; yields a factory returning each one's URL."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(name: str) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Answering)
-        server.name = name  # type: ignore[attr-defined]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with contextlib.ExitStack() as servers:
+        yield lambda name: servers.enter_context(listening(type(f"Answering_{name}", (Answering,), {"name": name})))
 
 
 def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
