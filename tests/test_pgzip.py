@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sgp_action.packaging import pgzip
 from sgp_action.packaging.pgzip import WINDOW, ParallelGzipWriter
 
 BLOCK = 64 * 1024
@@ -148,3 +149,11 @@ def test_mixed_blocks_keep_their_dictionary() -> None:
     part = text(3 * BLOCK)
     data = part + random.Random(6).randbytes(2 * BLOCK) + part[: BLOCK // 2]
     assert gzip.decompress(compress(data)) == data
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(1, 1), (2, 2), (8, 8), (64, 8)])
+def test_default_threads_follow_the_cpus_up_to_the_cap(
+    cpus: int, expected: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pgzip.os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert pgzip.default_threads() == expected

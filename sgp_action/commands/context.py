@@ -40,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="store what symlinks point at (only inside the workspace, never .git) instead of the links",
     )
     parser.add_argument("--level", type=int, default=6, choices=range(1, 10), metavar="1-9", help="gzip level (6)")
-    parser.add_argument("--threads", type=int, metavar="N", help="compression threads (default: the CPUs available)")
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="compression threads (default: the CPUs available, at most 8)"
+    )
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -25,7 +25,14 @@ from typing import BinaryIO
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "ParallelGzipWriter", "default_threads"]
 
-DEFAULT_BLOCK_SIZE = 256 * 1024
+# 1 MiB: each block costs a fresh compressor (about 300 KiB of zlib state, allocated and cleared), 32 KiB of
+# dictionary priming and a hand-off between threads. At 256 KiB that was a sixth of the work on 100,000 small files
+# (1.24 s -> 1.06 s at 1 MiB, tar -czf 1.05 s); 2 MiB gained more there but lost parallelism on smaller contexts and
+# on a tree of large random files.
+DEFAULT_BLOCK_SIZE = 1024 * 1024
+#: Compressor threads by default, whatever the CPU count: `2 * threads` blocks in flight bound the memory (16 MiB at
+#: 8), and 8 threads deflate faster than a tree of small files is read.
+MAX_DEFAULT_THREADS = 8
 WINDOW = 32 * 1024  # deflate's history window: the most a back-reference can reach
 _SAMPLE = 8 * 1024
 # Magic, CM=deflate, FLG=0 (no name, comment or extra), MTIME=0; then XFL and OS=255 ("unknown", as Python writes).
@@ -33,11 +40,12 @@ _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00"
 
 
 def default_threads() -> int:
-    """The CPUs this process may run on."""
+    """The CPUs this process may run on, at most MAX_DEFAULT_THREADS."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_THREADS))
 
 
 def _incompressible(block: bytes) -> bool:
