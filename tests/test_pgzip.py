@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import random
 import shutil
 import subprocess
@@ -155,5 +156,5 @@ def test_mixed_blocks_keep_their_dictionary() -> None:
 def test_default_threads_follow_the_cpus_up_to_the_cap(
     cpus: int, expected: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pgzip.os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
     assert pgzip.default_threads() == expected
