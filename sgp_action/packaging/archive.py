@@ -39,7 +39,6 @@ from sgp_action.packaging.tarheader import (
     BLOCK,
     DIRTYPE,
     PADDING,
-    REGTYPE,
     SYMTYPE,
     U32_U64,
     U64,
@@ -126,7 +125,7 @@ def is_secret_like(name: str) -> bool:
     )
 
 
-_KIND = {"file": (REGTYPE, b"f"), "dir": (DIRTYPE, b"d"), "symlink": (SYMTYPE, b"l")}
+_KIND = {"dir": (DIRTYPE, b"d"), "symlink": (SYMTYPE, b"l")}
 _BATCH = 256 * 1024
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -162,29 +161,17 @@ class _TarWriter:
             self.out.write(self._batch)
             self._batch = bytearray()
 
-    def add(self, member: Member) -> None:
-        self.check()
-        self.member_count += 1
-        if member.kind == "file":
-            self._add_file(member)
-        else:
-            kind, letter = _KIND[member.kind]
-            name = member.name.encode("utf-8", "surrogateescape")
-            payload = member.target.encode("utf-8", "surrogateescape")
-            self._hashed += b"%s%s%s%s%s" % (
-                U64(len(name)),
-                name,
-                letter,
-                U32_U64(member.mode, len(payload)),
-                payload,
-            )
-            self._batch += tar_header(member.name, kind, member.mode, 0, member.target)
-            if member.kind == "symlink":
-                self.file_count += 1
-                if self.names is not None:
-                    self.names.append(member.name)
-        if len(self._batch) >= _BATCH:
-            self._flush_checked()
+    def _add_entry(self, member: Member) -> None:
+        """A folder or a symlink: its header, and its hash entry with the link's target as payload."""
+        kind, letter = _KIND[member.kind]
+        name = member.name.encode("utf-8", "surrogateescape")
+        payload = member.target.encode("utf-8", "surrogateescape")
+        self._hashed += b"%s%s%s%s%s" % (U64(len(name)), name, letter, U32_U64(member.mode, len(payload)), payload)
+        self._batch += tar_header(member.name, kind, member.mode, 0, member.target)
+        if member.kind == "symlink":
+            self.file_count += 1
+            if self.names is not None:
+                self.names.append(member.name)
 
     def _flush_checked(self) -> None:
         self._flush()
@@ -195,47 +182,48 @@ class _TarWriter:
             )
 
     def add_all(self, members: Iterable[Member]) -> None:
-        """`add` for each member in turn. A regular file under 256 KiB (the bulk of a large tree) is handled here
-        inline, its lookups bound once: per file, the Python work is otherwise a good part of the time beside the
-        kernel's open, fstat, read and close."""
+        """Every member, in turn. A regular file under 256 KiB (the bulk of a large tree) is handled here inline, its
+        lookups bound once: per file, the Python work is otherwise a good part of the time beside the kernel's open,
+        fstat, read and close. A larger file, or one that changed while it was read, goes through `_add_file`."""
         check, record = self.check, self._record
         fstat, read, close, isreg, header_of = os.fstat, os.read, os.close, stat.S_ISREG, file_header
         for member in members:
-            source = member.source
-            if member.kind != "file" or source is None:
-                self.add(member)
-                continue
             check()
             self.member_count += 1
-            name = member.name
-            fd = _open(name, source)
-            try:
-                # Size, mode and type from the open file (its only stat): a path swapped for a FIFO or a link since
-                # the walk must not block us.
-                opened = fstat(fd)
-                size = opened.st_size
-                chunk = None
-                if isreg(opened.st_mode) and size < _BATCH:
-                    chunk = b""
-                    if size:
-                        check()  # before each read, as the general path does
-                        chunk = read(fd, size)
-            except OSError as exc:
-                raise ContextError(f"cannot read {name} ({source}): {exc.strerror or exc}") from None
-            finally:
-                close(fd)
-            if chunk is None or len(chunk) != size:  # large, not a regular file, or changed: the general path
-                self._add_file(member)
-                continue
-            mode = opened.st_mode & 0o7777
-            encoded = name.encode("utf-8", "surrogateescape")
-            self._hashed += b"".join((U64(len(encoded)), encoded, b"f", U32_U64(mode, size), chunk))
-            self._batch += b"".join((header_of(name, encoded, mode, size), chunk, PADDING[size % BLOCK]))
-            record(name, size)
+            source = member.source
+            if member.kind == "file" and source is not None:
+                name = member.name
+                fd = _open(name, source)
+                try:
+                    # Size, mode and type from the open file (its only stat): a path swapped for a FIFO or a link
+                    # since the walk must not block us.
+                    opened = fstat(fd)
+                    size = opened.st_size
+                    chunk = None
+                    if isreg(opened.st_mode) and size < _BATCH:
+                        chunk = b""
+                        if size:
+                            check()  # before each read, as the general path does
+                            chunk = read(fd, size)
+                except OSError as exc:
+                    raise ContextError(f"cannot read {name} ({source}): {exc.strerror or exc}") from None
+                finally:
+                    close(fd)
+                if chunk is not None and len(chunk) == size:
+                    mode = opened.st_mode & 0o7777
+                    encoded = name.encode("utf-8", "surrogateescape")
+                    self._hashed += b"".join((U64(len(encoded)), encoded, b"f", U32_U64(mode, size), chunk))
+                    self._batch += b"".join((header_of(name, encoded, mode, size), chunk, PADDING[size % BLOCK]))
+                    record(name, size)
+                else:  # large, not a regular file, or changed since its fstat
+                    self._add_file(member)
+            else:
+                self._add_entry(member)
             if len(self._batch) >= _BATCH:
                 self._flush_checked()
 
     def _add_file(self, member: Member) -> None:
+        """A regular file of any size, opened again and read in 1 MiB chunks (`_copy`)."""
         path = member.source
         assert path is not None
         fd = _open(member.name, path)
@@ -245,23 +233,10 @@ class _TarWriter:
                 raise ContextError(f"{member.name} stopped being a regular file while it was packaged; retry")
             size, mode = opened.st_size, opened.st_mode & 0o7777
             name = member.name.encode("utf-8", "surrogateescape")
-            header = file_header(member.name, name, mode, size)
-            entry = b"%s%sf%s" % (U64(len(name)), name, U32_U64(mode, size))
-            chunk = b""
-            if 0 < size < _BATCH:
-                self.check()
-                try:
-                    chunk = os.read(fd, size)
-                except OSError as exc:
-                    raise ContextError(f"cannot read {member.name} ({path}): {exc.strerror or exc}") from None
-            if len(chunk) == size:  # all of it (the common case): one append to each batch
-                self._hashed += b"%s%s" % (entry, chunk)
-                self._batch += b"%s%s%s" % (header, chunk, PADDING[size % BLOCK])
-            else:
-                self._batch += header
-                self._hashed += entry
-                self._copy(fd, member, size, chunk)
-                self._batch += PADDING[size % BLOCK]
+            self._batch += file_header(member.name, name, mode, size)
+            self._hashed += b"%s%sf%s" % (U64(len(name)), name, U32_U64(mode, size))
+            self._copy(fd, member, size)
+            self._batch += PADDING[size % BLOCK]
         finally:
             os.close(fd)
         self._record(member.name, size)
@@ -291,12 +266,9 @@ class _TarWriter:
             raise ContextError(f"{member.name} shrank while it was packaged; retry when nothing writes to it")
         return chunk
 
-    def _copy(self, fd: int, member: Member, size: int, first: bytes) -> None:
-        """The rest of a file from `fd` after `first`, checking for a cancellation before each 1 MiB read."""
-        if first:
-            self._hashed += first
-            self._batch += first
-        remaining = size - len(first)
+    def _copy(self, fd: int, member: Member, size: int) -> None:
+        """The content of a file from `fd`, checking for a cancellation before each 1 MiB read."""
+        remaining = size
         while remaining:
             self.check()  # per 1 MiB read: a large file stops within milliseconds of a cancellation
             chunk = self._read(fd, member, min(_READ_CHUNK, remaining))
